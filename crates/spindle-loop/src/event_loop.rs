@@ -1,0 +1,922 @@
+//! [`EventLoop`]: one asyncio loop, owned by one thread.
+//!
+//! # One iteration (`run_once`, after asyncio's `_run_once`)
+//!
+//! 1. drain the remote inbox (threadsafe callbacks, cross-thread task wake-ups) into the ready
+//!    queue;
+//! 2. choose the wait: none if anything is ready or a stop is pending; else until the earliest
+//!    live timer (capped at [`MAX_WAIT`]); else until notified. Park in the poller only if the
+//!    wait is not zero (a busy loop makes no syscall at all), then drain the inbox again;
+//! 3. move due timers to the back of the ready queue (so `call_later(0, a); call_soon(b)` runs b,
+//!    then a), rebuilding the heap first if cancelled entries dominate it;
+//! 4. run exactly the items that were ready when the batch started; what they schedule waits for
+//!    the next iteration. This gives asyncio's `stop()` semantics: the batch in which `stop()` is
+//!    called finishes, then `run_forever` returns.
+//!
+//! Every callback and task step runs under `catch_unwind`: a panic is reported to the exception
+//! handler and the loop goes on.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe, Location};
+use std::rc::{Rc, Weak};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::context;
+use crate::error::{LoopError, Rejected};
+use crate::exception::{default_exception_handler, ExceptionContext, ExceptionHandler, ExceptionKind};
+use crate::future::LoopFuture;
+use crate::handle::{new_callback, Callback, Handle, TimerHandle};
+use crate::registry::TaskRegistry;
+use crate::remote::{Remote, RemoteItem};
+use crate::task::{self, Task, TaskHeader, TaskRef, TaskRunnable};
+use crate::timers::Timers;
+
+/// The longest the loop blocks in one wait, even for a timer further away (asyncio's
+/// `MAXIMUM_SELECT_TIMEOUT`): it keeps the poller's timeout argument in range on every platform.
+pub const MAX_WAIT: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// The default `slow_callback_duration` (asyncio's 100 ms).
+pub const DEFAULT_SLOW_CALLBACK: Duration = Duration::from_millis(100);
+
+/// How far in the future a deadline that overflows `Instant` is put: far enough never to fire.
+const FAR_FUTURE: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
+
+/// `close()` keeps draining while destructors schedule more work, at most this many rounds
+/// (a destructor that reschedules forever must not hang `close`).
+const MAX_CLOSE_ROUNDS: usize = 64;
+
+static NEXT_LOOP_ID: AtomicU64 = AtomicU64::new(1);
+
+/// One item of the ready queue.
+pub(crate) enum Ready {
+    Callback(Callback),
+    Remote(Box<dyn FnOnce() + Send>),
+    Task(TaskRunnable),
+}
+
+/// Counters and sizes of one loop, for tests, metrics and tools.
+///
+/// ```
+/// let lp = spindle_loop::EventLoop::new().unwrap();
+/// lp.call_soon(|| ()).unwrap();
+/// assert_eq!(lp.stats().ready, 1);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LoopStats {
+    /// Items in the ready queue.
+    pub ready: usize,
+    /// Entries in the timer heap, cancelled ones included.
+    pub timers: usize,
+    /// Cancelled entries still in the timer heap (removed lazily).
+    pub cancelled_timers: usize,
+    /// Live tasks.
+    pub tasks: usize,
+    /// Callbacks run so far.
+    pub callbacks_run: u64,
+    /// Task steps (polls) run so far.
+    pub task_steps: u64,
+    /// Iterations run so far.
+    pub iterations: u64,
+    /// Wake-up syscalls other threads issued to this loop.
+    pub wakeups: u64,
+}
+
+pub(crate) struct Inner {
+    id: u64,
+    me: Weak<Inner>,
+    ready: RefCell<VecDeque<Ready>>,
+    timers: RefCell<Timers>,
+    remote: Arc<Remote>,
+    running: Cell<bool>,
+    stopping: Cell<bool>,
+    closed: Cell<bool>,
+    tasks: RefCell<TaskRegistry>,
+    current_task: RefCell<Option<Arc<TaskHeader>>>,
+    handler: RefCell<Option<ExceptionHandler>>,
+    debug: Cell<bool>,
+    slow_callback: Cell<Duration>,
+    events: RefCell<polling::Events>,
+    callbacks_run: Cell<u64>,
+    task_steps: Cell<u64>,
+    iterations: Cell<u64>,
+}
+
+impl Inner {
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+
+    pub(crate) fn weak(&self) -> Weak<Inner> {
+        self.me.clone()
+    }
+
+    pub(crate) fn remote(&self) -> &Arc<Remote> {
+        &self.remote
+    }
+
+    pub(crate) fn stop(&self) {
+        self.stopping.set(true);
+    }
+
+    pub(crate) fn push_ready_task(&self, runnable: TaskRunnable) {
+        self.ready.borrow_mut().push_back(Ready::Task(runnable));
+    }
+
+    pub(crate) fn register_task(&self, header: Arc<TaskHeader>) {
+        self.tasks.borrow_mut().insert(header);
+    }
+
+    pub(crate) fn unregister_task(&self, header: &TaskHeader) {
+        self.tasks.borrow_mut().remove(header);
+    }
+
+    pub(crate) fn current_task_header(&self) -> Option<Arc<TaskHeader>> {
+        self.current_task.borrow().clone()
+    }
+
+    pub(crate) fn timer_cancelled(&self) {
+        self.timers.borrow_mut().note_cancelled();
+    }
+
+    pub(crate) fn call_soon_internal<F: FnOnce() + 'static>(
+        &self,
+        f: F,
+        created_at: &'static Location<'static>,
+    ) -> Result<Handle, Rejected<F>> {
+        if self.closed.get() {
+            return Err(Rejected::new(f, LoopError::Closed));
+        }
+        let cell = new_callback(f, created_at);
+        self.ready
+            .borrow_mut()
+            .push_back(Ready::Callback(cell.clone()));
+        Ok(Handle { cell })
+    }
+
+    /// Sends `ctx` to the custom handler (falling back to the default one if it panics) or to
+    /// the default handler.
+    pub(crate) fn report(&self, ctx: ExceptionContext) {
+        let handler = self.handler.borrow().clone();
+        let me = self.me.upgrade();
+        match (handler, me) {
+            (Some(handler), Some(me)) => {
+                let lp = EventLoop { inner: me };
+                if let Err(payload) = catch_unwind(AssertUnwindSafe(|| handler(&lp, &ctx))) {
+                    default_exception_handler(&ctx);
+                    let mut failure = ExceptionContext::new(
+                        ExceptionKind::HandlerPanicked,
+                        "Unhandled error in exception handler",
+                    );
+                    failure.panic = Some(task::panic_message(&*payload).into());
+                    default_exception_handler(&failure);
+                }
+            }
+            _ => default_exception_handler(&ctx),
+        }
+    }
+
+    fn drain_remote(&self) {
+        // Bounded by what is there now, so producers faster than the loop cannot keep it here.
+        let mut budget = self.remote.len();
+        while budget > 0 {
+            budget -= 1;
+            let Some(item) = self.remote.pop() else { break };
+            let item = match item {
+                RemoteItem::Callback(f) => Ready::Remote(f),
+                RemoteItem::Task(runnable) => Ready::Task(runnable),
+            };
+            self.ready.borrow_mut().push_back(item);
+        }
+    }
+
+    fn run_once(&self) {
+        self.iterations.set(self.iterations.get() + 1);
+        self.drain_remote();
+        let timeout = if !self.ready.borrow().is_empty() || self.stopping.get() {
+            Some(Duration::ZERO)
+        } else {
+            let mut timers = self.timers.borrow_mut();
+            timers.maybe_rebuild();
+            timers.next_deadline().map(|deadline| {
+                deadline
+                    .saturating_duration_since(Instant::now())
+                    .min(MAX_WAIT)
+            })
+        };
+        if timeout != Some(Duration::ZERO) {
+            let _span = tracing::trace_span!("spindle.park", ?timeout).entered();
+            self.remote.park(&mut self.events.borrow_mut(), timeout);
+            self.drain_remote();
+        }
+        {
+            let mut timers = self.timers.borrow_mut();
+            if !timers.is_empty() {
+                timers.maybe_rebuild();
+                let now = Instant::now();
+                let mut ready = self.ready.borrow_mut();
+                while let Some(callback) = timers.pop_due(now) {
+                    ready.push_back(Ready::Callback(callback));
+                }
+            }
+        }
+        let batch = self.ready.borrow().len();
+        for _ in 0..batch {
+            // The borrow ends before the item runs: it may schedule more.
+            let item = self.ready.borrow_mut().pop_front();
+            match item {
+                Some(item) => self.run_item(item),
+                None => break,
+            }
+        }
+    }
+
+    fn run_item(&self, item: Ready) {
+        let started = self.debug.get().then(Instant::now);
+        let (name, created_at, task) = match item {
+            Ready::Callback(callback) => {
+                if callback.is_cancelled() {
+                    return;
+                }
+                self.callbacks_run.set(self.callbacks_run.get() + 1);
+                if let Err(payload) = catch_unwind(AssertUnwindSafe(|| callback.run())) {
+                    let mut ctx = ExceptionContext::new(
+                        ExceptionKind::CallbackPanicked,
+                        format!("Exception in callback {}", callback.name()),
+                    );
+                    ctx.panic = Some(task::panic_message(&*payload).into());
+                    ctx.callback = Some(callback.name());
+                    ctx.created_at = Some(callback.created_at());
+                    drop(payload);
+                    self.report(ctx);
+                }
+                (callback.name(), Some(callback.created_at()), None)
+            }
+            Ready::Remote(f) => {
+                self.callbacks_run.set(self.callbacks_run.get() + 1);
+                if let Err(payload) = catch_unwind(AssertUnwindSafe(f)) {
+                    let mut ctx = ExceptionContext::new(
+                        ExceptionKind::CallbackPanicked,
+                        "Exception in threadsafe callback",
+                    );
+                    ctx.panic = Some(task::panic_message(&*payload).into());
+                    ctx.callback = Some("threadsafe callback");
+                    drop(payload);
+                    self.report(ctx);
+                }
+                ("threadsafe callback", None, None)
+            }
+            Ready::Task(runnable) => {
+                self.task_steps.set(self.task_steps.get() + 1);
+                let header = runnable.metadata().clone();
+                header.begin_step();
+                let _span = tracing::trace_span!("spindle.task", id = header.id()).entered();
+                let previous = self.current_task.replace(Some(header.clone()));
+                // Panics inside the task's future are caught by the task itself; this one only
+                // guards the loop against a panic in async-task's own machinery.
+                let _ = catch_unwind(AssertUnwindSafe(|| runnable.run()));
+                *self.current_task.borrow_mut() = previous;
+                ("task step", Some(header.created_at()), Some(header))
+            }
+        };
+        if let Some(started) = started {
+            let elapsed = started.elapsed();
+            if elapsed >= self.slow_callback.get() {
+                let what = match &task {
+                    Some(header) => format!("task {}", header.name()),
+                    None => format!("callback {name}"),
+                };
+                let mut ctx = ExceptionContext::new(
+                    ExceptionKind::SlowCallback,
+                    format!("Executing {what} took {:.3} seconds", elapsed.as_secs_f64()),
+                );
+                ctx.callback = task.is_none().then_some(name);
+                ctx.task = task.map(|header| TaskRef { header });
+                ctx.created_at = created_at;
+                ctx.elapsed = Some(elapsed);
+                self.report(ctx);
+            }
+        }
+    }
+
+    /// Drops everything still scheduled, on this thread. See [`EventLoop::close`].
+    fn close_now(&self) {
+        self.closed.set(true);
+        self.remote.close();
+        for _ in 0..MAX_CLOSE_ROUNDS {
+            // Wake every live task so that its runnable lands in a queue, where it is dropped.
+            let live = self.tasks.borrow().headers();
+            for header in &live {
+                header.wake_for_close();
+            }
+            let mut dropped_any = false;
+            loop {
+                let item = self.ready.borrow_mut().pop_front();
+                let Some(item) = item else { break };
+                dropped_any = true;
+                self.discard(item);
+            }
+            while let Some(item) = self.remote.pop() {
+                dropped_any = true;
+                self.discard(match item {
+                    RemoteItem::Callback(f) => Ready::Remote(f),
+                    RemoteItem::Task(runnable) => Ready::Task(runnable),
+                });
+            }
+            let timers = self.timers.borrow_mut().drain();
+            dropped_any |= !timers.is_empty();
+            for callback in timers {
+                callback.clear();
+            }
+            if !dropped_any && self.tasks.borrow().is_empty() {
+                break;
+            }
+        }
+        self.remote.finalize();
+    }
+
+    /// `close()`'s treatment of one scheduled item: local callbacks and tasks are dropped
+    /// (asyncio: "pending callbacks will be lost"); threadsafe callbacks that the inbox already
+    /// accepted are run, because their producers were told they would be (see `Remote`).
+    fn discard(&self, item: Ready) {
+        match item {
+            Ready::Callback(callback) => {
+                if catch_unwind(AssertUnwindSafe(|| callback.clear())).is_err() {
+                    tracing::error!("a callback's destructor panicked during close()");
+                }
+            }
+            Ready::Remote(f) => {
+                if let Err(payload) = catch_unwind(AssertUnwindSafe(f)) {
+                    let mut ctx = ExceptionContext::new(
+                        ExceptionKind::CallbackPanicked,
+                        "Exception in threadsafe callback run by close()",
+                    );
+                    ctx.panic = Some(task::panic_message(&*payload).into());
+                    self.report(ctx);
+                }
+            }
+            Ready::Task(runnable) => drop(runnable),
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if !self.closed.get() {
+            self.close_now();
+        }
+    }
+}
+
+/// An asyncio event loop, owned by the thread that created it (`!Send`).
+///
+/// Cloning is cheap and gives another handle to the same loop (it is reference-counted), so a
+/// task can keep the loop it runs on. Other threads get in through [`EventLoop::remote`] (or
+/// `spindle-bridge`'s `LoopHandle`).
+///
+/// ```
+/// use std::time::Duration;
+/// use spindle_loop::EventLoop;
+///
+/// let lp = EventLoop::new().unwrap();
+/// let stopper = lp.clone();
+/// lp.call_soon(|| println!("first")).unwrap();
+/// lp.call_later(Duration::from_millis(5), move || stopper.stop()).unwrap();
+/// lp.run_forever().unwrap();
+/// lp.close().unwrap();
+/// ```
+#[derive(Clone)]
+pub struct EventLoop {
+    pub(crate) inner: Rc<Inner>,
+}
+
+impl EventLoop {
+    /// Creates a loop. Debug mode starts on if the environment has `SPINDLE_DEBUG=1`.
+    ///
+    /// ```
+    /// let lp = spindle_loop::EventLoop::new().unwrap();
+    /// assert!(!lp.is_running());
+    /// ```
+    pub fn new() -> Result<EventLoop, LoopError> {
+        let id = NEXT_LOOP_ID.fetch_add(1, Ordering::Relaxed);
+        let remote = Remote::new(id).map_err(|e| LoopError::Poller(e.to_string()))?;
+        let debug = std::env::var_os("SPINDLE_DEBUG").is_some_and(|v| v == "1");
+        let inner = Rc::new_cyclic(|me| Inner {
+            id,
+            me: me.clone(),
+            ready: RefCell::new(VecDeque::new()),
+            timers: RefCell::new(Timers::default()),
+            remote: Arc::new(remote),
+            running: Cell::new(false),
+            stopping: Cell::new(false),
+            closed: Cell::new(false),
+            tasks: RefCell::new(TaskRegistry::default()),
+            current_task: RefCell::new(None),
+            handler: RefCell::new(None),
+            debug: Cell::new(debug),
+            slow_callback: Cell::new(DEFAULT_SLOW_CALLBACK),
+            events: RefCell::new(polling::Events::new()),
+            callbacks_run: Cell::new(0),
+            task_steps: Cell::new(0),
+            iterations: Cell::new(0),
+        });
+        Ok(EventLoop { inner })
+    }
+
+    /// The loop running on this thread, if any (the basis of `get_running_loop()`). Works inside
+    /// callbacks as well as tasks.
+    ///
+    /// ```
+    /// use spindle_loop::EventLoop;
+    ///
+    /// assert!(EventLoop::running().is_none());
+    /// let lp = EventLoop::new().unwrap();
+    /// let id = lp.id();
+    /// let seen = lp.run_until_complete(async { EventLoop::running().map(|l| l.id()) }).unwrap();
+    /// assert_eq!(seen, Some(id));
+    /// ```
+    pub fn running() -> Option<EventLoop> {
+        context::with_running(|lp| lp.map(|inner| EventLoop { inner: inner.clone() }))
+    }
+
+    /// A process-unique id of this loop.
+    ///
+    /// ```
+    /// let a = spindle_loop::EventLoop::new().unwrap();
+    /// let b = spindle_loop::EventLoop::new().unwrap();
+    /// assert_ne!(a.id(), b.id());
+    /// ```
+    pub fn id(&self) -> u64 {
+        self.inner.id
+    }
+
+    /// The thread-safe side of the loop (inbox, wake-up, threadsafe stop).
+    ///
+    /// ```
+    /// let lp = spindle_loop::EventLoop::new().unwrap();
+    /// let remote = lp.remote();
+    /// std::thread::spawn(move || remote.submit(|| println!("hi")).unwrap()).join().unwrap();
+    /// ```
+    pub fn remote(&self) -> Arc<Remote> {
+        self.inner.remote.clone()
+    }
+
+    /// The loop's clock: monotonic, the reference for [`call_at`](Self::call_at).
+    ///
+    /// ```
+    /// let lp = spindle_loop::EventLoop::new().unwrap();
+    /// let t0 = lp.time();
+    /// assert!(lp.time() >= t0);
+    /// ```
+    pub fn time(&self) -> std::time::Instant {
+        Instant::now()
+    }
+
+    /// Schedules `f` to run on the next iteration, after what is already scheduled (FIFO).
+    /// On a closed loop `f` comes back in the error.
+    ///
+    /// ```
+    /// use std::{cell::RefCell, rc::Rc};
+    /// let lp = spindle_loop::EventLoop::new().unwrap();
+    /// let log = Rc::new(RefCell::new(Vec::new()));
+    /// for i in 0..3 {
+    ///     let log = log.clone();
+    ///     lp.call_soon(move || log.borrow_mut().push(i)).unwrap();
+    /// }
+    /// lp.stop();
+    /// lp.run_forever().unwrap();
+    /// assert_eq!(*log.borrow(), [0, 1, 2]);
+    /// ```
+    #[track_caller]
+    pub fn call_soon<F: FnOnce() + 'static>(&self, f: F) -> Result<Handle, Rejected<F>> {
+        self.inner.call_soon_internal(f, Location::caller())
+    }
+
+    /// Schedules `f` to run `delay` from now. A delay too large for the clock (even
+    /// `Duration::MAX`) schedules it so far ahead that it never fires; it does not panic.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let lp = spindle_loop::EventLoop::new().unwrap();
+    /// let stopper = lp.clone();
+    /// lp.call_later(Duration::from_millis(1), move || stopper.stop()).unwrap();
+    /// lp.call_later(Duration::MAX, || unreachable!()).unwrap();
+    /// lp.run_forever().unwrap();
+    /// ```
+    #[track_caller]
+    pub fn call_later<F: FnOnce() + 'static>(
+        &self,
+        delay: Duration,
+        f: F,
+    ) -> Result<TimerHandle, Rejected<F>> {
+        let now = Instant::now();
+        let when = now
+            .checked_add(delay)
+            .or_else(|| now.checked_add(FAR_FUTURE))
+            .unwrap_or(now + MAX_WAIT);
+        self.call_at_internal(when, f, Location::caller())
+    }
+
+    /// Schedules `f` to run at `when` on the loop's clock; a past `when` runs on the next
+    /// iteration. Timers due together run earliest first, ties in scheduling order.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let lp = spindle_loop::EventLoop::new().unwrap();
+    /// let stopper = lp.clone();
+    /// let at = lp.time() + Duration::from_millis(2);
+    /// lp.call_at(at, move || stopper.stop()).unwrap();
+    /// lp.run_forever().unwrap();
+    /// assert!(lp.time() >= at);
+    /// ```
+    #[track_caller]
+    pub fn call_at<F: FnOnce() + 'static>(
+        &self,
+        when: Instant,
+        f: F,
+    ) -> Result<TimerHandle, Rejected<F>> {
+        self.call_at_internal(when, f, Location::caller())
+    }
+
+    fn call_at_internal<F: FnOnce() + 'static>(
+        &self,
+        when: Instant,
+        f: F,
+        created_at: &'static Location<'static>,
+    ) -> Result<TimerHandle, Rejected<F>> {
+        if self.inner.closed.get() {
+            return Err(Rejected::new(f, LoopError::Closed));
+        }
+        let cell = new_callback(f, created_at);
+        self.inner.timers.borrow_mut().push(when, cell.clone());
+        Ok(TimerHandle {
+            cell,
+            when,
+            owner: Rc::downgrade(&self.inner),
+        })
+    }
+
+    /// Creates a future bound to this loop (asyncio's `create_future`).
+    ///
+    /// ```
+    /// let lp = spindle_loop::EventLoop::new().unwrap();
+    /// let fut = lp.create_future::<u32>();
+    /// assert!(!fut.done());
+    /// ```
+    #[track_caller]
+    pub fn create_future<T: 'static>(&self) -> LoopFuture<T> {
+        LoopFuture::new(Rc::downgrade(&self.inner), Location::caller())
+    }
+
+    /// Wraps `future` in a task scheduled on this loop. The body does not start before the
+    /// loop's next iteration. The future may be `!Send`: it never leaves this thread. On a closed
+    /// loop the future comes back in the error.
+    ///
+    /// ```
+    /// let lp = spindle_loop::EventLoop::new().unwrap();
+    /// let task = lp.create_task(async { 6 * 7 }).unwrap();
+    /// assert_eq!(lp.run_until_complete(task).unwrap(), Ok(42));
+    /// ```
+    #[track_caller]
+    pub fn create_task<F>(&self, future: F) -> Result<Task<F::Output>, Rejected<F>>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        if self.inner.closed.get() {
+            return Err(Rejected::new(future, LoopError::Closed));
+        }
+        let (runnable, task) = task::spawn_local(&self.inner, future, Location::caller());
+        self.inner.push_ready_task(runnable);
+        Ok(task)
+    }
+
+    fn check_can_run(&self) -> Result<(), LoopError> {
+        if self.inner.closed.get() {
+            return Err(LoopError::Closed);
+        }
+        if self.inner.running.get() {
+            return Err(LoopError::Running);
+        }
+        if context::is_any_running() {
+            return Err(LoopError::OtherLoopRunning);
+        }
+        Ok(())
+    }
+
+    /// Runs the loop until [`stop`](Self::stop) is called. If `stop()` was called before, it
+    /// runs one iteration (without blocking) and returns. It can be called again afterwards.
+    ///
+    /// Errors: [`LoopError::Closed`]; [`LoopError::Running`] from inside this loop;
+    /// [`LoopError::OtherLoopRunning`] while another loop runs on this thread.
+    ///
+    /// ```
+    /// let lp = spindle_loop::EventLoop::new().unwrap();
+    /// let stopper = lp.clone();
+    /// lp.call_soon(move || stopper.stop()).unwrap();
+    /// lp.run_forever().unwrap();
+    /// ```
+    pub fn run_forever(&self) -> Result<(), LoopError> {
+        self.check_can_run()?;
+        let inner = &self.inner;
+        let _span = tracing::debug_span!("spindle.loop", id = inner.id).entered();
+        let _context = context::enter(inner.clone());
+        let _state = RunState::enter(inner);
+        loop {
+            inner.run_once();
+            if inner.stopping.get() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs `future` as a task until it completes and returns its output (asyncio's
+    /// `run_until_complete`).
+    ///
+    /// If the loop is stopped first, it returns [`LoopError::StoppedBeforeComplete`]; the task
+    /// stays pending and resumes on the next run. If the task panics, the panic comes back as
+    /// [`LoopError::Task`].
+    ///
+    /// ```
+    /// let lp = spindle_loop::EventLoop::new().unwrap();
+    /// assert_eq!(lp.run_until_complete(async { "done" }).unwrap(), "done");
+    /// ```
+    #[track_caller]
+    pub fn run_until_complete<F>(&self, future: F) -> Result<F::Output, LoopError>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        self.check_can_run()?;
+        let mut task = self.create_task(future).map_err(|e| e.reason().clone())?;
+        task.header().set_stop_on_done(true);
+        let ran = self.run_forever();
+        // asyncio removes its stop-callback here: a task left pending must not stop a later run.
+        task.header().set_stop_on_done(false);
+        ran?;
+        match task.result() {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => Err(LoopError::Task(e)),
+            Err(_) => Err(LoopError::StoppedBeforeComplete),
+        }
+    }
+
+    /// Stops the loop after the current batch of callbacks (or, if it is not running, after the
+    /// first iteration of the next run).
+    ///
+    /// ```
+    /// let lp = spindle_loop::EventLoop::new().unwrap();
+    /// lp.stop();
+    /// lp.run_forever().unwrap(); // one iteration, then returns
+    /// ```
+    pub fn stop(&self) {
+        self.inner.stop();
+    }
+
+    /// Whether the loop is inside `run_forever` / `run_until_complete`.
+    ///
+    /// ```
+    /// let lp = spindle_loop::EventLoop::new().unwrap();
+    /// let inner = lp.clone();
+    /// assert!(lp.run_until_complete(async move { inner.is_running() }).unwrap());
+    /// assert!(!lp.is_running());
+    /// ```
+    pub fn is_running(&self) -> bool {
+        self.inner.running.get()
+    }
+
+    /// Whether the loop was closed.
+    ///
+    /// ```
+    /// let lp = spindle_loop::EventLoop::new().unwrap();
+    /// lp.close().unwrap();
+    /// assert!(lp.is_closed());
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.get()
+    }
+
+    /// Closes the loop: drops every pending callback, timer and task on this thread (their
+    /// destructors run here), reports tasks destroyed while pending, and refuses all scheduling
+    /// and running from then on with [`LoopError::Closed`]. Threadsafe callbacks the loop had
+    /// already accepted are run rather than dropped, so a producer that was told "accepted" is
+    /// never silently let down. Idempotent; an error while the loop is running.
+    ///
+    /// ```
+    /// let lp = spindle_loop::EventLoop::new().unwrap();
+    /// lp.call_soon(|| unreachable!()).unwrap();
+    /// lp.close().unwrap();
+    /// lp.close().unwrap();
+    /// assert!(lp.call_soon(|| ()).is_err());
+    /// ```
+    pub fn close(&self) -> Result<(), LoopError> {
+        if self.inner.running.get() {
+            return Err(LoopError::Running);
+        }
+        if !self.inner.closed.get() {
+            self.inner.close_now();
+        }
+        Ok(())
+    }
+
+    /// Replaces the exception handler; `None` restores the default
+    /// ([`default_exception_handler`]).
+    ///
+    /// ```
+    /// use std::rc::Rc;
+    /// let lp = spindle_loop::EventLoop::new().unwrap();
+    /// lp.set_exception_handler(Some(Rc::new(|_lp: &spindle_loop::EventLoop, ctx: &spindle_loop::ExceptionContext| {
+    ///     eprintln!("spindle: {ctx}");
+    /// })));
+    /// assert!(lp.exception_handler().is_some());
+    /// lp.set_exception_handler(None);
+    /// ```
+    pub fn set_exception_handler(&self, handler: Option<ExceptionHandler>) {
+        *self.inner.handler.borrow_mut() = handler;
+    }
+
+    /// The custom exception handler, if one is set.
+    ///
+    /// ```
+    /// let lp = spindle_loop::EventLoop::new().unwrap();
+    /// assert!(lp.exception_handler().is_none());
+    /// ```
+    pub fn exception_handler(&self) -> Option<ExceptionHandler> {
+        self.inner.handler.borrow().clone()
+    }
+
+    /// Reports `ctx` through the loop's exception handler (the custom one, or the default).
+    ///
+    /// ```
+    /// use spindle_loop::{EventLoop, ExceptionContext, ExceptionKind};
+    /// let lp = EventLoop::new().unwrap();
+    /// lp.call_exception_handler(ExceptionContext::new(ExceptionKind::User, "cache miss storm"));
+    /// ```
+    pub fn call_exception_handler(&self, ctx: ExceptionContext) {
+        self.inner.report(ctx);
+    }
+
+    /// Turns debug mode on or off: in debug mode a callback or task step that runs longer than
+    /// [`slow_callback_duration`](Self::slow_callback_duration) is reported, with its name and
+    /// where it was created.
+    ///
+    /// ```
+    /// let lp = spindle_loop::EventLoop::new().unwrap();
+    /// lp.set_debug(true);
+    /// assert!(lp.debug());
+    /// ```
+    pub fn set_debug(&self, enabled: bool) {
+        self.inner.debug.set(enabled);
+    }
+
+    /// Whether debug mode is on.
+    ///
+    /// ```
+    /// let lp = spindle_loop::EventLoop::new().unwrap();
+    /// lp.set_debug(false);
+    /// assert!(!lp.debug());
+    /// ```
+    pub fn debug(&self) -> bool {
+        self.inner.debug.get()
+    }
+
+    /// The threshold for slow-callback reports in debug mode (default 100 ms).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let lp = spindle_loop::EventLoop::new().unwrap();
+    /// assert_eq!(lp.slow_callback_duration(), Duration::from_millis(100));
+    /// ```
+    pub fn slow_callback_duration(&self) -> Duration {
+        self.inner.slow_callback.get()
+    }
+
+    /// Sets the slow-callback threshold.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let lp = spindle_loop::EventLoop::new().unwrap();
+    /// lp.set_slow_callback_duration(Duration::from_millis(10));
+    /// assert_eq!(lp.slow_callback_duration(), Duration::from_millis(10));
+    /// ```
+    pub fn set_slow_callback_duration(&self, threshold: Duration) {
+        self.inner.slow_callback.set(threshold);
+    }
+
+    /// The task whose step is running on this loop right now, if any.
+    ///
+    /// ```
+    /// let lp = spindle_loop::EventLoop::new().unwrap();
+    /// assert!(lp.current_task().is_none());
+    /// ```
+    pub fn current_task(&self) -> Option<TaskRef> {
+        self.inner
+            .current_task_header()
+            .map(|header| TaskRef { header })
+    }
+
+    /// Every live (not yet finished) task of this loop.
+    ///
+    /// ```
+    /// let lp = spindle_loop::EventLoop::new().unwrap();
+    /// let t = lp.create_task(async {}).unwrap();
+    /// assert_eq!(lp.all_tasks().len(), 1);
+    /// lp.run_until_complete(t).unwrap().unwrap();
+    /// assert!(lp.all_tasks().is_empty());
+    /// ```
+    pub fn all_tasks(&self) -> Vec<TaskRef> {
+        self.inner
+            .tasks
+            .borrow()
+            .headers()
+            .into_iter()
+            .map(|header| TaskRef { header })
+            .collect()
+    }
+
+    /// Counters and queue sizes.
+    ///
+    /// ```
+    /// let lp = spindle_loop::EventLoop::new().unwrap();
+    /// assert_eq!(lp.stats().tasks, 0);
+    /// ```
+    pub fn stats(&self) -> LoopStats {
+        let inner = &self.inner;
+        let timers = inner.timers.borrow();
+        LoopStats {
+            ready: inner.ready.borrow().len(),
+            timers: timers.len(),
+            cancelled_timers: timers.cancelled(),
+            tasks: inner.tasks.borrow().len(),
+            callbacks_run: inner.callbacks_run.get(),
+            task_steps: inner.task_steps.get(),
+            iterations: inner.iterations.get(),
+            wakeups: inner.remote.wakeups(),
+        }
+    }
+}
+
+impl fmt::Debug for EventLoop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EventLoop")
+            .field("id", &self.id())
+            .field("running", &self.is_running())
+            .field("closed", &self.is_closed())
+            .field("debug", &self.debug())
+            .finish()
+    }
+}
+
+/// Marks the loop running for the duration of a run, and resets it on the way out, also when
+/// unwinding.
+struct RunState<'a> {
+    inner: &'a Inner,
+}
+
+impl<'a> RunState<'a> {
+    fn enter(inner: &'a Inner) -> Self {
+        inner.running.set(true);
+        inner.remote.set_running(true);
+        RunState { inner }
+    }
+}
+
+impl Drop for RunState<'_> {
+    fn drop(&mut self) {
+        self.inner.stopping.set(false);
+        self.inner.running.set(false);
+        self.inner.remote.set_running(false);
+    }
+}
+
+/// The task running on this thread's loop right now (asyncio's `current_task()`).
+///
+/// ```
+/// use spindle_loop::{current_task, EventLoop};
+/// assert!(current_task().is_none());
+/// let lp = EventLoop::new().unwrap();
+/// assert!(lp.run_until_complete(async { current_task().is_some() }).unwrap());
+/// ```
+pub fn current_task() -> Option<TaskRef> {
+    EventLoop::running().and_then(|lp| lp.current_task())
+}
+
+/// Every live task of the loop running on this thread; empty when none runs (asyncio's
+/// `all_tasks()`).
+///
+/// ```
+/// use spindle_loop::{all_tasks, EventLoop};
+/// let lp = EventLoop::new().unwrap();
+/// assert_eq!(lp.run_until_complete(async { all_tasks().len() }).unwrap(), 1);
+/// ```
+pub fn all_tasks() -> Vec<TaskRef> {
+    EventLoop::running()
+        .map(|lp| lp.all_tasks())
+        .unwrap_or_default()
+}

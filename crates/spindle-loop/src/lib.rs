@@ -1,0 +1,75 @@
+//! # spindle-loop: one asyncio event loop per thread
+//!
+//! [`EventLoop`] has the semantics of Python's asyncio loop, in Rust's idiom: `run_forever`,
+//! `run_until_complete`, `stop`, `close`, `call_soon`, `call_later`, `call_at`, `time`, tasks
+//! and futures with cancellation, an exception handler and debug mode.
+//!
+//! ```
+//! use std::time::Duration;
+//! use spindle_loop::EventLoop;
+//!
+//! let lp = EventLoop::new()?;
+//! let inner = lp.clone();
+//! let answer = lp.run_until_complete(async move {
+//!     let a = inner.create_task(async { 40 }).unwrap();
+//!     let b = inner.create_task(async { 2 }).unwrap();
+//!     a.await.unwrap() + b.await.unwrap()
+//! })?;
+//! assert_eq!(answer, 42);
+//! lp.close()?;
+//! # Ok::<(), spindle_loop::LoopError>(())
+//! ```
+//!
+//! ## Decisions (where asyncio leaves room, or Rust asks for something else)
+//!
+//! - **`!Send` loop.** `EventLoop` is owned by one thread; the compiler enforces asyncio's rule
+//!   that `call_soon` is not thread-safe. Other threads go through [`Remote`] (and
+//!   `spindle-bridge`'s `LoopHandle` on top of it).
+//! - **Errors are values.** Scheduling on a closed loop returns [`Rejected`] with the closure or
+//!   future inside; running a closed or running loop returns a [`LoopError`]; nothing panics on
+//!   a caller's mistake, nothing submitted is lost silently.
+//! - **Tasks** yield `Result<T, TaskError>` when awaited. Dropping a [`Task`] detaches it.
+//!   Cancellation is a request: the task's future is dropped at its next scheduling, on its own
+//!   thread, never mid-poll; cancelling a task also cancels the task it awaits.
+//! - **Task done-callbacks must be `Send`** (a `Task` handle may travel to another thread);
+//!   [`LoopFuture`] callbacks need not be. Both are always scheduled with `call_soon`.
+//! - **Timers** with equal deadlines run in scheduling order (stricter than CPython).
+//! - **Panics** in callbacks and tasks are caught: a callback's panic goes to the exception
+//!   handler at once; a task's panic is its result, reported only if nobody retrieves it
+//!   (asyncio's "exception was never retrieved").
+//! - **`close()`** runs the threadsafe callbacks its inbox had already accepted (their producers
+//!   were told they would run) and drops everything else on the loop's thread.
+//! - **No I/O sources yet**: the loop waits in a `polling::Poller` (timer deadline as timeout),
+//!   which is also what other threads notify; registering sockets is future work.
+//!
+//! ## Tracing
+//!
+//! A `spindle.loop` span (debug level) covers each run, a `spindle.task` span (trace level) each
+//! task step, and `spindle.park` each wait. With no subscriber installed they cost a relaxed
+//! load each.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod context;
+mod error;
+mod event_loop;
+mod exception;
+mod future;
+mod handle;
+mod parker;
+mod registry;
+mod remote;
+mod sync;
+mod task;
+mod timers;
+
+pub use error::{LoopError, Rejected, TaskError};
+pub use event_loop::{
+    all_tasks, current_task, EventLoop, LoopStats, DEFAULT_SLOW_CALLBACK, MAX_WAIT,
+};
+pub use exception::{default_exception_handler, ExceptionContext, ExceptionHandler, ExceptionKind};
+pub use future::{FutureCallback, LoopFuture};
+pub use handle::{Handle, TimerHandle};
+pub use remote::Remote;
+pub use task::{Task, TaskCallback, TaskRef};

@@ -1,0 +1,321 @@
+//! The remote inbox: the only way into a loop from another thread.
+//!
+//! # Protocol
+//!
+//! Producers (any thread) push [`RemoteItem`]s; the loop's own thread drains them into its ready
+//! queue at the start of every iteration and after every wait.
+//!
+//! **No lost wake-up.** Before blocking, the loop stores `parked = true`, issues a SeqCst fence,
+//! then checks the queue; a producer pushes, issues a SeqCst fence, then reads `parked`. The two
+//! fences order the store-then-load on each side (Dekker), so either the loop sees the item and
+//! does not block, or the producer sees `parked` and notifies. Only the producer whose swap moves
+//! `parked` from true to false notifies, so a burst of submissions to a busy or parked loop costs
+//! at most one wake-up syscall; [`Remote::wakeups`] counts them.
+//!
+//! **Submit vs close.** `state` holds a CLOSED bit and a count of submitters in flight. A
+//! submitter increments the count, checks CLOSED (set: decrement, hand the closure back), pushes,
+//! decrements. `close` sets CLOSED, then waits until the count is zero: after that no closure can
+//! be accepted, and every accepted one is in the queue, where `close` finds it. So each closure
+//! either comes back to its producer or is drained by the loop, never both, never neither.
+//!
+//! Task wake-ups ([`RemoteItem::Task`]) are still accepted after CLOSED, because `close` itself
+//! wakes pending tasks to drop them on the loop thread; once `close` has drained everything it
+//! sets FINAL, after which a stray task wake-up is leaked rather than dropped on a foreign thread
+//! (dropping a thread-local task elsewhere would abort the process).
+
+#[cfg(loom)]
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use crate::error::{LoopError, Rejected};
+use crate::parker::Parker;
+use crate::sync::{fence, spin_wait, AtomicBool, AtomicU64, AtomicUsize, Ordering};
+#[cfg(loom)]
+use crate::sync::Mutex;
+use crate::task::TaskRunnable;
+
+/// Producers cannot submit callbacks any more.
+const CLOSED: usize = 1 << 0;
+/// The loop is gone: nothing pushed now would ever be drained.
+const FINAL: usize = 1 << 1;
+/// One submitter in flight (the count lives above the flag bits).
+const SUBMITTER: usize = 1 << 2;
+
+/// What crosses into a loop from another thread.
+pub(crate) enum RemoteItem {
+    /// A `call_soon_threadsafe` callback.
+    Callback(Box<dyn FnOnce() + Send>),
+    /// A task woken from another thread (or while its loop was not running).
+    Task(TaskRunnable),
+}
+
+/// The thread-safe side of one [`EventLoop`](crate::EventLoop): its inbox, its wake-up and the
+/// few flags other threads may read. Get it with [`EventLoop::remote`](crate::EventLoop::remote).
+///
+/// `Remote` is the low-level building block under `spindle-bridge`'s `LoopHandle`: prefer that.
+///
+/// ```
+/// use std::sync::{Arc, atomic::{AtomicBool, Ordering}};
+/// use spindle_loop::EventLoop;
+///
+/// let lp = EventLoop::new().unwrap();
+/// let remote = lp.remote();
+/// let ran = Arc::new(AtomicBool::new(false));
+/// let r = ran.clone();
+/// std::thread::spawn(move || {
+///     remote.submit(move || r.store(true, Ordering::SeqCst)).unwrap();
+///     remote.stop();
+/// })
+/// .join()
+/// .unwrap();
+/// lp.run_forever().unwrap();
+/// assert!(ran.load(Ordering::SeqCst));
+/// ```
+pub struct Remote {
+    queue: Inbox,
+    parker: Parker,
+    parked: AtomicBool,
+    running: AtomicBool,
+    wakeups: AtomicU64,
+    state: AtomicUsize,
+    loop_id: u64,
+}
+
+impl Remote {
+    pub(crate) fn new(loop_id: u64) -> std::io::Result<Self> {
+        Ok(Remote {
+            queue: Inbox::new(),
+            parker: Parker::new()?,
+            parked: AtomicBool::new(false),
+            running: AtomicBool::new(false),
+            wakeups: AtomicU64::new(0),
+            state: AtomicUsize::new(0),
+            loop_id,
+        })
+    }
+
+    /// The id of the loop this inbox feeds (the same as [`EventLoop::id`](crate::EventLoop::id)).
+    ///
+    /// ```
+    /// let lp = spindle_loop::EventLoop::new().unwrap();
+    /// assert_eq!(lp.remote().loop_id(), lp.id());
+    /// ```
+    pub fn loop_id(&self) -> u64 {
+        self.loop_id
+    }
+
+    /// Schedules `f` to run on the loop's thread, after everything already in its ready queue
+    /// (asyncio's `call_soon_threadsafe`). On a closed loop, `f` comes back in the error.
+    ///
+    /// ```
+    /// # let lp = spindle_loop::EventLoop::new().unwrap();
+    /// let remote = lp.remote();
+    /// lp.close().unwrap();
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// let f = remote.submit(move || tx.send(5).unwrap()).unwrap_err().into_inner();
+    /// f(); // it came back: run it here instead
+    /// assert_eq!(rx.recv().unwrap(), 5);
+    /// ```
+    pub fn submit<F: FnOnce() + Send + 'static>(&self, f: F) -> Result<(), Rejected<F>> {
+        // Acquire pairs with the AcqRel fetch_or in `close`: if CLOSED is not yet visible, the
+        // closer will wait for this submitter's decrement before draining.
+        let prev = self.state.fetch_add(SUBMITTER, Ordering::Acquire);
+        if prev & CLOSED != 0 {
+            self.state.fetch_sub(SUBMITTER, Ordering::Release);
+            return Err(Rejected::new(f, LoopError::Closed));
+        }
+        self.queue.push(RemoteItem::Callback(Box::new(f)));
+        // Release pairs with the Acquire load in `close`'s wait: the push above is visible to
+        // the closer once it sees the count drop.
+        self.state.fetch_sub(SUBMITTER, Ordering::Release);
+        self.notify_if_parked();
+        Ok(())
+    }
+
+    /// Asks the loop to stop after its current iteration, from any thread (asyncio's
+    /// `loop.call_soon_threadsafe(loop.stop)`). Returns `false` if the loop is closed.
+    ///
+    /// ```
+    /// # let lp = spindle_loop::EventLoop::new().unwrap();
+    /// let remote = lp.remote();
+    /// std::thread::spawn(move || assert!(remote.stop())).join().unwrap();
+    /// lp.run_forever().unwrap(); // returns: the stop was waiting in the inbox
+    /// ```
+    pub fn stop(&self) -> bool {
+        let loop_id = self.loop_id;
+        self.submit(move || crate::context::stop_running(loop_id))
+            .is_ok()
+    }
+
+    /// Whether the loop is inside `run_forever` / `run_until_complete` right now.
+    ///
+    /// ```
+    /// let lp = spindle_loop::EventLoop::new().unwrap();
+    /// assert!(!lp.remote().is_running());
+    /// ```
+    pub fn is_running(&self) -> bool {
+        self.running.load(Ordering::Acquire)
+    }
+
+    /// Whether the loop was closed (it accepts no more callbacks).
+    ///
+    /// ```
+    /// let lp = spindle_loop::EventLoop::new().unwrap();
+    /// let remote = lp.remote();
+    /// lp.close().unwrap();
+    /// assert!(remote.is_closed());
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        self.state.load(Ordering::Acquire) & CLOSED != 0
+    }
+
+    /// How many wake-up syscalls producers have issued to this loop so far.
+    ///
+    /// ```
+    /// let lp = spindle_loop::EventLoop::new().unwrap();
+    /// let remote = lp.remote();
+    /// for _ in 0..100 {
+    ///     remote.submit(|| ()).unwrap();
+    /// }
+    /// // The loop never parked, so nobody had to wake it.
+    /// assert_eq!(remote.wakeups(), 0);
+    /// ```
+    pub fn wakeups(&self) -> u64 {
+        self.wakeups.load(Ordering::Relaxed)
+    }
+
+    /// Routes a task wake-up into the loop. Never drops the runnable off the loop thread.
+    pub(crate) fn push_task(&self, runnable: TaskRunnable) {
+        if self.state.load(Ordering::Acquire) & FINAL != 0 {
+            // The loop is gone and its thread may be too: leaking one task is the only safe
+            // choice (see the module docs).
+            std::mem::forget(runnable);
+            return;
+        }
+        self.queue.push(RemoteItem::Task(runnable));
+        self.notify_if_parked();
+    }
+
+    fn notify_if_parked(&self) {
+        // Pairs with the fence in `park`: see the module docs.
+        fence(Ordering::SeqCst);
+        if self.parked.load(Ordering::Relaxed) && self.parked.swap(false, Ordering::AcqRel) {
+            self.wakeups.fetch_add(1, Ordering::Relaxed);
+            self.parker.notify();
+        }
+    }
+
+    /// Loop thread: blocks until a producer pushes, a notify arrives, or the timeout passes.
+    pub(crate) fn park(&self, events: &mut polling::Events, timeout: Option<Duration>) {
+        self.parked.store(true, Ordering::Relaxed);
+        // Pairs with the fence in `notify_if_parked`.
+        fence(Ordering::SeqCst);
+        if !self.queue.is_empty() {
+            self.parked.store(false, Ordering::Relaxed);
+            return;
+        }
+        self.parker.wait(events, timeout);
+        self.parked.store(false, Ordering::Relaxed);
+    }
+
+    /// Loop thread: takes the next item.
+    pub(crate) fn pop(&self) -> Option<RemoteItem> {
+        self.queue.pop()
+    }
+
+    /// Loop thread: how many items wait (a snapshot).
+    pub(crate) fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    pub(crate) fn set_running(&self, running: bool) {
+        self.running.store(running, Ordering::Release);
+    }
+
+    /// Loop thread: refuse new callbacks and wait until no submitter is mid-push.
+    pub(crate) fn close(&self) {
+        self.state.fetch_or(CLOSED, Ordering::AcqRel);
+        // Pairs with the Release decrement in `submit`.
+        while self.state.load(Ordering::Acquire) >= SUBMITTER {
+            spin_wait();
+        }
+    }
+
+    /// Loop thread: the loop has drained everything for the last time.
+    pub(crate) fn finalize(&self) {
+        self.state.fetch_or(FINAL, Ordering::AcqRel);
+    }
+}
+
+impl std::fmt::Debug for Remote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Remote")
+            .field("loop_id", &self.loop_id)
+            .field("running", &self.is_running())
+            .field("closed", &self.is_closed())
+            .field("wakeups", &self.wakeups())
+            .finish()
+    }
+}
+
+/// The multi-producer, single-consumer queue under the inbox.
+#[cfg(not(loom))]
+struct Inbox {
+    tx: crossbeam_channel::Sender<RemoteItem>,
+    rx: crossbeam_channel::Receiver<RemoteItem>,
+}
+
+#[cfg(not(loom))]
+impl Inbox {
+    fn new() -> Self {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        Inbox { tx, rx }
+    }
+
+    fn push(&self, item: RemoteItem) {
+        // Both ends live in `self`, so the channel cannot be disconnected.
+        let _ = self.tx.send(item);
+    }
+
+    fn pop(&self) -> Option<RemoteItem> {
+        self.rx.try_recv().ok()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.rx.is_empty()
+    }
+
+    fn len(&self) -> usize {
+        self.rx.len()
+    }
+}
+
+#[cfg(loom)]
+struct Inbox {
+    queue: Mutex<VecDeque<RemoteItem>>,
+}
+
+#[cfg(loom)]
+impl Inbox {
+    fn new() -> Self {
+        Inbox {
+            queue: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    fn push(&self, item: RemoteItem) {
+        self.queue.lock().unwrap().push_back(item);
+    }
+
+    fn pop(&self) -> Option<RemoteItem> {
+        self.queue.lock().unwrap().pop_front()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.queue.lock().unwrap().is_empty()
+    }
+
+    fn len(&self) -> usize {
+        self.queue.lock().unwrap().len()
+    }
+}

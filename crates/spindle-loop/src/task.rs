@@ -1,0 +1,911 @@
+//! Tasks: a future driven by one loop, with asyncio's cancellation and done-callbacks.
+//!
+//! # Structure
+//!
+//! A task is one `async-task` allocation holding a [`TaskFuture`] (the user's future plus a
+//! completion guard) and, as metadata, an `Arc<TaskHeader>` that the loop's registry, the
+//! [`Task`] handle and every [`TaskRef`] share. The header carries everything that may be touched
+//! from another thread (the cancel request, the done/cancelled/failed bits, the task's own waker,
+//! done-callbacks); the future itself only ever runs and drops on its loop's thread.
+//!
+//! # Routing (the schedule function)
+//!
+//! A task's route is fixed at spawn: a wake-up on the thread where its loop is running pushes it
+//! onto that loop's ready queue; any other wake-up goes through the loop's [`Remote`] inbox,
+//! which the loop drains on its own thread. A local task's `Runnable` is therefore never polled
+//! or dropped off its thread (`async-task` would abort the process); when the loop is gone for
+//! good the runnable is leaked instead (see [`Remote`]).
+//!
+//! # Cancellation
+//!
+//! [`Task::cancel`] sets `CANCEL_REQUESTED` and wakes the task; at its next step, before polling,
+//! the task drops its future (on its own thread, never in the middle of a poll) and completes with
+//! [`TaskError::Cancelled`]. Cancellation flows down the await chain: while a task awaits another
+//! task's handle, the awaited task is recorded in the header (`awaiting`), and cancelling the
+//! outer task cancels it too (asyncio's rule).
+//!
+//! # Error reporting
+//!
+//! A task that fails (panics) and whose error nobody retrieves is reported to the loop's exception
+//! handler exactly once: at completion if the handle was already dropped (detached), or when the
+//! handle is dropped without having taken the result. `DETACHED` and `FAILED` are set with
+//! `fetch_or`, so exactly one of the two sides sees the other's bit and reports.
+
+use std::fmt;
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe, Location};
+use std::pin::Pin;
+use std::rc::Weak;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+
+use pin_project_lite::pin_project;
+
+use crate::context;
+use crate::error::{LoopError, TaskError};
+use crate::event_loop::Inner;
+use crate::exception::{ExceptionContext, ExceptionKind};
+use crate::remote::Remote;
+
+/// What the ready queue and the inbox carry for a task.
+pub(crate) type TaskRunnable = async_task::Runnable<Arc<TaskHeader>>;
+
+/// Cancellation was requested; the next step drops the future.
+const CANCEL_REQUESTED: u32 = 1 << 0;
+/// The task finished (value, cancellation, panic, or destroyed at close).
+const DONE: u32 = 1 << 1;
+/// It finished by cancellation (or was destroyed while pending).
+const CANCELLED: u32 = 1 << 2;
+/// It finished with a panic.
+const FAILED: u32 = 1 << 3;
+/// Its handle was dropped without taking the result.
+const DETACHED: u32 = 1 << 4;
+/// Its error was taken by an awaiter or `result()`.
+const RETRIEVED: u32 = 1 << 5;
+/// `awaiting` holds the task this one is waiting for.
+const AWAITING: u32 = 1 << 6;
+/// `run_until_complete` is waiting for this task: stop the loop when it is done.
+const STOP_ON_DONE: u32 = 1 << 7;
+
+static NEXT_TASK_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A done-callback of a task: shared so the same one can be added twice and removed by identity.
+pub type TaskCallback = Arc<dyn Fn(&TaskRef) + Send + Sync>;
+
+/// The part of a task that every holder shares.
+pub(crate) struct TaskHeader {
+    id: u64,
+    loop_id: u64,
+    created_at: &'static Location<'static>,
+    state: AtomicU32,
+    /// Index in the loop's registry (only read and written on the loop's thread).
+    slot: AtomicUsize,
+    remote: Arc<Remote>,
+    slow: Mutex<SlowState>,
+}
+
+/// Fields touched rarely (spawn, await registration, completion, naming): one lock for all.
+#[derive(Default)]
+struct SlowState {
+    name: Option<Box<str>>,
+    /// The task's own waker, for `cancel()`; cleared at completion so the allocation is freed.
+    waker: Option<Waker>,
+    awaiting: Option<Arc<TaskHeader>>,
+    callbacks: Vec<TaskCallback>,
+    failure: Option<Arc<str>>,
+}
+
+impl TaskHeader {
+    fn slow(&self) -> MutexGuard<'_, SlowState> {
+        // A panic while holding this lock cannot leave SlowState inconsistent (plain field
+        // assignments), so a poisoned lock is still usable.
+        self.slow.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn state(&self) -> u32 {
+        self.state.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+
+    pub(crate) fn slot(&self) -> usize {
+        self.slot.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_slot(&self, slot: usize) {
+        self.slot.store(slot, Ordering::Relaxed);
+    }
+
+    pub(crate) fn created_at(&self) -> &'static Location<'static> {
+        self.created_at
+    }
+
+    pub(crate) fn name(&self) -> String {
+        match &self.slow().name {
+            Some(name) => name.to_string(),
+            None => format!("Task-{}", self.id),
+        }
+    }
+
+    /// Called by the loop before each step: the previous step's await target is stale.
+    pub(crate) fn begin_step(&self) {
+        if self.state() & AWAITING != 0 {
+            self.state.fetch_and(!AWAITING, Ordering::AcqRel);
+            self.slow().awaiting = None;
+        }
+    }
+
+    fn set_awaiting(&self, target: Arc<TaskHeader>) {
+        self.slow().awaiting = Some(target);
+        self.state.fetch_or(AWAITING, Ordering::AcqRel);
+    }
+
+    pub(crate) fn set_stop_on_done(&self, on: bool) {
+        if on {
+            self.state.fetch_or(STOP_ON_DONE, Ordering::AcqRel);
+        } else {
+            self.state.fetch_and(!STOP_ON_DONE, Ordering::AcqRel);
+        }
+    }
+
+    fn cancel_requested(&self) -> bool {
+        self.state() & CANCEL_REQUESTED != 0
+    }
+
+    fn request_cancel(&self) -> bool {
+        let prev = self.state.fetch_or(CANCEL_REQUESTED, Ordering::AcqRel);
+        if prev & DONE != 0 {
+            return false;
+        }
+        let (waker, awaiting) = {
+            let slow = self.slow();
+            (slow.waker.clone(), slow.awaiting.clone())
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+        if let Some(inner) = awaiting {
+            inner.request_cancel();
+        }
+        true
+    }
+
+    /// `close()`: get the task's runnable into a queue so the loop can drop it.
+    pub(crate) fn wake_for_close(&self) {
+        let waker = self.slow().waker.clone();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    fn mark_retrieved(&self) {
+        self.state.fetch_or(RETRIEVED, Ordering::AcqRel);
+    }
+
+    /// The handle was dropped: detach, and report an error nobody took.
+    fn detach(self: &Arc<Self>) {
+        let prev = self.state.fetch_or(DETACHED, Ordering::AcqRel);
+        if prev & FAILED != 0 && prev & RETRIEVED == 0 {
+            let header = self.clone();
+            let report = move || {
+                let ctx = header.unretrieved_context();
+                context::with_running(|lp| match lp {
+                    Some(lp) if lp.id() == header.loop_id => lp.report(ctx),
+                    _ => crate::exception::default_exception_handler(&ctx),
+                });
+            };
+            // Report on the loop's thread, through its handler; if it is closed, right here.
+            if let Err(rejected) = self.remote.submit(report) {
+                (rejected.into_inner())();
+            }
+        }
+    }
+
+    fn unretrieved_context(self: &Arc<Self>) -> ExceptionContext {
+        let panic = self.slow().failure.clone();
+        let mut ctx = ExceptionContext::new(
+            ExceptionKind::UnretrievedTaskError,
+            format!("Task exception was never retrieved ({})", self.name()),
+        );
+        ctx.panic = panic;
+        ctx.task = Some(TaskRef {
+            header: self.clone(),
+        });
+        ctx.created_at = Some(self.created_at);
+        ctx
+    }
+
+    fn add_callback(self: &Arc<Self>, callback: TaskCallback) {
+        {
+            let mut slow = self.slow();
+            // DONE is set under this lock in `complete`, so the callback is either taken by
+            // completion or scheduled here, never both, never neither.
+            if self.state() & DONE == 0 {
+                slow.callbacks.push(callback);
+                return;
+            }
+        }
+        schedule_task_callback(self.clone(), callback);
+    }
+}
+
+/// Runs a task's done-callback through its loop: the ready queue if the loop runs on this
+/// thread, else its inbox. Dropped if the loop is closed.
+fn schedule_task_callback(header: Arc<TaskHeader>, callback: TaskCallback) {
+    let run = {
+        let header = header.clone();
+        move || callback(&TaskRef { header })
+    };
+    context::with_running(|lp| match lp {
+        Some(lp) if lp.id() == header.loop_id => {
+            let _ = lp.call_soon_internal(run, Location::caller());
+        }
+        _ => {
+            if header.remote.submit(run).is_err() {
+                tracing::debug!(task = header.id, "done-callback dropped: the loop is closed");
+            }
+        }
+    });
+}
+
+/// The schedule function of every local task (see the module docs).
+fn schedule_local(runnable: TaskRunnable) {
+    let loop_id = runnable.metadata().loop_id;
+    context::with_running(move |lp| match lp {
+        Some(lp) if lp.id() == loop_id => lp.push_ready_task(runnable),
+        _ => {
+            let remote = runnable.metadata().remote.clone();
+            remote.push_task(runnable);
+        }
+    });
+}
+
+/// Spawns a local task on `inner`. The caller pushes the runnable onto the ready queue.
+pub(crate) fn spawn_local<F>(
+    inner: &Inner,
+    future: F,
+    created_at: &'static Location<'static>,
+) -> (TaskRunnable, Task<F::Output>)
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    let header = Arc::new(TaskHeader {
+        id: NEXT_TASK_ID.fetch_add(1, Ordering::Relaxed),
+        loop_id: inner.id(),
+        created_at,
+        state: AtomicU32::new(0),
+        slot: AtomicUsize::new(usize::MAX),
+        remote: inner.remote().clone(),
+        slow: Mutex::new(SlowState::default()),
+    });
+    let guard = CompletionGuard {
+        header: header.clone(),
+        owner: inner.weak(),
+        armed: true,
+    };
+    let (runnable, task) = async_task::Builder::new()
+        .metadata(header.clone())
+        .spawn_local(
+            move |_| TaskFuture {
+                future: Some(future),
+                guard,
+            },
+            schedule_local,
+        );
+    header.slow().waker = Some(runnable.waker());
+    inner.register_task(header.clone());
+    (
+        runnable,
+        Task {
+            task_ref: TaskRef { header },
+            join: Some(task.fallible()),
+            taken: false,
+        },
+    )
+}
+
+pin_project! {
+    /// The future async-task drives: the user's future under cancellation and panic catching.
+    /// Field order matters: `future` drops before `guard`, so a task destroyed while pending
+    /// has its destructor run before it is reported.
+    struct TaskFuture<F> {
+        #[pin]
+        future: Option<F>,
+        guard: CompletionGuard,
+    }
+}
+
+impl<F: Future> Future for TaskFuture<F> {
+    type Output = Result<F::Output, TaskError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        if this.guard.header.cancel_requested() {
+            drop_future(this.future, this.guard);
+            this.guard.complete(Outcome::Cancelled);
+            return Poll::Ready(Err(TaskError::Cancelled));
+        }
+        let Some(future) = this.future.as_mut().as_pin_mut() else {
+            // async-task never polls a completed future; answer consistently all the same.
+            return Poll::Ready(Err(TaskError::Cancelled));
+        };
+        match catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(value)) => {
+                drop_future(this.future, this.guard);
+                this.guard.complete(Outcome::Finished);
+                Poll::Ready(Ok(value))
+            }
+            Err(payload) => {
+                let message: Arc<str> = panic_message(&*payload).into();
+                drop(payload);
+                drop_future(this.future, this.guard);
+                this.guard.complete(Outcome::Panicked(message.clone()));
+                Poll::Ready(Err(TaskError::Panicked(message)))
+            }
+        }
+    }
+}
+
+/// Drops the user's future now, catching a panic in its destructor (reported, not propagated).
+fn drop_future<F>(future: Pin<&mut Option<F>>, guard: &CompletionGuard) {
+    let mut future = future;
+    if let Err(payload) = catch_unwind(AssertUnwindSafe(|| future.set(None))) {
+        let mut ctx = ExceptionContext::new(
+            ExceptionKind::TaskPanicked,
+            format!("a task's destructor panicked ({})", guard.header.name()),
+        );
+        ctx.panic = Some(panic_message(&*payload).into());
+        ctx.created_at = Some(guard.header.created_at);
+        guard.report(ctx);
+    }
+}
+
+/// Extracts the message of a panic payload.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&'static str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "Box<dyn Any>".to_string()
+    }
+}
+
+enum Outcome {
+    Finished,
+    Cancelled,
+    Panicked(Arc<str>),
+    /// Dropped while pending (the loop closed or was dropped).
+    Destroyed,
+}
+
+/// Completes the task exactly once: in `poll` when it finishes, or in `Drop` when the task is
+/// destroyed while pending.
+struct CompletionGuard {
+    header: Arc<TaskHeader>,
+    owner: Weak<Inner>,
+    armed: bool,
+}
+
+impl CompletionGuard {
+    fn report(&self, ctx: ExceptionContext) {
+        match self.owner.upgrade() {
+            Some(owner) => owner.report(ctx),
+            None => crate::exception::default_exception_handler(&ctx),
+        }
+    }
+
+    fn complete(&mut self, outcome: Outcome) {
+        if !self.armed {
+            return;
+        }
+        self.armed = false;
+        let header = &self.header;
+        let bits = DONE
+            | match outcome {
+                Outcome::Finished => 0,
+                Outcome::Cancelled | Outcome::Destroyed => CANCELLED,
+                Outcome::Panicked(_) => FAILED,
+            };
+        let (prev, waker, callbacks) = {
+            let mut slow = header.slow();
+            if let Outcome::Panicked(message) = &outcome {
+                slow.failure = Some(message.clone());
+            }
+            slow.awaiting = None;
+            let prev = header.state.fetch_or(bits, Ordering::AcqRel);
+            (
+                prev,
+                slow.waker.take(),
+                std::mem::take(&mut slow.callbacks),
+            )
+        };
+        drop(waker);
+        let owner = self.owner.upgrade();
+        if let Some(owner) = &owner {
+            owner.unregister_task(header);
+            for callback in callbacks {
+                let task = TaskRef {
+                    header: header.clone(),
+                };
+                let _ = owner.call_soon_internal(move || callback(&task), header.created_at);
+            }
+            if prev & STOP_ON_DONE != 0 {
+                owner.stop();
+            }
+        }
+        match outcome {
+            Outcome::Panicked(_) if prev & DETACHED != 0 => {
+                self.report(header.unretrieved_context());
+            }
+            Outcome::Destroyed => {
+                let mut ctx = ExceptionContext::new(
+                    ExceptionKind::TaskDestroyedPending,
+                    format!("Task was destroyed but it is pending! ({})", header.name()),
+                );
+                ctx.task = Some(TaskRef {
+                    header: header.clone(),
+                });
+                ctx.created_at = Some(header.created_at);
+                self.report(ctx);
+            }
+            _ => {}
+        }
+    }
+}
+
+impl Drop for CompletionGuard {
+    fn drop(&mut self) {
+        self.complete(Outcome::Destroyed);
+    }
+}
+
+/// A shared, type-erased reference to a task: what [`current_task`](crate::current_task),
+/// [`all_tasks`](crate::all_tasks) and done-callbacks give you. It can cancel and name the task
+/// but not take its result.
+///
+/// ```
+/// use spindle_loop::{current_task, EventLoop};
+///
+/// let lp = EventLoop::new().unwrap();
+/// let task = lp.create_task(async { current_task().unwrap().name() }).unwrap();
+/// task.set_name("worker");
+/// assert_eq!(lp.run_until_complete(task).unwrap().unwrap(), "worker");
+/// ```
+#[derive(Clone)]
+pub struct TaskRef {
+    pub(crate) header: Arc<TaskHeader>,
+}
+
+impl TaskRef {
+    /// The task's id, unique in this process.
+    ///
+    /// ```
+    /// # let lp = spindle_loop::EventLoop::new().unwrap();
+    /// let a = lp.create_task(async {}).unwrap();
+    /// let b = lp.create_task(async {}).unwrap();
+    /// assert_ne!(a.id(), b.id());
+    /// ```
+    pub fn id(&self) -> u64 {
+        self.header.id
+    }
+
+    /// The id of the loop the task belongs to.
+    ///
+    /// ```
+    /// # let lp = spindle_loop::EventLoop::new().unwrap();
+    /// let t = lp.create_task(async {}).unwrap();
+    /// assert_eq!(t.task_ref().loop_id(), lp.id());
+    /// ```
+    pub fn loop_id(&self) -> u64 {
+        self.header.loop_id
+    }
+
+    /// The task's name: the one set with [`set_name`](Self::set_name), else `Task-<id>`.
+    ///
+    /// ```
+    /// # let lp = spindle_loop::EventLoop::new().unwrap();
+    /// let t = lp.create_task(async {}).unwrap();
+    /// assert_eq!(t.name(), format!("Task-{}", t.id()));
+    /// ```
+    pub fn name(&self) -> String {
+        self.header.name()
+    }
+
+    /// Renames the task.
+    ///
+    /// ```
+    /// # let lp = spindle_loop::EventLoop::new().unwrap();
+    /// let t = lp.create_task(async {}).unwrap();
+    /// t.set_name("fetch");
+    /// assert_eq!(t.name(), "fetch");
+    /// ```
+    pub fn set_name(&self, name: impl Into<String>) {
+        self.header.slow().name = Some(name.into().into_boxed_str());
+    }
+
+    /// Requests cancellation: at its next step the task drops its future and completes with
+    /// [`TaskError::Cancelled`]; the task it is awaiting is cancelled too. Returns `false` if the
+    /// task is already done. Thread-safe.
+    ///
+    /// ```
+    /// # let lp = spindle_loop::EventLoop::new().unwrap();
+    /// let t = lp.create_task(async {}).unwrap();
+    /// assert!(t.task_ref().cancel());
+    /// ```
+    pub fn cancel(&self) -> bool {
+        self.header.request_cancel()
+    }
+
+    /// Whether the task finished (with a value, an error, or by cancellation).
+    ///
+    /// ```
+    /// # let lp = spindle_loop::EventLoop::new().unwrap();
+    /// let t = lp.create_task(async {}).unwrap();
+    /// let r = t.task_ref();
+    /// assert!(!r.done());
+    /// lp.run_until_complete(t).unwrap().unwrap();
+    /// assert!(r.done());
+    /// ```
+    pub fn done(&self) -> bool {
+        self.header.state() & DONE != 0
+    }
+
+    /// Whether the task finished by cancellation.
+    ///
+    /// ```
+    /// # let lp = spindle_loop::EventLoop::new().unwrap();
+    /// let t = lp.create_task(async {}).unwrap();
+    /// let r = t.task_ref();
+    /// t.cancel();
+    /// let _ = lp.run_until_complete(t);
+    /// assert!(r.cancelled());
+    /// ```
+    pub fn cancelled(&self) -> bool {
+        self.header.state() & CANCELLED != 0
+    }
+
+    /// Whether the task finished with a panic.
+    ///
+    /// ```
+    /// # let lp = spindle_loop::EventLoop::new().unwrap();
+    /// let t = lp.create_task(async { panic!("boom") }).unwrap();
+    /// let r = t.task_ref();
+    /// let _ = lp.run_until_complete(t);
+    /// assert!(r.panicked());
+    /// ```
+    pub fn panicked(&self) -> bool {
+        self.header.state() & FAILED != 0
+    }
+
+    /// Where the task was created.
+    ///
+    /// ```
+    /// # let lp = spindle_loop::EventLoop::new().unwrap();
+    /// let t = lp.create_task(async {}).unwrap();
+    /// assert_eq!(t.task_ref().created_at().line(), line!() - 1);
+    /// ```
+    pub fn created_at(&self) -> &'static Location<'static> {
+        self.header.created_at
+    }
+
+    /// Adds a callback run (through the loop, with `call_soon`, never inline) when the task is
+    /// done; at once (scheduled) if it already is. Returns the shared callback, for
+    /// [`remove_done_callback`](Self::remove_done_callback).
+    ///
+    /// ```
+    /// use std::sync::{Arc, atomic::{AtomicBool, Ordering}};
+    /// # let lp = spindle_loop::EventLoop::new().unwrap();
+    /// let t = lp.create_task(async {}).unwrap();
+    /// let seen = Arc::new(AtomicBool::new(false));
+    /// let s = seen.clone();
+    /// t.add_done_callback(move |task| s.store(task.done(), Ordering::SeqCst));
+    /// lp.run_until_complete(t).unwrap().unwrap();
+    /// lp.stop();
+    /// lp.run_forever().unwrap(); // the callback runs in the iteration after completion
+    /// assert!(seen.load(Ordering::SeqCst));
+    /// ```
+    pub fn add_done_callback(
+        &self,
+        callback: impl Fn(&TaskRef) + Send + Sync + 'static,
+    ) -> TaskCallback {
+        let callback: TaskCallback = Arc::new(callback);
+        self.header.add_callback(callback.clone());
+        callback
+    }
+
+    /// Adds the same shared callback again (each copy runs).
+    ///
+    /// ```
+    /// # let lp = spindle_loop::EventLoop::new().unwrap();
+    /// let t = lp.create_task(async {}).unwrap();
+    /// let cb = t.add_done_callback(|_| ());
+    /// t.add_done_callback_shared(&cb);
+    /// assert_eq!(t.remove_done_callback(&cb), 2);
+    /// ```
+    pub fn add_done_callback_shared(&self, callback: &TaskCallback) {
+        self.header.add_callback(callback.clone());
+    }
+
+    /// Removes every copy of `callback` not yet scheduled; returns how many were removed.
+    ///
+    /// ```
+    /// # let lp = spindle_loop::EventLoop::new().unwrap();
+    /// let t = lp.create_task(async {}).unwrap();
+    /// let cb = t.add_done_callback(|_| unreachable!());
+    /// assert_eq!(t.remove_done_callback(&cb), 1);
+    /// assert_eq!(t.remove_done_callback(&cb), 0);
+    /// ```
+    pub fn remove_done_callback(&self, callback: &TaskCallback) -> usize {
+        let mut slow = self.header.slow();
+        let before = slow.callbacks.len();
+        slow.callbacks.retain(|c| !Arc::ptr_eq(c, callback));
+        before - slow.callbacks.len()
+    }
+}
+
+impl PartialEq for TaskRef {
+    fn eq(&self, other: &Self) -> bool {
+        self.header.id == other.header.id
+    }
+}
+
+impl Eq for TaskRef {}
+
+impl fmt::Debug for TaskRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TaskRef")
+            .field("id", &self.id())
+            .field("name", &self.name())
+            .field("done", &self.done())
+            .field("cancelled", &self.cancelled())
+            .field("created_at", &self.created_at())
+            .finish()
+    }
+}
+
+/// A task on a loop: await it for `Result<T, TaskError>`.
+///
+/// Dropping the handle detaches the task: it runs on (as in asyncio and tokio). Use
+/// [`cancel`](Self::cancel) to stop it. The other operations of [`TaskRef`] are available here
+/// too (`id`, `name`, `done`, `add_done_callback`, ...).
+///
+/// ```
+/// use spindle_loop::EventLoop;
+///
+/// let lp = EventLoop::new().unwrap();
+/// let inner = lp.clone();
+/// let out = lp
+///     .run_until_complete(async move {
+///         let child = inner.create_task(async { 20 }).unwrap();
+///         child.await.unwrap() + 1
+///     })
+///     .unwrap();
+/// assert_eq!(out, 21);
+/// ```
+pub struct Task<T> {
+    task_ref: TaskRef,
+    join: Option<async_task::FallibleTask<Result<T, TaskError>, Arc<TaskHeader>>>,
+    taken: bool,
+}
+
+impl<T> Task<T> {
+    /// A shared reference to the task (cancel, name, inspect) that does not own its result.
+    ///
+    /// ```
+    /// # let lp = spindle_loop::EventLoop::new().unwrap();
+    /// let t = lp.create_task(async {}).unwrap();
+    /// assert_eq!(t.task_ref().id(), t.id());
+    /// ```
+    pub fn task_ref(&self) -> TaskRef {
+        self.task_ref.clone()
+    }
+
+    /// Requests cancellation; see [`TaskRef::cancel`]. `false` if the task is already done.
+    ///
+    /// ```
+    /// # use spindle_loop::TaskError;
+    /// # let lp = spindle_loop::EventLoop::new().unwrap();
+    /// let t = lp.create_task(async { unreachable!() }).unwrap();
+    /// assert!(t.cancel()); // before its first step: the body never runs
+    /// assert_eq!(lp.run_until_complete(t).unwrap(), Err(TaskError::Cancelled));
+    /// ```
+    pub fn cancel(&self) -> bool {
+        self.task_ref.cancel()
+    }
+
+    /// See [`TaskRef::id`].
+    ///
+    /// ```
+    /// # let lp = spindle_loop::EventLoop::new().unwrap();
+    /// assert!(lp.create_task(async {}).unwrap().id() > 0);
+    /// ```
+    pub fn id(&self) -> u64 {
+        self.task_ref.id()
+    }
+
+    /// See [`TaskRef::name`].
+    ///
+    /// ```
+    /// # let lp = spindle_loop::EventLoop::new().unwrap();
+    /// assert!(lp.create_task(async {}).unwrap().name().starts_with("Task-"));
+    /// ```
+    pub fn name(&self) -> String {
+        self.task_ref.name()
+    }
+
+    /// See [`TaskRef::set_name`].
+    ///
+    /// ```
+    /// # let lp = spindle_loop::EventLoop::new().unwrap();
+    /// let t = lp.create_task(async {}).unwrap();
+    /// t.set_name("io");
+    /// assert_eq!(t.name(), "io");
+    /// ```
+    pub fn set_name(&self, name: impl Into<String>) {
+        self.task_ref.set_name(name)
+    }
+
+    /// See [`TaskRef::done`].
+    ///
+    /// ```
+    /// # let lp = spindle_loop::EventLoop::new().unwrap();
+    /// assert!(!lp.create_task(async {}).unwrap().done());
+    /// ```
+    pub fn done(&self) -> bool {
+        self.task_ref.done()
+    }
+
+    /// See [`TaskRef::cancelled`].
+    ///
+    /// ```
+    /// # let lp = spindle_loop::EventLoop::new().unwrap();
+    /// assert!(!lp.create_task(async {}).unwrap().cancelled());
+    /// ```
+    pub fn cancelled(&self) -> bool {
+        self.task_ref.cancelled()
+    }
+
+    /// See [`TaskRef::add_done_callback`].
+    ///
+    /// ```
+    /// # let lp = spindle_loop::EventLoop::new().unwrap();
+    /// let t = lp.create_task(async {}).unwrap();
+    /// t.add_done_callback(|task| println!("{} done", task.name()));
+    /// ```
+    pub fn add_done_callback(
+        &self,
+        callback: impl Fn(&TaskRef) + Send + Sync + 'static,
+    ) -> TaskCallback {
+        self.task_ref.add_done_callback(callback)
+    }
+
+    /// See [`TaskRef::add_done_callback_shared`].
+    ///
+    /// ```
+    /// # let lp = spindle_loop::EventLoop::new().unwrap();
+    /// let t = lp.create_task(async {}).unwrap();
+    /// let cb = t.add_done_callback(|_| ());
+    /// t.add_done_callback_shared(&cb);
+    /// ```
+    pub fn add_done_callback_shared(&self, callback: &TaskCallback) {
+        self.task_ref.add_done_callback_shared(callback)
+    }
+
+    /// See [`TaskRef::remove_done_callback`].
+    ///
+    /// ```
+    /// # let lp = spindle_loop::EventLoop::new().unwrap();
+    /// let t = lp.create_task(async {}).unwrap();
+    /// let cb = t.add_done_callback(|_| ());
+    /// assert_eq!(t.remove_done_callback(&cb), 1);
+    /// ```
+    pub fn remove_done_callback(&self, callback: &TaskCallback) -> usize {
+        self.task_ref.remove_done_callback(callback)
+    }
+
+    /// Takes the result of a finished task without waiting (asyncio's `Task.result()`).
+    ///
+    /// `Err(LoopError::InvalidState)` if the task is not done yet or its result was already
+    /// taken; otherwise the task's outcome.
+    ///
+    /// ```
+    /// # let lp = spindle_loop::EventLoop::new().unwrap();
+    /// let mut t = lp.create_task(async { 3 }).unwrap();
+    /// assert!(t.result().is_err()); // not done yet
+    /// lp.stop();
+    /// lp.run_forever().unwrap();
+    /// assert_eq!(t.result().unwrap(), Ok(3));
+    /// ```
+    pub fn result(&mut self) -> Result<Result<T, TaskError>, LoopError> {
+        if self.taken {
+            return Err(LoopError::InvalidState(
+                "result(): the task's result was already taken",
+            ));
+        }
+        let Some(join) = self.join.as_mut() else {
+            return Err(LoopError::InvalidState(
+                "result(): the task's result was already taken",
+            ));
+        };
+        if !join.is_finished() {
+            return Err(LoopError::InvalidState("result(): the task is not done yet"));
+        }
+        let mut cx = Context::from_waker(Waker::noop());
+        match Pin::new(join).poll(&mut cx) {
+            Poll::Ready(outcome) => Ok(self.take(outcome)),
+            Poll::Pending => Err(LoopError::InvalidState("result(): the task is not done yet")),
+        }
+    }
+
+    fn take(&mut self, outcome: Option<Result<T, TaskError>>) -> Result<T, TaskError> {
+        self.taken = true;
+        match outcome {
+            Some(Ok(value)) => Ok(value),
+            Some(Err(e)) => {
+                self.task_ref.header.mark_retrieved();
+                Err(e)
+            }
+            // async-task dropped the future without output: destroyed at close.
+            None => Err(TaskError::Cancelled),
+        }
+    }
+
+    pub(crate) fn header(&self) -> &Arc<TaskHeader> {
+        &self.task_ref.header
+    }
+}
+
+impl<T> Future for Task<T> {
+    type Output = Result<T, TaskError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        assert!(!this.taken, "a spindle Task was polled after its result was taken");
+        let Some(join) = this.join.as_mut() else {
+            return Poll::Ready(Err(TaskError::Cancelled));
+        };
+        match Pin::new(join).poll(cx) {
+            Poll::Ready(outcome) => Poll::Ready(this.take(outcome)),
+            Poll::Pending => {
+                // Record the await edge for cancellation to flow down (asyncio's _fut_waiter).
+                let target = &this.task_ref.header;
+                context::with_running(|lp| {
+                    if let Some(current) = lp.and_then(|lp| lp.current_task_header()) {
+                        if current.id != target.id {
+                            current.set_awaiting(target.clone());
+                        }
+                    }
+                });
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl<T> Drop for Task<T> {
+    fn drop(&mut self) {
+        if let Some(join) = self.join.take() {
+            join.detach();
+        }
+        if !self.taken {
+            self.task_ref.header.detach();
+        }
+    }
+}
+
+impl<T> fmt::Debug for Task<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Task")
+            .field("id", &self.id())
+            .field("name", &self.name())
+            .field("done", &self.done())
+            .field("cancelled", &self.cancelled())
+            .finish()
+    }
+}

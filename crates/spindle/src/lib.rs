@@ -1,0 +1,36 @@
+//! # spindle
+//!
+//! An async runtime with asyncio's loop semantics and Rust's speed: one event loop per thread.
+//! This facade re-exports [`spindle_loop`], [`spindle_bridge`] and [`spindle_policy`].
+//!
+//! ```
+//! use spindle::EventLoop;
+//!
+//! let lp = EventLoop::new().unwrap();
+//! assert_eq!(lp.run_until_complete(async { 1 + 1 }).unwrap(), 2);
+//! ```
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub use spindle_bridge;
+pub use spindle_loop;
+pub use spindle_policy;
+
+pub use spindle_loop::{
+    all_tasks, current_task, default_exception_handler, EventLoop, ExceptionContext,
+    ExceptionHandler, ExceptionKind, FutureCallback, Handle, LoopError, LoopFuture, LoopStats,
+    Rejected, Remote, Task, TaskCallback, TaskError, TaskRef, TimerHandle,
+};
+pub use spindle_policy::{get_running_loop, NoRunningLoop};
+
+/// The names most programs need, in one import.
+///
+/// ```
+/// use spindle::prelude::*;
+/// let lp = EventLoop::new().unwrap();
+/// lp.close().unwrap();
+/// ```
+pub mod prelude {
+    pub use crate::{current_task, get_running_loop, EventLoop, LoopFuture, Task, TaskError};
+}
