@@ -27,7 +27,9 @@ pub(crate) fn is_any_running() -> bool {
 /// Installs `inner` as this thread's running loop until the guard drops.
 pub(crate) fn enter(inner: Rc<Inner>) -> RunningGuard {
     RUNNING.with(|slot| *slot.borrow_mut() = Some(inner));
-    RunningGuard { _not_send: std::marker::PhantomData }
+    RunningGuard {
+        _not_send: std::marker::PhantomData,
+    }
 }
 
 pub(crate) struct RunningGuard {

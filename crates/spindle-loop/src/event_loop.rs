@@ -28,7 +28,9 @@ use std::time::{Duration, Instant};
 
 use crate::context;
 use crate::error::{LoopError, Rejected};
-use crate::exception::{default_exception_handler, ExceptionContext, ExceptionHandler, ExceptionKind};
+use crate::exception::{
+    default_exception_handler, ExceptionContext, ExceptionHandler, ExceptionKind,
+};
 use crate::future::LoopFuture;
 use crate::handle::{new_callback, Callback, Handle, TimerHandle};
 use crate::registry::TaskRegistry;
@@ -441,7 +443,11 @@ impl EventLoop {
     /// assert_eq!(seen, Some(id));
     /// ```
     pub fn running() -> Option<EventLoop> {
-        context::with_running(|lp| lp.map(|inner| EventLoop { inner: inner.clone() }))
+        context::with_running(|lp| {
+            lp.map(|inner| EventLoop {
+                inner: inner.clone(),
+            })
+        })
     }
 
     /// A process-unique id of this loop.

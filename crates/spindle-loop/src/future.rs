@@ -76,7 +76,10 @@ impl<T: 'static> LoopFuture<T> {
     /// assert!(fut.set_result(2).is_err());
     /// ```
     pub fn set_result(&self, value: T) -> Result<(), LoopError> {
-        self.check_settable("set_result(): the future is already done", "set_result(): the future was cancelled")?;
+        self.check_settable(
+            "set_result(): the future is already done",
+            "set_result(): the future was cancelled",
+        )?;
         self.complete(Ok(value));
         Ok(())
     }
@@ -142,7 +145,10 @@ impl<T: 'static> LoopFuture<T> {
     /// assert!(fut.cancelled());
     /// ```
     pub fn cancelled(&self) -> bool {
-        matches!(&*self.cell.outcome.borrow(), Some(Err(TaskError::Cancelled)))
+        matches!(
+            &*self.cell.outcome.borrow(),
+            Some(Err(TaskError::Cancelled))
+        )
     }
 
     /// The outcome of a done future (asyncio's `result()`, with the error returned instead of
@@ -164,7 +170,9 @@ impl<T: 'static> LoopFuture<T> {
                 self.cell.retrieved.set(true);
                 Ok(outcome.clone())
             }
-            None => Err(LoopError::InvalidState("result(): the future is not done yet")),
+            None => Err(LoopError::InvalidState(
+                "result(): the future is not done yet",
+            )),
         }
     }
 
@@ -178,7 +186,10 @@ impl<T: 'static> LoopFuture<T> {
     /// fut.add_done_callback(|f| println!("done: {:?}", f.done()));
     /// fut.set_result(1).unwrap();
     /// ```
-    pub fn add_done_callback(&self, callback: impl Fn(&LoopFuture<T>) + 'static) -> FutureCallback<T> {
+    pub fn add_done_callback(
+        &self,
+        callback: impl Fn(&LoopFuture<T>) + 'static,
+    ) -> FutureCallback<T> {
         let callback: FutureCallback<T> = Rc::new(callback);
         self.add_done_callback_shared(&callback);
         callback

@@ -29,9 +29,9 @@ use std::time::Duration;
 
 use crate::error::{LoopError, Rejected};
 use crate::parker::Parker;
-use crate::sync::{fence, spin_wait, AtomicBool, AtomicU64, AtomicUsize, Ordering};
 #[cfg(loom)]
 use crate::sync::Mutex;
+use crate::sync::{fence, spin_wait, AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use crate::task::TaskRunnable;
 
 /// Producers cannot submit callbacks any more.

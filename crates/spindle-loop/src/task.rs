@@ -245,7 +245,10 @@ fn schedule_task_callback(header: Arc<TaskHeader>, callback: TaskCallback) {
         }
         _ => {
             if header.remote.submit(run).is_err() {
-                tracing::debug!(task = header.id, "done-callback dropped: the loop is closed");
+                tracing::debug!(
+                    task = header.id,
+                    "done-callback dropped: the loop is closed"
+                );
             }
         }
     });
@@ -419,11 +422,7 @@ impl CompletionGuard {
             }
             slow.awaiting = None;
             let prev = header.state.fetch_or(bits, Ordering::AcqRel);
-            (
-                prev,
-                slow.waker.take(),
-                std::mem::take(&mut slow.callbacks),
-            )
+            (prev, slow.waker.take(), std::mem::take(&mut slow.callbacks))
         };
         drop(waker);
         let owner = self.owner.upgrade();
@@ -834,12 +833,16 @@ impl<T> Task<T> {
             ));
         };
         if !join.is_finished() {
-            return Err(LoopError::InvalidState("result(): the task is not done yet"));
+            return Err(LoopError::InvalidState(
+                "result(): the task is not done yet",
+            ));
         }
         let mut cx = Context::from_waker(Waker::noop());
         match Pin::new(join).poll(&mut cx) {
             Poll::Ready(outcome) => Ok(self.take(outcome)),
-            Poll::Pending => Err(LoopError::InvalidState("result(): the task is not done yet")),
+            Poll::Pending => Err(LoopError::InvalidState(
+                "result(): the task is not done yet",
+            )),
         }
     }
 
@@ -866,7 +869,10 @@ impl<T> Future for Task<T> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
-        assert!(!this.taken, "a spindle Task was polled after its result was taken");
+        assert!(
+            !this.taken,
+            "a spindle Task was polled after its result was taken"
+        );
         let Some(join) = this.join.as_mut() else {
             return Poll::Ready(Err(TaskError::Cancelled));
         };

@@ -56,7 +56,9 @@ fn run_until_complete_stopped_first_is_an_error_and_the_task_resumes_later() {
         })
         .unwrap_err();
     assert_eq!(err, LoopError::StoppedBeforeComplete);
-    assert!(err.to_string().contains("stopped before the future completed"));
+    assert!(err
+        .to_string()
+        .contains("stopped before the future completed"));
     assert_eq!(progressed.get(), 1);
     assert_eq!(lp.all_tasks().len(), 1, "the task stays pending");
     release.set(true);
@@ -120,7 +122,10 @@ fn running_another_loop_on_the_same_thread_is_an_error() {
     let o = other.clone();
     let out = lp
         .run_until_complete(async move {
-            (o.run_forever(), o.run_until_complete(async { 1 }).map(|_| ()))
+            (
+                o.run_forever(),
+                o.run_until_complete(async { 1 }).map(|_| ()),
+            )
         })
         .unwrap();
     assert_eq!(out.0, Err(LoopError::OtherLoopRunning));
@@ -177,7 +182,11 @@ fn close_is_idempotent_and_drops_pending_work_on_the_loop_thread() {
     let never = lp.create_task(async move { drop(guard) }).unwrap();
 
     lp.close().unwrap();
-    assert_eq!(drops.get(), 4, "callback, timer, idle task, unstarted task all dropped");
+    assert_eq!(
+        drops.get(),
+        4,
+        "callback, timer, idle task, unstarted task all dropped"
+    );
     assert_eq!(drop_thread.get(), Some(thread));
     assert!(idle.done() && idle.cancelled());
     assert!(never.done());
@@ -196,7 +205,10 @@ fn close_is_idempotent_and_drops_pending_work_on_the_loop_thread() {
 fn after_close_every_scheduling_call_and_run_is_a_closed_error() {
     let lp = EventLoop::new().unwrap();
     lp.close().unwrap();
-    assert_eq!(lp.call_soon(|| ()).unwrap_err().reason(), &LoopError::Closed);
+    assert_eq!(
+        lp.call_soon(|| ()).unwrap_err().reason(),
+        &LoopError::Closed
+    );
     assert_eq!(
         lp.call_later(Duration::ZERO, || ()).unwrap_err().reason(),
         &LoopError::Closed

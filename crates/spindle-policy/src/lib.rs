@@ -31,7 +31,9 @@ pub struct NoRunningLoop;
 
 impl std::fmt::Display for NoRunningLoop {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("no running event loop: call this from inside a task or callback of a running loop")
+        f.write_str(
+            "no running event loop: call this from inside a task or callback of a running loop",
+        )
     }
 }
 

@@ -1,0 +1,251 @@
+//! Issue behaviour 9: tasks.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::Poll;
+
+use spindle_loop::{all_tasks, current_task, EventLoop, TaskError};
+
+fn one_iteration(lp: &EventLoop) {
+    lp.stop();
+    lp.run_forever().unwrap();
+}
+
+async fn yield_once() {
+    let mut yielded = false;
+    std::future::poll_fn(move |cx| {
+        if yielded {
+            Poll::Ready(())
+        } else {
+            yielded = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    })
+    .await
+}
+
+#[test]
+fn create_task_does_not_start_the_body_before_the_next_iteration() {
+    let lp = EventLoop::new().unwrap();
+    let started = Rc::new(Cell::new(false));
+    let s = started.clone();
+    let _task = lp.create_task(async move { s.set(true) }).unwrap();
+    assert!(!started.get());
+    one_iteration(&lp);
+    assert!(started.get());
+}
+
+#[test]
+fn cancel_before_the_first_step_means_the_body_never_runs() {
+    let lp = EventLoop::new().unwrap();
+    let started = Rc::new(Cell::new(false));
+    let s = started.clone();
+    let task = lp.create_task(async move { s.set(true) }).unwrap();
+    assert!(task.cancel());
+    assert_eq!(
+        lp.run_until_complete(task).unwrap(),
+        Err(TaskError::Cancelled)
+    );
+    assert!(!started.get());
+}
+
+#[test]
+fn cancelling_a_task_that_awaits_another_task_cancels_that_one_too() {
+    let lp = EventLoop::new().unwrap();
+    let inner_dropped = Rc::new(Cell::new(false));
+    let d = inner_dropped.clone();
+    let spawner = lp.clone();
+    let outer = lp
+        .create_task(async move {
+            let inner = spawner
+                .create_task(async move {
+                    struct OnDrop(Rc<Cell<bool>>);
+                    impl Drop for OnDrop {
+                        fn drop(&mut self) {
+                            self.0.set(true);
+                        }
+                    }
+                    let _guard = OnDrop(d);
+                    std::future::pending::<()>().await
+                })
+                .unwrap();
+            let inner_ref = inner.task_ref();
+            (inner.await, inner_ref)
+        })
+        .unwrap();
+    let outer_ref = outer.task_ref();
+    for _ in 0..3 {
+        one_iteration(&lp);
+    }
+    let inner_ref = lp
+        .all_tasks()
+        .into_iter()
+        .find(|t| *t != outer_ref)
+        .expect("inner task is live");
+    assert!(outer.cancel());
+    assert_eq!(
+        lp.run_until_complete(outer).unwrap(),
+        Err(TaskError::Cancelled)
+    );
+    one_iteration(&lp);
+    assert!(
+        inner_ref.cancelled(),
+        "cancellation flowed down the await chain"
+    );
+    assert!(inner_dropped.get());
+}
+
+#[test]
+fn cancel_on_a_done_task_returns_false() {
+    let lp = EventLoop::new().unwrap();
+    let task = lp.create_task(async { 1 }).unwrap();
+    let r = task.task_ref();
+    assert_eq!(lp.run_until_complete(task).unwrap(), Ok(1));
+    assert!(r.done());
+    assert!(!r.cancel());
+    assert!(!r.cancelled());
+}
+
+#[test]
+fn a_cancelled_tasks_awaiters_get_cancelled_and_its_done_callbacks_run() {
+    let lp = EventLoop::new().unwrap();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let victim = lp.create_task(std::future::pending::<u32>()).unwrap();
+    let c = calls.clone();
+    victim.add_done_callback(move |t| {
+        assert!(t.cancelled());
+        c.fetch_add(1, Ordering::SeqCst);
+    });
+    let victim_ref = victim.task_ref();
+    let awaiter = lp.create_task(async move { victim.await }).unwrap();
+    one_iteration(&lp);
+    victim_ref.cancel();
+    // The awaiter itself finishes normally; what it awaited says Cancelled.
+    assert_eq!(
+        lp.run_until_complete(awaiter).unwrap(),
+        Ok(Err(TaskError::Cancelled))
+    );
+    one_iteration(&lp);
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn a_task_cancelled_while_awaiting_drops_its_future_at_the_next_step() {
+    let lp = EventLoop::new().unwrap();
+    let log = Rc::new(RefCell::new(Vec::new()));
+    let l = log.clone();
+    let task = lp
+        .create_task(async move {
+            struct OnDrop(Rc<RefCell<Vec<&'static str>>>);
+            impl Drop for OnDrop {
+                fn drop(&mut self) {
+                    self.0.borrow_mut().push("dropped");
+                }
+            }
+            let _guard = OnDrop(l.clone());
+            l.borrow_mut().push("started");
+            std::future::pending::<()>().await
+        })
+        .unwrap();
+    one_iteration(&lp);
+    task.cancel();
+    assert_eq!(*log.borrow(), ["started"], "not dropped inside cancel()");
+    assert_eq!(
+        lp.run_until_complete(task).unwrap(),
+        Err(TaskError::Cancelled)
+    );
+    assert_eq!(*log.borrow(), ["started", "dropped"]);
+}
+
+#[test]
+fn dropping_an_unawaited_task_handle_detaches_it() {
+    let lp = EventLoop::new().unwrap();
+    let finished = Rc::new(Cell::new(false));
+    let f = finished.clone();
+    drop(
+        lp.create_task(async move {
+            yield_once().await;
+            f.set(true);
+        })
+        .unwrap(),
+    );
+    for _ in 0..3 {
+        one_iteration(&lp);
+    }
+    assert!(finished.get());
+}
+
+#[test]
+fn task_names_default_to_task_id_and_can_be_set() {
+    let lp = EventLoop::new().unwrap();
+    let t = lp
+        .create_task(async { current_task().unwrap().name() })
+        .unwrap();
+    assert_eq!(t.name(), format!("Task-{}", t.id()));
+    t.set_name("renamed");
+    assert_eq!(lp.run_until_complete(t).unwrap(), Ok("renamed".to_string()));
+}
+
+#[test]
+fn current_task_and_all_tasks_track_the_running_loop() {
+    let lp = EventLoop::new().unwrap();
+    assert!(current_task().is_none());
+    let spawner = lp.clone();
+    let (ids_match, live) = lp
+        .run_until_complete(async move {
+            let me = current_task().unwrap();
+            let child = spawner
+                .create_task(async { current_task().unwrap().id() })
+                .unwrap();
+            let child_id = child.id();
+            let live = all_tasks().len();
+            let seen = child.await.unwrap();
+            (seen == child_id && current_task().unwrap() == me, live)
+        })
+        .unwrap();
+    assert!(ids_match);
+    assert_eq!(live, 2);
+    assert!(lp.all_tasks().is_empty());
+}
+
+#[test]
+fn task_result_is_invalid_state_until_done_then_taken_once() {
+    let lp = EventLoop::new().unwrap();
+    let mut t = lp.create_task(async { 5 }).unwrap();
+    assert!(t.result().is_err());
+    one_iteration(&lp);
+    assert_eq!(t.result().unwrap(), Ok(5));
+    assert!(t.result().is_err(), "already taken");
+}
+
+#[test]
+fn a_task_is_woken_from_another_thread_through_the_inbox() {
+    let lp = EventLoop::new().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<std::task::Waker>();
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let d = done.clone();
+    let waker_thread = std::thread::spawn(move || {
+        let waker = rx.recv().unwrap();
+        d.store(true, Ordering::SeqCst);
+        waker.wake();
+    });
+    let flag = done.clone();
+    let mut sent = Some(tx);
+    let out = lp
+        .run_until_complete(std::future::poll_fn(move |cx| {
+            if flag.load(Ordering::SeqCst) {
+                return Poll::Ready("woken");
+            }
+            if let Some(tx) = sent.take() {
+                tx.send(cx.waker().clone()).unwrap();
+            }
+            Poll::Pending
+        }))
+        .unwrap();
+    waker_thread.join().unwrap();
+    assert_eq!(out, "woken");
+    assert!(lp.stats().wakeups <= 1);
+}
