@@ -73,3 +73,60 @@ pub use future::{FutureCallback, LoopFuture};
 pub use handle::{Handle, TimerHandle};
 pub use remote::Remote;
 pub use task::{Task, TaskCallback, TaskRef};
+
+/// Hooks for the loom models in `loom-tests/` (only with `--cfg loom`): the real [`Remote`]
+/// protocol, driven without an event loop around it.
+#[cfg(loom)]
+#[doc(hidden)]
+pub mod __loom {
+    use crate::remote::{Remote, RemoteItem};
+
+    /// The inbox of one loop, as the loop thread and producers see it.
+    pub struct Inbox(Remote);
+
+    impl Inbox {
+        /// A fresh inbox (loop id 0).
+        pub fn new() -> Self {
+            Inbox(Remote::new(0).expect("the loom parker cannot fail"))
+        }
+
+        /// Producer side: `call_soon_threadsafe`.
+        pub fn submit<F: FnOnce() + Send + 'static>(&self, f: F) -> Result<(), F> {
+            self.0.submit(f).map_err(|rejected| rejected.into_inner())
+        }
+
+        /// Loop side: park with no timeout (returns at once if something is queued).
+        pub fn park(&self) {
+            let mut events = polling::Events::new();
+            self.0.park(&mut events, None);
+        }
+
+        /// Loop side: run every queued callback; returns how many ran.
+        pub fn run_pending(&self) -> usize {
+            let mut ran = 0;
+            while let Some(item) = self.0.pop() {
+                if let RemoteItem::Callback(f) = item {
+                    f();
+                    ran += 1;
+                }
+            }
+            ran
+        }
+
+        /// Loop side: `close()`'s first half: refuse new callbacks, wait for in-flight ones.
+        pub fn close(&self) {
+            self.0.close();
+        }
+
+        /// Wake-up syscalls issued so far.
+        pub fn wakeups(&self) -> u64 {
+            self.0.wakeups()
+        }
+    }
+
+    impl Default for Inbox {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
+}
