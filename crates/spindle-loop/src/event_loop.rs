@@ -93,6 +93,9 @@ pub(crate) struct Inner {
     id: u64,
     me: Weak<Inner>,
     ready: RefCell<VecDeque<Ready>>,
+    /// The batch being run: swapped with `ready` at the start of each batch, so the batch needs
+    /// one borrow, and what it schedules lands in `ready` for the next iteration.
+    batch: RefCell<VecDeque<Ready>>,
     timers: RefCell<Timers>,
     remote: Arc<Remote>,
     running: Cell<bool>,
@@ -107,6 +110,7 @@ pub(crate) struct Inner {
     callbacks_run: Cell<u64>,
     task_steps: Cell<u64>,
     iterations: Cell<u64>,
+    close_hooks: RefCell<Vec<Box<dyn FnOnce()>>>,
 }
 
 impl Inner {
@@ -227,14 +231,14 @@ impl Inner {
                 }
             }
         }
-        let batch = self.ready.borrow().len();
-        for _ in 0..batch {
-            // The borrow ends before the item runs: it may schedule more.
-            let item = self.ready.borrow_mut().pop_front();
-            match item {
-                Some(item) => self.run_item(item),
-                None => break,
-            }
+        let Ok(mut batch) = self.batch.try_borrow_mut() else {
+            // Unreachable: run_once does not nest (run_forever refuses to), but never panic.
+            return;
+        };
+        std::mem::swap(&mut *batch, &mut *self.ready.borrow_mut());
+        // Items run with no borrow of `ready` held: they may schedule more.
+        while let Some(item) = batch.pop_front() {
+            self.run_item(item);
         }
     }
 
@@ -340,6 +344,15 @@ impl Inner {
             }
         }
         self.remote.finalize();
+        let hooks = std::mem::take(&mut *self.close_hooks.borrow_mut());
+        for hook in hooks {
+            if let Err(payload) = catch_unwind(AssertUnwindSafe(hook)) {
+                let mut ctx =
+                    ExceptionContext::new(ExceptionKind::CallbackPanicked, "a close hook panicked");
+                ctx.panic = Some(task::panic_message(&*payload).into());
+                self.report(ctx);
+            }
+        }
     }
 
     /// `close()`'s treatment of one scheduled item: local callbacks and tasks are dropped
@@ -412,6 +425,7 @@ impl EventLoop {
             id,
             me: me.clone(),
             ready: RefCell::new(VecDeque::new()),
+            batch: RefCell::new(VecDeque::new()),
             timers: RefCell::new(Timers::default()),
             remote: Arc::new(remote),
             running: Cell::new(false),
@@ -426,6 +440,7 @@ impl EventLoop {
             callbacks_run: Cell::new(0),
             task_steps: Cell::new(0),
             iterations: Cell::new(0),
+            close_hooks: RefCell::new(Vec::new()),
         });
         Ok(EventLoop { inner })
     }
@@ -728,6 +743,27 @@ impl EventLoop {
         if !self.inner.closed.get() {
             self.inner.close_now();
         }
+        Ok(())
+    }
+
+    /// Registers `hook` to run at the end of [`close`](Self::close), after every pending
+    /// callback and task was dropped (e.g. to shut down a blocking-work pool tied to the loop).
+    /// On a closed loop the hook comes back in the error.
+    ///
+    /// ```
+    /// use std::{cell::Cell, rc::Rc};
+    /// let lp = spindle_loop::EventLoop::new().unwrap();
+    /// let closed = Rc::new(Cell::new(false));
+    /// let c = closed.clone();
+    /// lp.on_close(move || c.set(true)).unwrap();
+    /// lp.close().unwrap();
+    /// assert!(closed.get());
+    /// ```
+    pub fn on_close<F: FnOnce() + 'static>(&self, hook: F) -> Result<(), Rejected<F>> {
+        if self.inner.closed.get() {
+            return Err(Rejected::new(hook, LoopError::Closed));
+        }
+        self.inner.close_hooks.borrow_mut().push(Box::new(hook));
         Ok(())
     }
 

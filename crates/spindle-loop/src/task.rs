@@ -67,8 +67,33 @@ const RETRIEVED: u32 = 1 << 5;
 const AWAITING: u32 = 1 << 6;
 /// `run_until_complete` is waiting for this task: stop the loop when it is done.
 const STOP_ON_DONE: u32 = 1 << 7;
+/// `slow.waker` holds the task's own waker (stored the first time the task went pending).
+const HAS_WAKER: u32 = 1 << 8;
+/// `slow.callbacks` may hold done-callbacks.
+const HAS_CALLBACKS: u32 = 1 << 9;
+/// Bits that say completion must take the slow lock.
+const NEEDS_SLOW_COMPLETION: u32 = HAS_WAKER | HAS_CALLBACKS | AWAITING;
 
-static NEXT_TASK_ID: AtomicU64 = AtomicU64::new(1);
+static NEXT_TASK_ID_BLOCK: AtomicU64 = AtomicU64::new(0);
+/// Task ids are handed to each thread in blocks, so spawning takes no shared atomic.
+const TASK_ID_BLOCK: u64 = 1024;
+
+thread_local! {
+    /// (next id, end of this thread's block)
+    static TASK_IDS: std::cell::Cell<(u64, u64)> = const { std::cell::Cell::new((0, 0)) };
+}
+
+fn next_task_id() -> u64 {
+    TASK_IDS.with(|ids| {
+        let (mut next, mut end) = ids.get();
+        if next == end {
+            next = NEXT_TASK_ID_BLOCK.fetch_add(1, Ordering::Relaxed) * TASK_ID_BLOCK + 1;
+            end = next + TASK_ID_BLOCK;
+        }
+        ids.set((next + 1, end));
+        next
+    })
+}
 
 /// A done-callback of a task: shared so the same one can be added twice and removed by identity.
 pub type TaskCallback = Arc<dyn Fn(&TaskRef) + Send + Sync>;
@@ -160,6 +185,9 @@ impl TaskHeader {
         if prev & DONE != 0 {
             return false;
         }
+        // No waker yet: the task has never gone pending, so it is queued (or running) and sees
+        // the flag at its next step. The lock pairs with `store_waker`: either we see the waker,
+        // or the step that stores it sees CANCEL_REQUESTED afterwards.
         let (waker, awaiting) = {
             let slow = self.slow();
             (slow.waker.clone(), slow.awaiting.clone())
@@ -171,6 +199,20 @@ impl TaskHeader {
             inner.request_cancel();
         }
         true
+    }
+
+    /// Called on the Pending path of a step: remember the task's own waker so `cancel()` can
+    /// reschedule it. Once per task (a task's waker never changes).
+    fn store_waker(&self, waker: &Waker) {
+        if self.state() & HAS_WAKER != 0 {
+            return;
+        }
+        self.slow().waker = Some(waker.clone());
+        let prev = self.state.fetch_or(HAS_WAKER, Ordering::AcqRel);
+        if prev & CANCEL_REQUESTED != 0 {
+            // A cancel raced with this step and may have found no waker: reschedule ourselves.
+            waker.wake_by_ref();
+        }
     }
 
     /// `close()`: get the task's runnable into a queue so the loop can drop it.
@@ -219,16 +261,20 @@ impl TaskHeader {
     }
 
     fn add_callback(self: &Arc<Self>, callback: TaskCallback) {
-        {
+        // Push, then announce with HAS_CALLBACKS. If DONE was already set, completion may have
+        // looked before our announcement: take the callbacks back ourselves. Whoever takes
+        // them under the lock schedules them, so each runs exactly once.
+        let prev = {
             let mut slow = self.slow();
-            // DONE is set under this lock in `complete`, so the callback is either taken by
-            // completion or scheduled here, never both, never neither.
-            if self.state() & DONE == 0 {
-                slow.callbacks.push(callback);
-                return;
+            slow.callbacks.push(callback);
+            self.state.fetch_or(HAS_CALLBACKS, Ordering::AcqRel)
+        };
+        if prev & DONE != 0 {
+            let callbacks = std::mem::take(&mut self.slow().callbacks);
+            for callback in callbacks {
+                schedule_task_callback(self.clone(), callback);
             }
         }
-        schedule_task_callback(self.clone(), callback);
     }
 }
 
@@ -277,7 +323,7 @@ where
     F::Output: 'static,
 {
     let header = Arc::new(TaskHeader {
-        id: NEXT_TASK_ID.fetch_add(1, Ordering::Relaxed),
+        id: next_task_id(),
         loop_id: inner.id(),
         created_at,
         state: AtomicU32::new(0),
@@ -299,7 +345,6 @@ where
             },
             schedule_local,
         );
-    header.slow().waker = Some(runnable.waker());
     inner.register_task(header.clone());
     (
         runnable,
@@ -337,7 +382,10 @@ impl<F: Future> Future for TaskFuture<F> {
             return Poll::Ready(Err(TaskError::Cancelled));
         };
         match catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
-            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Pending) => {
+                this.guard.header.store_waker(cx.waker());
+                Poll::Pending
+            }
             Ok(Poll::Ready(value)) => {
                 drop_future(this.future, this.guard);
                 this.guard.complete(Outcome::Finished);
@@ -415,16 +463,27 @@ impl CompletionGuard {
                 Outcome::Cancelled | Outcome::Destroyed => CANCELLED,
                 Outcome::Panicked(_) => FAILED,
             };
-        let (prev, waker, callbacks) = {
-            let mut slow = header.slow();
-            if let Outcome::Panicked(message) = &outcome {
-                slow.failure = Some(message.clone());
-            }
-            slow.awaiting = None;
-            let prev = header.state.fetch_or(bits, Ordering::AcqRel);
-            (prev, slow.waker.take(), std::mem::take(&mut slow.callbacks))
+        if let Outcome::Panicked(message) = &outcome {
+            // Before DONE|FAILED is published, so a reporter that sees FAILED finds the message.
+            header.slow().failure = Some(message.clone());
+        }
+        let prev = header.state.fetch_or(bits, Ordering::AcqRel);
+        // The common case (finished on its first step, nobody registered anything) takes no
+        // lock. A callback added concurrently is handled by `add_callback` (it sees DONE).
+        let callbacks = if prev & NEEDS_SLOW_COMPLETION != 0 {
+            let (waker, awaiting, callbacks) = {
+                let mut slow = header.slow();
+                (
+                    slow.waker.take(),
+                    slow.awaiting.take(),
+                    std::mem::take(&mut slow.callbacks),
+                )
+            };
+            drop((waker, awaiting));
+            callbacks
+        } else {
+            Vec::new()
         };
-        drop(waker);
         let owner = self.owner.upgrade();
         if let Some(owner) = &owner {
             owner.unregister_task(header);

@@ -34,3 +34,8 @@ pub use spindle_policy::{get_running_loop, NoRunningLoop};
 pub mod prelude {
     pub use crate::{current_task, get_running_loop, EventLoop, LoopFuture, Task, TaskError};
 }
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
