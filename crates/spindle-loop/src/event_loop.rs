@@ -102,7 +102,8 @@ pub(crate) struct Inner {
     stopping: Cell<bool>,
     closed: Cell<bool>,
     tasks: RefCell<TaskRegistry>,
-    current_task: RefCell<Option<Arc<TaskHeader>>>,
+    /// Registry slot of the task whose step is running (`usize::MAX`: none).
+    current_slot: Cell<usize>,
     handler: RefCell<Option<ExceptionHandler>>,
     debug: Cell<bool>,
     slow_callback: Cell<Duration>,
@@ -134,16 +135,16 @@ impl Inner {
         self.ready.borrow_mut().push_back(Ready::Task(runnable));
     }
 
-    pub(crate) fn register_task(&self, header: Arc<TaskHeader>) {
-        self.tasks.borrow_mut().insert(header);
+    pub(crate) fn register_task(&self, task: TaskRef) {
+        self.tasks.borrow_mut().insert(task);
     }
 
-    pub(crate) fn unregister_task(&self, header: &TaskHeader) {
-        self.tasks.borrow_mut().remove(header);
+    pub(crate) fn unregister_task(&self, header: &TaskHeader) -> Option<TaskRef> {
+        self.tasks.borrow_mut().remove(header)
     }
 
-    pub(crate) fn current_task_header(&self) -> Option<Arc<TaskHeader>> {
-        self.current_task.borrow().clone()
+    pub(crate) fn current_task_ref(&self) -> Option<TaskRef> {
+        self.tasks.borrow().get(self.current_slot.get()).cloned()
     }
 
     pub(crate) fn timer_cancelled(&self) {
@@ -279,22 +280,26 @@ impl Inner {
             }
             Ready::Task(runnable) => {
                 self.task_steps.set(self.task_steps.get() + 1);
-                let header = runnable.metadata().clone();
+                let header = runnable.metadata();
                 header.begin_step();
+                let slot = header.slot();
                 let _span = tracing::trace_span!("spindle.task", id = header.id()).entered();
-                let previous = self.current_task.replace(Some(header.clone()));
+                // Only debug mode's slow-step report needs the task afterwards.
+                let task = started.and_then(|_| self.tasks.borrow().get(slot).cloned());
+                let created_at = header.created_at();
+                let previous = self.current_slot.replace(slot);
                 // Panics inside the task's future are caught by the task itself; this one only
                 // guards the loop against a panic in async-task's own machinery.
                 let _ = catch_unwind(AssertUnwindSafe(|| runnable.run()));
-                *self.current_task.borrow_mut() = previous;
-                ("task step", Some(header.created_at()), Some(header))
+                self.current_slot.set(previous);
+                ("task step", Some(created_at), task)
             }
         };
         if let Some(started) = started {
             let elapsed = started.elapsed();
             if elapsed >= self.slow_callback.get() {
                 let what = match &task {
-                    Some(header) => format!("task {}", header.name()),
+                    Some(task) => format!("task {}", task.name()),
                     None => format!("callback {name}"),
                 };
                 let mut ctx = ExceptionContext::new(
@@ -302,7 +307,7 @@ impl Inner {
                     format!("Executing {what} took {:.3} seconds", elapsed.as_secs_f64()),
                 );
                 ctx.callback = task.is_none().then_some(name);
-                ctx.task = task.map(|header| TaskRef { header });
+                ctx.task = task;
                 ctx.created_at = created_at;
                 ctx.elapsed = Some(elapsed);
                 self.report(ctx);
@@ -316,10 +321,11 @@ impl Inner {
         self.remote.close();
         for _ in 0..MAX_CLOSE_ROUNDS {
             // Wake every live task so that its runnable lands in a queue, where it is dropped.
-            let live = self.tasks.borrow().headers();
-            for header in &live {
-                header.wake_for_close();
+            let live = self.tasks.borrow().refs();
+            for task in &live {
+                task.wake();
             }
+            drop(live);
             let mut dropped_any = false;
             loop {
                 let item = self.ready.borrow_mut().pop_front();
@@ -432,7 +438,7 @@ impl EventLoop {
             stopping: Cell::new(false),
             closed: Cell::new(false),
             tasks: RefCell::new(TaskRegistry::default()),
-            current_task: RefCell::new(None),
+            current_slot: Cell::new(usize::MAX),
             handler: RefCell::new(None),
             debug: Cell::new(debug),
             slow_callback: Cell::new(DEFAULT_SLOW_CALLBACK),
@@ -858,9 +864,7 @@ impl EventLoop {
     /// assert!(lp.current_task().is_none());
     /// ```
     pub fn current_task(&self) -> Option<TaskRef> {
-        self.inner
-            .current_task_header()
-            .map(|header| TaskRef { header })
+        self.inner.current_task_ref()
     }
 
     /// Every live (not yet finished) task of this loop.
@@ -873,13 +877,7 @@ impl EventLoop {
     /// assert!(lp.all_tasks().is_empty());
     /// ```
     pub fn all_tasks(&self) -> Vec<TaskRef> {
-        self.inner
-            .tasks
-            .borrow()
-            .headers()
-            .into_iter()
-            .map(|header| TaskRef { header })
-            .collect()
+        self.inner.tasks.borrow().refs()
     }
 
     /// Counters and queue sizes.

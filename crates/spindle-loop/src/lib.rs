@@ -48,7 +48,8 @@
 //! task step, and `spindle.park` each wait. With no subscriber installed they cost a relaxed
 //! load each.
 
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
+#![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
 mod context;
@@ -61,6 +62,7 @@ mod parker;
 mod registry;
 mod remote;
 mod sync;
+#[allow(unsafe_code)] // TaskRef: a waker plus a pointer into the task's allocation
 mod task;
 mod timers;
 

@@ -1,19 +1,18 @@
-//! The loop's registry of live tasks: a slab, so insert and remove are O(1) and `close()` can
-//! reach every task, including idle ones whose runnable lives inside a waker.
+//! The loop's registry of live tasks: a slab of [`TaskRef`]s, so insert and remove are O(1),
+//! `close()` can reach every task (including idle ones, whose runnable lives inside a waker), and
+//! a pending task stays alive until it completes or the loop closes.
 
-use std::sync::Arc;
-
-use crate::task::TaskHeader;
+use crate::task::{TaskHeader, TaskRef};
 
 #[derive(Default)]
 pub(crate) struct TaskRegistry {
-    slots: Vec<Option<Arc<TaskHeader>>>,
+    slots: Vec<Option<TaskRef>>,
     free: Vec<usize>,
     len: usize,
 }
 
 impl TaskRegistry {
-    pub(crate) fn insert(&mut self, header: Arc<TaskHeader>) {
+    pub(crate) fn insert(&mut self, task: TaskRef) {
         let slot = match self.free.pop() {
             Some(slot) => slot,
             None => {
@@ -21,20 +20,26 @@ impl TaskRegistry {
                 self.slots.len() - 1
             }
         };
-        header.set_slot(slot);
-        self.slots[slot] = Some(header);
+        task.header().set_slot(slot);
+        self.slots[slot] = Some(task);
         self.len += 1;
     }
 
-    pub(crate) fn remove(&mut self, header: &TaskHeader) {
+    /// Removes the task and hands back the registry's reference to it.
+    pub(crate) fn remove(&mut self, header: &TaskHeader) -> Option<TaskRef> {
         let slot = header.slot();
-        if let Some(entry) = self.slots.get_mut(slot) {
-            if entry.as_ref().is_some_and(|h| h.id() == header.id()) {
-                *entry = None;
-                self.free.push(slot);
-                self.len -= 1;
-            }
+        let entry = self.slots.get_mut(slot)?;
+        if entry.as_ref().is_some_and(|t| t.id() == header.id()) {
+            self.free.push(slot);
+            self.len -= 1;
+            entry.take()
+        } else {
+            None
         }
+    }
+
+    pub(crate) fn get(&self, slot: usize) -> Option<&TaskRef> {
+        self.slots.get(slot)?.as_ref()
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -45,7 +50,7 @@ impl TaskRegistry {
         self.len == 0
     }
 
-    pub(crate) fn headers(&self) -> Vec<Arc<TaskHeader>> {
+    pub(crate) fn refs(&self) -> Vec<TaskRef> {
         self.slots.iter().flatten().cloned().collect()
     }
 }

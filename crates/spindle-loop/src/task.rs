@@ -2,11 +2,17 @@
 //!
 //! # Structure
 //!
-//! A task is one `async-task` allocation holding a [`TaskFuture`] (the user's future plus a
-//! completion guard) and, as metadata, an `Arc<TaskHeader>` that the loop's registry, the
-//! [`Task`] handle and every [`TaskRef`] share. The header carries everything that may be touched
-//! from another thread (the cancel request, the done/cancelled/failed bits, the task's own waker,
+//! A task is **one allocation**: `async-task`'s, holding a [`TaskFuture`] (the user's future plus
+//! a completion guard) and, as metadata, the [`TaskHeader`]. The header carries everything that
+//! may be touched from another thread (the cancel request, the done/cancelled/failed bits, name,
 //! done-callbacks); the future itself only ever runs and drops on its loop's thread.
+//!
+//! A [`TaskRef`] is the task's own `Waker` plus a pointer to the header. The waker holds a
+//! reference count on the allocation, and `async-task` drops the metadata only when the last
+//! reference goes, so the pointer is valid for as long as the `TaskRef` lives. The waker is also
+//! how `cancel()` reschedules the task. The loop's registry holds one `TaskRef` per live task
+//! (which keeps a pending task alive until it completes or the loop closes, whoever else forgets
+//! it); the [`Task`] handle holds another.
 //!
 //! # Routing (the schedule function)
 //!
@@ -35,6 +41,7 @@ use std::fmt;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe, Location};
 use std::pin::Pin;
+use std::ptr::NonNull;
 use std::rc::Weak;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -49,7 +56,7 @@ use crate::exception::{ExceptionContext, ExceptionKind};
 use crate::remote::Remote;
 
 /// What the ready queue and the inbox carry for a task.
-pub(crate) type TaskRunnable = async_task::Runnable<Arc<TaskHeader>>;
+pub(crate) type TaskRunnable = async_task::Runnable<TaskHeader>;
 
 /// Cancellation was requested; the next step drops the future.
 const CANCEL_REQUESTED: u32 = 1 << 0;
@@ -67,12 +74,10 @@ const RETRIEVED: u32 = 1 << 5;
 const AWAITING: u32 = 1 << 6;
 /// `run_until_complete` is waiting for this task: stop the loop when it is done.
 const STOP_ON_DONE: u32 = 1 << 7;
-/// `slow.waker` holds the task's own waker (stored the first time the task went pending).
-const HAS_WAKER: u32 = 1 << 8;
 /// `slow.callbacks` may hold done-callbacks.
 const HAS_CALLBACKS: u32 = 1 << 9;
 /// Bits that say completion must take the slow lock.
-const NEEDS_SLOW_COMPLETION: u32 = HAS_WAKER | HAS_CALLBACKS | AWAITING;
+const NEEDS_SLOW_COMPLETION: u32 = HAS_CALLBACKS | AWAITING;
 
 static NEXT_TASK_ID_BLOCK: AtomicU64 = AtomicU64::new(0);
 /// Task ids are handed to each thread in blocks, so spawning takes no shared atomic.
@@ -98,7 +103,8 @@ fn next_task_id() -> u64 {
 /// A done-callback of a task: shared so the same one can be added twice and removed by identity.
 pub type TaskCallback = Arc<dyn Fn(&TaskRef) + Send + Sync>;
 
-/// The part of a task that every holder shares.
+/// The part of a task that every holder shares; `async-task` metadata, inline in the task's
+/// allocation.
 pub(crate) struct TaskHeader {
     id: u64,
     loop_id: u64,
@@ -110,13 +116,11 @@ pub(crate) struct TaskHeader {
     slow: Mutex<SlowState>,
 }
 
-/// Fields touched rarely (spawn, await registration, completion, naming): one lock for all.
+/// Fields touched rarely (await registration, completion, naming): one lock for all.
 #[derive(Default)]
 struct SlowState {
     name: Option<Box<str>>,
-    /// The task's own waker, for `cancel()`; cleared at completion so the allocation is freed.
-    waker: Option<Waker>,
-    awaiting: Option<Arc<TaskHeader>>,
+    awaiting: Option<TaskRef>,
     callbacks: Vec<TaskCallback>,
     failure: Option<Arc<str>>,
 }
@@ -163,7 +167,7 @@ impl TaskHeader {
         }
     }
 
-    fn set_awaiting(&self, target: Arc<TaskHeader>) {
+    fn set_awaiting(&self, target: TaskRef) {
         self.slow().awaiting = Some(target);
         self.state.fetch_or(AWAITING, Ordering::AcqRel);
     }
@@ -180,47 +184,23 @@ impl TaskHeader {
         self.state() & CANCEL_REQUESTED != 0
     }
 
-    fn request_cancel(&self) -> bool {
+    /// Requests cancellation; `waker` is the task's own, used to reschedule it.
+    fn request_cancel(&self, waker: &Waker) -> bool {
         let prev = self.state.fetch_or(CANCEL_REQUESTED, Ordering::AcqRel);
         if prev & DONE != 0 {
             return false;
         }
-        // No waker yet: the task has never gone pending, so it is queued (or running) and sees
-        // the flag at its next step. The lock pairs with `store_waker`: either we see the waker,
-        // or the step that stores it sees CANCEL_REQUESTED afterwards.
-        let (waker, awaiting) = {
-            let slow = self.slow();
-            (slow.waker.clone(), slow.awaiting.clone())
+        // Queued or running already: a no-op; idle: back into its loop's queue.
+        waker.wake_by_ref();
+        let awaiting = if prev & AWAITING != 0 {
+            self.slow().awaiting.clone()
+        } else {
+            None
         };
-        if let Some(waker) = waker {
-            waker.wake();
-        }
         if let Some(inner) = awaiting {
-            inner.request_cancel();
+            inner.cancel();
         }
         true
-    }
-
-    /// Called on the Pending path of a step: remember the task's own waker so `cancel()` can
-    /// reschedule it. Once per task (a task's waker never changes).
-    fn store_waker(&self, waker: &Waker) {
-        if self.state() & HAS_WAKER != 0 {
-            return;
-        }
-        self.slow().waker = Some(waker.clone());
-        let prev = self.state.fetch_or(HAS_WAKER, Ordering::AcqRel);
-        if prev & CANCEL_REQUESTED != 0 {
-            // A cancel raced with this step and may have found no waker: reschedule ourselves.
-            waker.wake_by_ref();
-        }
-    }
-
-    /// `close()`: get the task's runnable into a queue so the loop can drop it.
-    pub(crate) fn wake_for_close(&self) {
-        let waker = self.slow().waker.clone();
-        if let Some(waker) = waker {
-            waker.wake();
-        }
     }
 
     fn mark_retrieved(&self) {
@@ -228,14 +208,15 @@ impl TaskHeader {
     }
 
     /// The handle was dropped: detach, and report an error nobody took.
-    fn detach(self: &Arc<Self>) {
+    fn detach(&self, task: &TaskRef) {
         let prev = self.state.fetch_or(DETACHED, Ordering::AcqRel);
         if prev & FAILED != 0 && prev & RETRIEVED == 0 {
-            let header = self.clone();
+            let task = task.clone();
+            let loop_id = self.loop_id;
             let report = move || {
-                let ctx = header.unretrieved_context();
+                let ctx = task.header().unretrieved_context(Some(task.clone()));
                 context::with_running(|lp| match lp {
-                    Some(lp) if lp.id() == header.loop_id => lp.report(ctx),
+                    Some(lp) if lp.id() == loop_id => lp.report(ctx),
                     _ => crate::exception::default_exception_handler(&ctx),
                 });
             };
@@ -246,21 +227,19 @@ impl TaskHeader {
         }
     }
 
-    fn unretrieved_context(self: &Arc<Self>) -> ExceptionContext {
+    fn unretrieved_context(&self, task: Option<TaskRef>) -> ExceptionContext {
         let panic = self.slow().failure.clone();
         let mut ctx = ExceptionContext::new(
             ExceptionKind::UnretrievedTaskError,
             format!("Task exception was never retrieved ({})", self.name()),
         );
         ctx.panic = panic;
-        ctx.task = Some(TaskRef {
-            header: self.clone(),
-        });
+        ctx.task = task;
         ctx.created_at = Some(self.created_at);
         ctx
     }
 
-    fn add_callback(self: &Arc<Self>, callback: TaskCallback) {
+    fn add_callback(&self, task: &TaskRef, callback: TaskCallback) {
         // Push, then announce with HAS_CALLBACKS. If DONE was already set, completion may have
         // looked before our announcement: take the callbacks back ourselves. Whoever takes
         // them under the lock schedules them, so each runs exactly once.
@@ -272,7 +251,7 @@ impl TaskHeader {
         if prev & DONE != 0 {
             let callbacks = std::mem::take(&mut self.slow().callbacks);
             for callback in callbacks {
-                schedule_task_callback(self.clone(), callback);
+                schedule_task_callback(task.clone(), callback);
             }
         }
     }
@@ -280,21 +259,17 @@ impl TaskHeader {
 
 /// Runs a task's done-callback through its loop: the ready queue if the loop runs on this
 /// thread, else its inbox. Dropped if the loop is closed.
-fn schedule_task_callback(header: Arc<TaskHeader>, callback: TaskCallback) {
-    let run = {
-        let header = header.clone();
-        move || callback(&TaskRef { header })
-    };
+fn schedule_task_callback(task: TaskRef, callback: TaskCallback) {
+    let loop_id = task.loop_id();
+    let remote = task.header().remote.clone();
+    let run = move || callback(&task);
     context::with_running(|lp| match lp {
-        Some(lp) if lp.id() == header.loop_id => {
+        Some(lp) if lp.id() == loop_id => {
             let _ = lp.call_soon_internal(run, Location::caller());
         }
         _ => {
-            if header.remote.submit(run).is_err() {
-                tracing::debug!(
-                    task = header.id,
-                    "done-callback dropped: the loop is closed"
-                );
+            if remote.submit(run).is_err() {
+                tracing::debug!(loop_id, "task done-callback dropped: the loop is closed");
             }
         }
     });
@@ -322,7 +297,7 @@ where
     F: Future + 'static,
     F::Output: 'static,
 {
-    let header = Arc::new(TaskHeader {
+    let header = TaskHeader {
         id: next_task_id(),
         loop_id: inner.id(),
         created_at,
@@ -330,26 +305,27 @@ where
         slot: AtomicUsize::new(usize::MAX),
         remote: inner.remote().clone(),
         slow: Mutex::new(SlowState::default()),
-    });
-    let guard = CompletionGuard {
-        header: header.clone(),
-        owner: inner.weak(),
-        armed: true,
     };
-    let (runnable, task) = async_task::Builder::new()
-        .metadata(header.clone())
-        .spawn_local(
-            move |_| TaskFuture {
-                future: Some(future),
-                guard,
+    let owner = inner.weak();
+    let (runnable, task) = async_task::Builder::new().metadata(header).spawn_local(
+        move |header: &TaskHeader| TaskFuture {
+            future: Some(future),
+            guard: CompletionGuard {
+                // Pinned in place by async-task before this closure runs, and dropped only
+                // after this future (see `TaskRef`).
+                header: NonNull::from(header),
+                owner,
+                armed: true,
             },
-            schedule_local,
-        );
-    inner.register_task(header.clone());
+        },
+        schedule_local,
+    );
+    let task_ref = TaskRef::new(runnable.waker(), runnable.metadata());
+    inner.register_task(task_ref.clone());
     (
         runnable,
         Task {
-            task_ref: TaskRef { header },
+            task_ref,
             join: Some(task.fallible()),
             taken: false,
         },
@@ -372,7 +348,7 @@ impl<F: Future> Future for TaskFuture<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
-        if this.guard.header.cancel_requested() {
+        if this.guard.header().cancel_requested() {
             drop_future(this.future, this.guard);
             this.guard.complete(Outcome::Cancelled);
             return Poll::Ready(Err(TaskError::Cancelled));
@@ -382,10 +358,7 @@ impl<F: Future> Future for TaskFuture<F> {
             return Poll::Ready(Err(TaskError::Cancelled));
         };
         match catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
-            Ok(Poll::Pending) => {
-                this.guard.header.store_waker(cx.waker());
-                Poll::Pending
-            }
+            Ok(Poll::Pending) => Poll::Pending,
             Ok(Poll::Ready(value)) => {
                 drop_future(this.future, this.guard);
                 this.guard.complete(Outcome::Finished);
@@ -408,10 +381,10 @@ fn drop_future<F>(future: Pin<&mut Option<F>>, guard: &CompletionGuard) {
     if let Err(payload) = catch_unwind(AssertUnwindSafe(|| future.set(None))) {
         let mut ctx = ExceptionContext::new(
             ExceptionKind::TaskPanicked,
-            format!("a task's destructor panicked ({})", guard.header.name()),
+            format!("a task's destructor panicked ({})", guard.header().name()),
         );
         ctx.panic = Some(panic_message(&*payload).into());
-        ctx.created_at = Some(guard.header.created_at);
+        ctx.created_at = Some(guard.header().created_at);
         guard.report(ctx);
     }
 }
@@ -438,12 +411,20 @@ enum Outcome {
 /// Completes the task exactly once: in `poll` when it finishes, or in `Drop` when the task is
 /// destroyed while pending.
 struct CompletionGuard {
-    header: Arc<TaskHeader>,
+    /// The task's own header (its `async-task` metadata).
+    header: NonNull<TaskHeader>,
     owner: Weak<Inner>,
     armed: bool,
 }
 
 impl CompletionGuard {
+    fn header(&self) -> &TaskHeader {
+        // SAFETY: the guard lives inside the task's future, in the same allocation as the
+        // metadata; async-task pins the metadata before building the future and drops it only
+        // in `destroy`, after the future is gone. So the pointer is valid while `self` is.
+        unsafe { self.header.as_ref() }
+    }
+
     fn report(&self, ctx: ExceptionContext) {
         match self.owner.upgrade() {
             Some(owner) => owner.report(ctx),
@@ -456,7 +437,7 @@ impl CompletionGuard {
             return;
         }
         self.armed = false;
-        let header = &self.header;
+        let header = self.header();
         let bits = DONE
             | match outcome {
                 Outcome::Finished => 0,
@@ -468,30 +449,29 @@ impl CompletionGuard {
             header.slow().failure = Some(message.clone());
         }
         let prev = header.state.fetch_or(bits, Ordering::AcqRel);
-        // The common case (finished on its first step, nobody registered anything) takes no
-        // lock. A callback added concurrently is handled by `add_callback` (it sees DONE).
+        // The common case (nobody registered anything) takes no lock. A callback added
+        // concurrently is handled by `add_callback` (it sees DONE).
         let callbacks = if prev & NEEDS_SLOW_COMPLETION != 0 {
-            let (waker, awaiting, callbacks) = {
+            let (awaiting, callbacks) = {
                 let mut slow = header.slow();
-                (
-                    slow.waker.take(),
-                    slow.awaiting.take(),
-                    std::mem::take(&mut slow.callbacks),
-                )
+                (slow.awaiting.take(), std::mem::take(&mut slow.callbacks))
             };
-            drop((waker, awaiting));
+            drop(awaiting);
             callbacks
         } else {
             Vec::new()
         };
         let owner = self.owner.upgrade();
+        // The registry's reference: released here, used below for callbacks and reports.
+        let task = owner
+            .as_ref()
+            .and_then(|owner| owner.unregister_task(header));
         if let Some(owner) = &owner {
-            owner.unregister_task(header);
-            for callback in callbacks {
-                let task = TaskRef {
-                    header: header.clone(),
-                };
-                let _ = owner.call_soon_internal(move || callback(&task), header.created_at);
+            if let Some(task) = &task {
+                for callback in callbacks {
+                    let task = task.clone();
+                    let _ = owner.call_soon_internal(move || callback(&task), header.created_at);
+                }
             }
             if prev & STOP_ON_DONE != 0 {
                 owner.stop();
@@ -499,16 +479,14 @@ impl CompletionGuard {
         }
         match outcome {
             Outcome::Panicked(_) if prev & DETACHED != 0 => {
-                self.report(header.unretrieved_context());
+                self.report(header.unretrieved_context(task));
             }
             Outcome::Destroyed => {
                 let mut ctx = ExceptionContext::new(
                     ExceptionKind::TaskDestroyedPending,
                     format!("Task was destroyed but it is pending! ({})", header.name()),
                 );
-                ctx.task = Some(TaskRef {
-                    header: header.clone(),
-                });
+                ctx.task = task;
                 ctx.created_at = Some(header.created_at);
                 self.report(ctx);
             }
@@ -537,10 +515,38 @@ impl Drop for CompletionGuard {
 /// ```
 #[derive(Clone)]
 pub struct TaskRef {
-    pub(crate) header: Arc<TaskHeader>,
+    /// The task's own waker: keeps the allocation (and so `header`) alive, and reschedules the
+    /// task on `cancel()`.
+    waker: Waker,
+    header: NonNull<TaskHeader>,
 }
 
+// SAFETY: `TaskHeader` is `Sync` (atomics, a mutex, and `Send + Sync` fields), and the pointer
+// stays valid while the waker (itself `Send + Sync`) holds its reference; so sharing or sending a
+// `TaskRef` is as safe as sharing `&TaskHeader` plus a `Waker`.
+unsafe impl Send for TaskRef {}
+// SAFETY: as above.
+unsafe impl Sync for TaskRef {}
+
 impl TaskRef {
+    pub(crate) fn new(waker: Waker, header: &TaskHeader) -> Self {
+        TaskRef {
+            waker,
+            header: NonNull::from(header),
+        }
+    }
+
+    /// Reschedules the task (a no-op if it is queued, running or done).
+    pub(crate) fn wake(&self) {
+        self.waker.wake_by_ref();
+    }
+
+    pub(crate) fn header(&self) -> &TaskHeader {
+        // SAFETY: `self.waker` holds a reference count on the task's allocation, and async-task
+        // drops the metadata (the header) only when the last reference is gone.
+        unsafe { self.header.as_ref() }
+    }
+
     /// The task's id, unique in this process.
     ///
     /// ```
@@ -550,7 +556,7 @@ impl TaskRef {
     /// assert_ne!(a.id(), b.id());
     /// ```
     pub fn id(&self) -> u64 {
-        self.header.id
+        self.header().id
     }
 
     /// The id of the loop the task belongs to.
@@ -561,7 +567,7 @@ impl TaskRef {
     /// assert_eq!(t.task_ref().loop_id(), lp.id());
     /// ```
     pub fn loop_id(&self) -> u64 {
-        self.header.loop_id
+        self.header().loop_id
     }
 
     /// The task's name: the one set with [`set_name`](Self::set_name), else `Task-<id>`.
@@ -572,7 +578,7 @@ impl TaskRef {
     /// assert_eq!(t.name(), format!("Task-{}", t.id()));
     /// ```
     pub fn name(&self) -> String {
-        self.header.name()
+        self.header().name()
     }
 
     /// Renames the task.
@@ -584,7 +590,7 @@ impl TaskRef {
     /// assert_eq!(t.name(), "fetch");
     /// ```
     pub fn set_name(&self, name: impl Into<String>) {
-        self.header.slow().name = Some(name.into().into_boxed_str());
+        self.header().slow().name = Some(name.into().into_boxed_str());
     }
 
     /// Requests cancellation: at its next step the task drops its future and completes with
@@ -597,7 +603,7 @@ impl TaskRef {
     /// assert!(t.task_ref().cancel());
     /// ```
     pub fn cancel(&self) -> bool {
-        self.header.request_cancel()
+        self.header().request_cancel(&self.waker)
     }
 
     /// Whether the task finished (with a value, an error, or by cancellation).
@@ -611,7 +617,7 @@ impl TaskRef {
     /// assert!(r.done());
     /// ```
     pub fn done(&self) -> bool {
-        self.header.state() & DONE != 0
+        self.header().state() & DONE != 0
     }
 
     /// Whether the task finished by cancellation.
@@ -625,7 +631,7 @@ impl TaskRef {
     /// assert!(r.cancelled());
     /// ```
     pub fn cancelled(&self) -> bool {
-        self.header.state() & CANCELLED != 0
+        self.header().state() & CANCELLED != 0
     }
 
     /// Whether the task finished with a panic.
@@ -638,7 +644,7 @@ impl TaskRef {
     /// assert!(r.panicked());
     /// ```
     pub fn panicked(&self) -> bool {
-        self.header.state() & FAILED != 0
+        self.header().state() & FAILED != 0
     }
 
     /// Where the task was created.
@@ -649,7 +655,7 @@ impl TaskRef {
     /// assert_eq!(t.task_ref().created_at().line(), line!() - 1);
     /// ```
     pub fn created_at(&self) -> &'static Location<'static> {
-        self.header.created_at
+        self.header().created_at
     }
 
     /// Adds a callback run (through the loop, with `call_soon`, never inline) when the task is
@@ -673,7 +679,7 @@ impl TaskRef {
         callback: impl Fn(&TaskRef) + Send + Sync + 'static,
     ) -> TaskCallback {
         let callback: TaskCallback = Arc::new(callback);
-        self.header.add_callback(callback.clone());
+        self.header().add_callback(self, callback.clone());
         callback
     }
 
@@ -687,7 +693,7 @@ impl TaskRef {
     /// assert_eq!(t.remove_done_callback(&cb), 2);
     /// ```
     pub fn add_done_callback_shared(&self, callback: &TaskCallback) {
-        self.header.add_callback(callback.clone());
+        self.header().add_callback(self, callback.clone());
     }
 
     /// Removes every copy of `callback` not yet scheduled; returns how many were removed.
@@ -700,7 +706,7 @@ impl TaskRef {
     /// assert_eq!(t.remove_done_callback(&cb), 0);
     /// ```
     pub fn remove_done_callback(&self, callback: &TaskCallback) -> usize {
-        let mut slow = self.header.slow();
+        let mut slow = self.header().slow();
         let before = slow.callbacks.len();
         slow.callbacks.retain(|c| !Arc::ptr_eq(c, callback));
         before - slow.callbacks.len()
@@ -709,7 +715,7 @@ impl TaskRef {
 
 impl PartialEq for TaskRef {
     fn eq(&self, other: &Self) -> bool {
-        self.header.id == other.header.id
+        self.header == other.header
     }
 }
 
@@ -748,7 +754,7 @@ impl fmt::Debug for TaskRef {
 /// ```
 pub struct Task<T> {
     task_ref: TaskRef,
-    join: Option<async_task::FallibleTask<Result<T, TaskError>, Arc<TaskHeader>>>,
+    join: Option<async_task::FallibleTask<Result<T, TaskError>, TaskHeader>>,
     taken: bool,
 }
 
@@ -910,7 +916,7 @@ impl<T> Task<T> {
         match outcome {
             Some(Ok(value)) => Ok(value),
             Some(Err(e)) => {
-                self.task_ref.header.mark_retrieved();
+                self.task_ref.header().mark_retrieved();
                 Err(e)
             }
             // async-task dropped the future without output: destroyed at close.
@@ -918,8 +924,8 @@ impl<T> Task<T> {
         }
     }
 
-    pub(crate) fn header(&self) -> &Arc<TaskHeader> {
-        &self.task_ref.header
+    pub(crate) fn header(&self) -> &TaskHeader {
+        self.task_ref.header()
     }
 }
 
@@ -939,11 +945,11 @@ impl<T> Future for Task<T> {
             Poll::Ready(outcome) => Poll::Ready(this.take(outcome)),
             Poll::Pending => {
                 // Record the await edge for cancellation to flow down (asyncio's _fut_waiter).
-                let target = &this.task_ref.header;
+                let target = &this.task_ref;
                 context::with_running(|lp| {
-                    if let Some(current) = lp.and_then(|lp| lp.current_task_header()) {
-                        if current.id != target.id {
-                            current.set_awaiting(target.clone());
+                    if let Some(current) = lp.and_then(|lp| lp.current_task_ref()) {
+                        if current != *target {
+                            current.header().set_awaiting(target.clone());
                         }
                     }
                 });
@@ -959,7 +965,7 @@ impl<T> Drop for Task<T> {
             join.detach();
         }
         if !self.taken {
-            self.task_ref.header.detach();
+            self.task_ref.header().detach(&self.task_ref);
         }
     }
 }
