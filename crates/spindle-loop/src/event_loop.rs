@@ -123,10 +123,6 @@ impl Inner {
         self.me.clone()
     }
 
-    pub(crate) fn remote(&self) -> &Arc<Remote> {
-        &self.remote
-    }
-
     pub(crate) fn stop(&self) {
         self.stopping.set(true);
     }
@@ -425,7 +421,8 @@ impl EventLoop {
     /// ```
     pub fn new() -> Result<EventLoop, LoopError> {
         let id = NEXT_LOOP_ID.fetch_add(1, Ordering::Relaxed);
-        let remote = Remote::new(id).map_err(|e| LoopError::Poller(e.to_string()))?;
+        let remote = Arc::new(Remote::new(id).map_err(|e| LoopError::Poller(e.to_string()))?);
+        crate::remote::register(&remote);
         let debug = std::env::var_os("SPINDLE_DEBUG").is_some_and(|v| v == "1");
         let inner = Rc::new_cyclic(|me| Inner {
             id,
@@ -433,7 +430,7 @@ impl EventLoop {
             ready: RefCell::new(VecDeque::new()),
             batch: RefCell::new(VecDeque::new()),
             timers: RefCell::new(Timers::default()),
-            remote: Arc::new(remote),
+            remote,
             running: Cell::new(false),
             stopping: Cell::new(false),
             closed: Cell::new(false),

@@ -39,13 +39,14 @@
 
 use std::fmt;
 use std::future::Future;
+use std::mem::ManuallyDrop;
 use std::panic::{catch_unwind, AssertUnwindSafe, Location};
 use std::pin::Pin;
 use std::ptr::NonNull;
 use std::rc::Weak;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 
 use pin_project_lite::pin_project;
 
@@ -112,17 +113,45 @@ pub(crate) struct TaskHeader {
     state: AtomicU32,
     /// Index in the loop's registry (only read and written on the loop's thread).
     slot: AtomicUsize,
-    remote: Arc<Remote>,
     slow: Mutex<SlowState>,
 }
 
-/// Fields touched rarely (await registration, completion, naming): one lock for all.
+/// Fields touched off the hot path, under one lock. The rarely used ones sit behind a box
+/// allocated on first use, so a plain task's header stays small (it is moved into the task's
+/// allocation at spawn).
 #[derive(Default)]
 struct SlowState {
-    name: Option<Box<str>>,
+    /// The task this one awaits (set on every pending await of a task handle).
     awaiting: Option<TaskRef>,
+    extras: Option<Box<Extras>>,
+}
+
+#[derive(Default)]
+struct Extras {
+    name: Option<Box<str>>,
     callbacks: Vec<TaskCallback>,
     failure: Option<Arc<str>>,
+}
+
+impl SlowState {
+    fn extras(&mut self) -> &mut Extras {
+        self.extras.get_or_insert_with(Box::default)
+    }
+
+    fn name(&self) -> Option<&str> {
+        self.extras.as_ref()?.name.as_deref()
+    }
+
+    fn failure(&self) -> Option<Arc<str>> {
+        self.extras.as_ref()?.failure.clone()
+    }
+
+    fn take_callbacks(&mut self) -> Vec<TaskCallback> {
+        match self.extras.as_mut() {
+            Some(extras) => std::mem::take(&mut extras.callbacks),
+            None => Vec::new(),
+        }
+    }
 }
 
 impl TaskHeader {
@@ -153,7 +182,7 @@ impl TaskHeader {
     }
 
     pub(crate) fn name(&self) -> String {
-        match &self.slow().name {
+        match self.slow().name() {
             Some(name) => name.to_string(),
             None => format!("Task-{}", self.id),
         }
@@ -208,10 +237,10 @@ impl TaskHeader {
     }
 
     /// The handle was dropped: detach, and report an error nobody took.
-    fn detach(&self, task: &TaskRef) {
+    fn detach(&self, task: impl FnOnce() -> TaskRef) {
         let prev = self.state.fetch_or(DETACHED, Ordering::AcqRel);
         if prev & FAILED != 0 && prev & RETRIEVED == 0 {
-            let task = task.clone();
+            let task = task();
             let loop_id = self.loop_id;
             let report = move || {
                 let ctx = task.header().unretrieved_context(Some(task.clone()));
@@ -221,14 +250,19 @@ impl TaskHeader {
                 });
             };
             // Report on the loop's thread, through its handler; if it is closed, right here.
-            if let Err(rejected) = self.remote.submit(report) {
-                (rejected.into_inner())();
+            match crate::remote::lookup(loop_id) {
+                Some(remote) => {
+                    if let Err(rejected) = remote.submit(report) {
+                        (rejected.into_inner())();
+                    }
+                }
+                None => report(),
             }
         }
     }
 
     fn unretrieved_context(&self, task: Option<TaskRef>) -> ExceptionContext {
-        let panic = self.slow().failure.clone();
+        let panic = self.slow().failure();
         let mut ctx = ExceptionContext::new(
             ExceptionKind::UnretrievedTaskError,
             format!("Task exception was never retrieved ({})", self.name()),
@@ -239,17 +273,27 @@ impl TaskHeader {
         ctx
     }
 
+    fn remove_callback(&self, callback: &TaskCallback) -> usize {
+        let mut slow = self.slow();
+        let Some(extras) = slow.extras.as_mut() else {
+            return 0;
+        };
+        let before = extras.callbacks.len();
+        extras.callbacks.retain(|c| !Arc::ptr_eq(c, callback));
+        before - extras.callbacks.len()
+    }
+
     fn add_callback(&self, task: &TaskRef, callback: TaskCallback) {
         // Push, then announce with HAS_CALLBACKS. If DONE was already set, completion may have
         // looked before our announcement: take the callbacks back ourselves. Whoever takes
         // them under the lock schedules them, so each runs exactly once.
         let prev = {
             let mut slow = self.slow();
-            slow.callbacks.push(callback);
+            slow.extras().callbacks.push(callback);
             self.state.fetch_or(HAS_CALLBACKS, Ordering::AcqRel)
         };
         if prev & DONE != 0 {
-            let callbacks = std::mem::take(&mut self.slow().callbacks);
+            let callbacks = self.slow().take_callbacks();
             for callback in callbacks {
                 schedule_task_callback(task.clone(), callback);
             }
@@ -261,14 +305,14 @@ impl TaskHeader {
 /// thread, else its inbox. Dropped if the loop is closed.
 fn schedule_task_callback(task: TaskRef, callback: TaskCallback) {
     let loop_id = task.loop_id();
-    let remote = task.header().remote.clone();
     let run = move || callback(&task);
     context::with_running(|lp| match lp {
         Some(lp) if lp.id() == loop_id => {
             let _ = lp.call_soon_internal(run, Location::caller());
         }
         _ => {
-            if remote.submit(run).is_err() {
+            let submitted = crate::remote::lookup(loop_id).map(|remote| remote.submit(run));
+            if !matches!(submitted, Some(Ok(()))) {
                 tracing::debug!(loop_id, "task done-callback dropped: the loop is closed");
             }
         }
@@ -281,8 +325,7 @@ fn schedule_local(runnable: TaskRunnable) {
     context::with_running(move |lp| match lp {
         Some(lp) if lp.id() == loop_id => lp.push_ready_task(runnable),
         _ => {
-            let remote = runnable.metadata().remote.clone();
-            remote.push_task(runnable);
+            Remote::push_task_to(loop_id, runnable);
         }
     });
 }
@@ -303,7 +346,6 @@ where
         created_at,
         state: AtomicU32::new(0),
         slot: AtomicUsize::new(usize::MAX),
-        remote: inner.remote().clone(),
         slow: Mutex::new(SlowState::default()),
     };
     let owner = inner.weak();
@@ -321,15 +363,15 @@ where
         schedule_local,
     );
     let task_ref = TaskRef::new(runnable.waker(), runnable.metadata());
-    inner.register_task(task_ref.clone());
-    (
-        runnable,
-        Task {
-            task_ref,
-            join: Some(task.fallible()),
-            taken: false,
-        },
-    )
+    let handle = Task {
+        join: Some(task.fallible()),
+        header: task_ref.header,
+        waker_data: task_ref.waker.data(),
+        waker_vtable: task_ref.waker.vtable(),
+        taken: false,
+    };
+    inner.register_task(task_ref);
+    (runnable, handle)
 }
 
 pin_project! {
@@ -446,7 +488,7 @@ impl CompletionGuard {
             };
         if let Outcome::Panicked(message) = &outcome {
             // Before DONE|FAILED is published, so a reporter that sees FAILED finds the message.
-            header.slow().failure = Some(message.clone());
+            header.slow().extras().failure = Some(message.clone());
         }
         let prev = header.state.fetch_or(bits, Ordering::AcqRel);
         // The common case (nobody registered anything) takes no lock. A callback added
@@ -454,7 +496,7 @@ impl CompletionGuard {
         let callbacks = if prev & NEEDS_SLOW_COMPLETION != 0 {
             let (awaiting, callbacks) = {
                 let mut slow = header.slow();
-                (slow.awaiting.take(), std::mem::take(&mut slow.callbacks))
+                (slow.awaiting.take(), slow.take_callbacks())
             };
             drop(awaiting);
             callbacks
@@ -590,7 +632,7 @@ impl TaskRef {
     /// assert_eq!(t.name(), "fetch");
     /// ```
     pub fn set_name(&self, name: impl Into<String>) {
-        self.header().slow().name = Some(name.into().into_boxed_str());
+        self.header().slow().extras().name = Some(name.into().into_boxed_str());
     }
 
     /// Requests cancellation: at its next step the task drops its future and completes with
@@ -706,10 +748,7 @@ impl TaskRef {
     /// assert_eq!(t.remove_done_callback(&cb), 0);
     /// ```
     pub fn remove_done_callback(&self, callback: &TaskCallback) -> usize {
-        let mut slow = self.header().slow();
-        let before = slow.callbacks.len();
-        slow.callbacks.retain(|c| !Arc::ptr_eq(c, callback));
-        before - slow.callbacks.len()
+        self.header().remove_callback(callback)
     }
 }
 
@@ -753,12 +792,39 @@ impl fmt::Debug for TaskRef {
 /// assert_eq!(out, 21);
 /// ```
 pub struct Task<T> {
-    task_ref: TaskRef,
     join: Option<async_task::FallibleTask<Result<T, TaskError>, TaskHeader>>,
+    /// The task's header and the raw parts of its waker. Borrowed, not counted: `join` (the
+    /// async-task handle) keeps the allocation alive while it is `Some`, and every use below
+    /// happens while it is (`Drop` uses them before releasing `join`). Building a `TaskRef`
+    /// clones the waker, which takes a count of its own.
+    header: NonNull<TaskHeader>,
+    waker_data: *const (),
+    waker_vtable: &'static RawWakerVTable,
     taken: bool,
 }
 
+// SAFETY: the raw parts only stand for the task's header (`Sync`) and its waker (`Send + Sync`);
+// the output `T` crosses threads only if it is `Send`, as with async-task's own handle.
+unsafe impl<T: Send> Send for Task<T> {}
+// SAFETY: `&Task<T>` only reads the header (`Sync`) and wakes the task.
+unsafe impl<T> Sync for Task<T> {}
+
 impl<T> Task<T> {
+    /// The task's own waker, borrowed (no reference count taken).
+    fn borrowed_waker(&self) -> ManuallyDrop<Waker> {
+        // SAFETY: the parts come from a live waker of this task, and the allocation they point
+        // to is kept alive by `self.join` (see the field docs). ManuallyDrop: dropping it would
+        // release a count we never took.
+        ManuallyDrop::new(unsafe {
+            Waker::from_raw(RawWaker::new(self.waker_data, self.waker_vtable))
+        })
+    }
+
+    fn header_ref(&self) -> &TaskHeader {
+        // SAFETY: kept alive by `self.join` (see the field docs).
+        unsafe { self.header.as_ref() }
+    }
+
     /// A shared reference to the task (cancel, name, inspect) that does not own its result.
     ///
     /// ```
@@ -767,7 +833,10 @@ impl<T> Task<T> {
     /// assert_eq!(t.task_ref().id(), t.id());
     /// ```
     pub fn task_ref(&self) -> TaskRef {
-        self.task_ref.clone()
+        TaskRef {
+            waker: (*self.borrowed_waker()).clone(),
+            header: self.header,
+        }
     }
 
     /// Requests cancellation; see [`TaskRef::cancel`]. `false` if the task is already done.
@@ -780,7 +849,7 @@ impl<T> Task<T> {
     /// assert_eq!(lp.run_until_complete(t).unwrap(), Err(TaskError::Cancelled));
     /// ```
     pub fn cancel(&self) -> bool {
-        self.task_ref.cancel()
+        self.header_ref().request_cancel(&self.borrowed_waker())
     }
 
     /// See [`TaskRef::id`].
@@ -790,7 +859,7 @@ impl<T> Task<T> {
     /// assert!(lp.create_task(async {}).unwrap().id() > 0);
     /// ```
     pub fn id(&self) -> u64 {
-        self.task_ref.id()
+        self.header_ref().id
     }
 
     /// See [`TaskRef::name`].
@@ -800,7 +869,7 @@ impl<T> Task<T> {
     /// assert!(lp.create_task(async {}).unwrap().name().starts_with("Task-"));
     /// ```
     pub fn name(&self) -> String {
-        self.task_ref.name()
+        self.header_ref().name()
     }
 
     /// See [`TaskRef::set_name`].
@@ -812,7 +881,7 @@ impl<T> Task<T> {
     /// assert_eq!(t.name(), "io");
     /// ```
     pub fn set_name(&self, name: impl Into<String>) {
-        self.task_ref.set_name(name)
+        self.header_ref().slow().extras().name = Some(name.into().into_boxed_str());
     }
 
     /// See [`TaskRef::done`].
@@ -822,7 +891,7 @@ impl<T> Task<T> {
     /// assert!(!lp.create_task(async {}).unwrap().done());
     /// ```
     pub fn done(&self) -> bool {
-        self.task_ref.done()
+        self.header_ref().state() & DONE != 0
     }
 
     /// See [`TaskRef::cancelled`].
@@ -832,7 +901,7 @@ impl<T> Task<T> {
     /// assert!(!lp.create_task(async {}).unwrap().cancelled());
     /// ```
     pub fn cancelled(&self) -> bool {
-        self.task_ref.cancelled()
+        self.header_ref().state() & CANCELLED != 0
     }
 
     /// See [`TaskRef::add_done_callback`].
@@ -846,7 +915,7 @@ impl<T> Task<T> {
         &self,
         callback: impl Fn(&TaskRef) + Send + Sync + 'static,
     ) -> TaskCallback {
-        self.task_ref.add_done_callback(callback)
+        self.task_ref().add_done_callback(callback)
     }
 
     /// See [`TaskRef::add_done_callback_shared`].
@@ -858,7 +927,7 @@ impl<T> Task<T> {
     /// t.add_done_callback_shared(&cb);
     /// ```
     pub fn add_done_callback_shared(&self, callback: &TaskCallback) {
-        self.task_ref.add_done_callback_shared(callback)
+        self.task_ref().add_done_callback_shared(callback)
     }
 
     /// See [`TaskRef::remove_done_callback`].
@@ -870,7 +939,7 @@ impl<T> Task<T> {
     /// assert_eq!(t.remove_done_callback(&cb), 1);
     /// ```
     pub fn remove_done_callback(&self, callback: &TaskCallback) -> usize {
-        self.task_ref.remove_done_callback(callback)
+        self.header_ref().remove_callback(callback)
     }
 
     /// Takes the result of a finished task without waiting (asyncio's `Task.result()`).
@@ -916,7 +985,7 @@ impl<T> Task<T> {
         match outcome {
             Some(Ok(value)) => Ok(value),
             Some(Err(e)) => {
-                self.task_ref.header().mark_retrieved();
+                self.header_ref().mark_retrieved();
                 Err(e)
             }
             // async-task dropped the future without output: destroyed at close.
@@ -925,7 +994,7 @@ impl<T> Task<T> {
     }
 
     pub(crate) fn header(&self) -> &TaskHeader {
-        self.task_ref.header()
+        self.header_ref()
     }
 }
 
@@ -945,11 +1014,11 @@ impl<T> Future for Task<T> {
             Poll::Ready(outcome) => Poll::Ready(this.take(outcome)),
             Poll::Pending => {
                 // Record the await edge for cancellation to flow down (asyncio's _fut_waiter).
-                let target = &this.task_ref;
+                let target = this.header;
                 context::with_running(|lp| {
                     if let Some(current) = lp.and_then(|lp| lp.current_task_ref()) {
-                        if current != *target {
-                            current.header().set_awaiting(target.clone());
+                        if current.header != target {
+                            current.header().set_awaiting(this.task_ref());
                         }
                     }
                 });
@@ -961,11 +1030,12 @@ impl<T> Future for Task<T> {
 
 impl<T> Drop for Task<T> {
     fn drop(&mut self) {
+        // Before `join` goes: it is what keeps the header and waker parts valid.
+        if !self.taken && self.join.is_some() {
+            self.header_ref().detach(|| self.task_ref());
+        }
         if let Some(join) = self.join.take() {
             join.detach();
-        }
-        if !self.taken {
-            self.task_ref.header().detach(&self.task_ref);
         }
     }
 }

@@ -120,7 +120,8 @@ fn a_cancelled_tasks_awaiters_get_cancelled_and_its_done_callbacks_run() {
         c.fetch_add(1, Ordering::SeqCst);
     });
     let victim_ref = victim.task_ref();
-    let awaiter = lp.create_task(async move { victim.await }).unwrap();
+    // A task awaiting the victim's handle (a `Task` is itself a future).
+    let awaiter = lp.create_task(victim).unwrap();
     one_iteration(&lp);
     victim_ref.cancel();
     // The awaiter itself finishes normally; what it awaited says Cancelled.
