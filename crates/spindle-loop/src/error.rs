@@ -40,6 +40,8 @@ pub enum LoopError {
     Task(TaskError),
     /// The operating system refused to create the loop's poller.
     Poller(String),
+    /// The call needs a loop running on this thread (inside a task or callback), and none is.
+    NoRunningLoop,
 }
 
 impl fmt::Display for LoopError {
@@ -63,6 +65,10 @@ impl fmt::Display for LoopError {
             LoopError::InvalidState(what) => write!(f, "invalid state: {what}"),
             LoopError::Task(e) => write!(f, "the future did not complete: {e}"),
             LoopError::Poller(e) => write!(f, "could not create the loop's poller: {e}"),
+            LoopError::NoRunningLoop => f.write_str(
+                "no running event loop: call this from inside a task or callback of a running \
+                 loop, or use EventLoop::create_task on a loop you hold",
+            ),
         }
     }
 }

@@ -957,3 +957,48 @@ pub fn all_tasks() -> Vec<TaskRef> {
         .map(|lp| lp.all_tasks())
         .unwrap_or_default()
 }
+
+/// Creates a task on the loop running on this thread (asyncio's `asyncio.create_task`). Without
+/// a running loop the future comes back with [`LoopError::NoRunningLoop`].
+///
+/// ```
+/// use spindle_loop::{spawn_local, EventLoop, LoopError};
+///
+/// assert_eq!(spawn_local(async {}).unwrap_err().reason(), &LoopError::NoRunningLoop);
+/// let lp = EventLoop::new().unwrap();
+/// let out = lp.run_until_complete(async { spawn_local(async { 2 }).unwrap().await.unwrap() });
+/// assert_eq!(out.unwrap(), 2);
+/// ```
+#[track_caller]
+pub fn spawn_local<F>(future: F) -> Result<Task<F::Output>, Rejected<F>>
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    let created_at = Location::caller();
+    let Some(lp) = EventLoop::running() else {
+        return Err(Rejected::new(future, LoopError::NoRunningLoop));
+    };
+    if lp.inner.closed.get() {
+        return Err(Rejected::new(future, LoopError::Closed));
+    }
+    let (runnable, task) = task::spawn_local(&lp.inner, future, created_at);
+    lp.inner.push_ready_task(runnable);
+    Ok(task)
+}
+
+/// The same as [`spawn_local`], under asyncio's name.
+///
+/// ```
+/// use spindle_loop::{create_task, EventLoop};
+/// let lp = EventLoop::new().unwrap();
+/// assert_eq!(lp.run_until_complete(async { create_task(async { 3 }).unwrap().await }).unwrap(), Ok(3));
+/// ```
+#[track_caller]
+pub fn create_task<F>(future: F) -> Result<Task<F::Output>, Rejected<F>>
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    spawn_local(future)
+}

@@ -68,7 +68,8 @@ mod timers;
 
 pub use error::{LoopError, Rejected, TaskError};
 pub use event_loop::{
-    all_tasks, current_task, EventLoop, LoopStats, DEFAULT_SLOW_CALLBACK, MAX_WAIT,
+    all_tasks, create_task, current_task, spawn_local, EventLoop, LoopStats, DEFAULT_SLOW_CALLBACK,
+    MAX_WAIT,
 };
 pub use exception::{default_exception_handler, ExceptionContext, ExceptionHandler, ExceptionKind};
 pub use future::{FutureCallback, LoopFuture};

@@ -1,40 +1,43 @@
 //! # spindle-policy: which loop a thread gets
 //!
-//! Today this crate offers [`get_running_loop`]; the event-loop policy, `run()` and the
-//! work-stealing runtime are tracked by the policy and runtime issues.
+//! asyncio's policy layer in Rust's idiom: an [`EventLoopPolicy`] decides which loop each thread
+//! gets; the default one ([`DefaultEventLoopPolicy`]) gives every thread its own loop, creating
+//! one on demand in the main thread only (configurable with [`AutoCreate`]). [`run`] and
+//! [`Runner`] are asyncio's `asyncio.run` and `asyncio.Runner`.
 //!
 //! ```
-//! use spindle_policy::get_running_loop;
-//! assert!(get_running_loop().is_err());
+//! use spindle_policy::{get_running_loop, run};
+//!
+//! let answer = run(async {
+//!     let lp = get_running_loop().unwrap();
+//!     let task = lp.create_task(async { 21 * 2 }).unwrap();
+//!     task.await.unwrap()
+//! })
+//! .unwrap();
+//! assert_eq!(answer, 42);
 //! ```
+//!
+//! Decisions where asyncio leaves room:
+//! - "main thread" is the thread Rust names `"main"` (the thread `fn main` runs on);
+//! - the per-thread current loop is a `std::thread_local!` (loops are `!Send`); the registry of
+//!   every thread's loop handle, which [`DefaultEventLoopPolicy::loops`] enumerates, is a
+//!   `thread_local::ThreadLocal`; a thread's entry goes when its loop closes;
+//! - `run()` lets cancelled tasks finish by running the loop (their `Drop` runs on this thread)
+//!   before it closes the loop; a task cannot refuse cancellation in Rust, so this ends.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-use spindle_loop::EventLoop;
+mod default_policy;
+mod error;
+mod policy;
+mod run;
 
-/// The loop running on this thread, or an error if none is (asyncio's `get_running_loop()`).
-///
-/// ```
-/// use spindle_loop::EventLoop;
-/// let lp = EventLoop::new().unwrap();
-/// let id = lp.run_until_complete(async { spindle_policy::get_running_loop().unwrap().id() }).unwrap();
-/// assert_eq!(id, lp.id());
-/// ```
-pub fn get_running_loop() -> Result<EventLoop, NoRunningLoop> {
-    EventLoop::running().ok_or(NoRunningLoop)
-}
-
-/// No event loop is running on this thread.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct NoRunningLoop;
-
-impl std::fmt::Display for NoRunningLoop {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(
-            "no running event loop: call this from inside a task or callback of a running loop",
-        )
-    }
-}
-
-impl std::error::Error for NoRunningLoop {}
+pub use default_policy::{AutoCreate, DefaultEventLoopPolicy};
+pub use error::PolicyError;
+pub use policy::{
+    get_event_loop, get_event_loop_policy, get_running_loop, new_event_loop, set_event_loop,
+    set_event_loop_policy, EventLoopPolicy,
+};
+pub use run::{run, Runner};
+pub use spindle_loop::{all_tasks, create_task, current_task, spawn_local};

@@ -22,7 +22,11 @@ pub use spindle_loop::{
     ExceptionHandler, ExceptionKind, FutureCallback, Handle, LoopError, LoopFuture, LoopStats,
     Rejected, Remote, Task, TaskCallback, TaskError, TaskRef, TimerHandle,
 };
-pub use spindle_policy::{get_running_loop, NoRunningLoop};
+pub use spindle_policy::{
+    create_task, get_event_loop, get_event_loop_policy, get_running_loop, new_event_loop, run,
+    set_event_loop, set_event_loop_policy, spawn_local, AutoCreate, DefaultEventLoopPolicy,
+    EventLoopPolicy, PolicyError, Runner,
+};
 
 /// The names most programs need, in one import.
 ///
@@ -32,7 +36,9 @@ pub use spindle_policy::{get_running_loop, NoRunningLoop};
 /// lp.close().unwrap();
 /// ```
 pub mod prelude {
-    pub use crate::{current_task, get_running_loop, EventLoop, LoopFuture, Task, TaskError};
+    pub use crate::{
+        current_task, get_running_loop, run, spawn_local, EventLoop, LoopFuture, Task, TaskError,
+    };
 }
 
 /// The README's examples, compiled and run as doctests.
