@@ -102,8 +102,6 @@ pub(crate) struct Inner {
     stopping: Cell<bool>,
     closed: Cell<bool>,
     tasks: RefCell<TaskRegistry>,
-    /// Registry slot of the task whose step is running (`usize::MAX`: none).
-    current_slot: Cell<usize>,
     handler: RefCell<Option<ExceptionHandler>>,
     debug: Cell<bool>,
     slow_callback: Cell<Duration>,
@@ -139,8 +137,13 @@ impl Inner {
         self.tasks.borrow_mut().remove(header)
     }
 
+    /// The task running on this loop right now (it is the running loop, and a task's step is
+    /// under way).
     pub(crate) fn current_task_ref(&self) -> Option<TaskRef> {
-        self.tasks.borrow().get(self.current_slot.get()).cloned()
+        if !self.running.get() {
+            return None;
+        }
+        task::current_task_ref()
     }
 
     pub(crate) fn timer_cancelled(&self) {
@@ -283,11 +286,9 @@ impl Inner {
                 // Only debug mode's slow-step report needs the task afterwards.
                 let task = started.and_then(|_| self.tasks.borrow().get(slot).cloned());
                 let created_at = header.created_at();
-                let previous = self.current_slot.replace(slot);
                 // Panics inside the task's future are caught by the task itself; this one only
                 // guards the loop against a panic in async-task's own machinery.
                 let _ = catch_unwind(AssertUnwindSafe(|| runnable.run()));
-                self.current_slot.set(previous);
                 ("task step", Some(created_at), task)
             }
         };
@@ -435,7 +436,6 @@ impl EventLoop {
             stopping: Cell::new(false),
             closed: Cell::new(false),
             tasks: RefCell::new(TaskRegistry::default()),
-            current_slot: Cell::new(usize::MAX),
             handler: RefCell::new(None),
             debug: Cell::new(debug),
             slow_callback: Cell::new(DEFAULT_SLOW_CALLBACK),

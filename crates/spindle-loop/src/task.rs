@@ -37,13 +37,14 @@
 //! handle is dropped without having taken the result. `DETACHED` and `FAILED` are set with
 //! `fetch_or`, so exactly one of the two sides sees the other's bit and reports.
 
+use std::cell::Cell;
 use std::fmt;
 use std::future::Future;
 use std::mem::ManuallyDrop;
 use std::panic::{catch_unwind, AssertUnwindSafe, Location};
 use std::pin::Pin;
 use std::ptr::NonNull;
-use std::rc::Weak;
+use std::rc::{Rc, Weak};
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
@@ -55,6 +56,41 @@ use crate::error::{LoopError, TaskError};
 use crate::event_loop::Inner;
 use crate::exception::{ExceptionContext, ExceptionKind};
 use crate::remote::Remote;
+
+thread_local! {
+    /// The task whose step runs on this thread right now: its header and its own waker, both
+    /// borrowed for the duration of the step (see `CurrentTask`).
+    static CURRENT: Cell<Option<(NonNull<TaskHeader>, NonNull<Waker>)>> = const { Cell::new(None) };
+}
+
+/// Marks a task as this thread's current task for the duration of one poll.
+struct CurrentTask {
+    previous: Option<(NonNull<TaskHeader>, NonNull<Waker>)>,
+}
+
+impl CurrentTask {
+    fn enter(header: NonNull<TaskHeader>, waker: &Waker) -> Self {
+        let previous = CURRENT.with(|c| c.replace(Some((header, NonNull::from(waker)))));
+        CurrentTask { previous }
+    }
+}
+
+impl Drop for CurrentTask {
+    fn drop(&mut self) {
+        CURRENT.with(|c| c.set(self.previous));
+    }
+}
+
+/// The task whose step is running on this thread, if any.
+pub(crate) fn current_task_ref() -> Option<TaskRef> {
+    let (header, waker) = CURRENT.with(|c| c.get())?;
+    // SAFETY: both pointers were set by `CurrentTask::enter` from references that outlive the
+    // poll during which they are installed (the header is the task's pinned metadata, the waker
+    // lives in async-task's `run` frame), and the guard removes them when that poll ends. We are
+    // inside that poll, so they are valid; cloning the waker takes a count of our own.
+    let waker = unsafe { waker.as_ref() }.clone();
+    Some(TaskRef { waker, header })
+}
 
 /// What the ready queue and the inbox carry for a task.
 pub(crate) type TaskRunnable = async_task::Runnable<TaskHeader>;
@@ -348,7 +384,7 @@ where
         slot: AtomicUsize::new(usize::MAX),
         slow: Mutex::new(SlowState::default()),
     };
-    let owner = inner.weak();
+    let owner = LocalOwner(inner.weak());
     let (runnable, task) = async_task::Builder::new().metadata(header).spawn_local(
         move |header: &TaskHeader| TaskFuture {
             future: Some(future),
@@ -378,18 +414,21 @@ pin_project! {
     /// The future async-task drives: the user's future under cancellation and panic catching.
     /// Field order matters: `future` drops before `guard`, so a task destroyed while pending
     /// has its destructor run before it is reported.
-    struct TaskFuture<F> {
+    struct TaskFuture<F, O: TaskOwner> {
         #[pin]
         future: Option<F>,
-        guard: CompletionGuard,
+        guard: CompletionGuard<O>,
     }
 }
 
-impl<F: Future> Future for TaskFuture<F> {
+impl<F: Future, O: TaskOwner> Future for TaskFuture<F, O> {
     type Output = Result<F::Output, TaskError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
+        // This step's task, for `current_task()` (cx's waker is the task's own: async-task
+        // builds it from the task pointer). Restored on the way out, also on unwinding.
+        let _current = CurrentTask::enter(this.guard.header, cx.waker());
         if this.guard.header().cancel_requested() {
             drop_future(this.future, this.guard);
             this.guard.complete(Outcome::Cancelled);
@@ -418,7 +457,7 @@ impl<F: Future> Future for TaskFuture<F> {
 }
 
 /// Drops the user's future now, catching a panic in its destructor (reported, not propagated).
-fn drop_future<F>(future: Pin<&mut Option<F>>, guard: &CompletionGuard) {
+fn drop_future<F, O: TaskOwner>(future: Pin<&mut Option<F>>, guard: &CompletionGuard<O>) {
     let mut future = future;
     if let Err(payload) = catch_unwind(AssertUnwindSafe(|| future.set(None))) {
         let mut ctx = ExceptionContext::new(
@@ -450,16 +489,38 @@ enum Outcome {
     Destroyed,
 }
 
-/// Completes the task exactly once: in `poll` when it finishes, or in `Drop` when the task is
-/// destroyed while pending.
-struct CompletionGuard {
-    /// The task's own header (its `async-task` metadata).
-    header: NonNull<TaskHeader>,
-    owner: Weak<Inner>,
-    armed: bool,
+/// Who keeps a task's registration and runs its done-callbacks: its loop (local tasks) or a
+/// [`TaskSet`](crate::TaskSet) (stealable tasks, which complete on whichever loop runs them).
+pub(crate) trait TaskOwner {
+    /// Removes the task from its registry; returns the registry's reference.
+    fn unregister(&self, header: &TaskHeader) -> Option<TaskRef>;
+    /// The loop that takes the task's done-callbacks and reports.
+    fn owner_loop(&self) -> Option<Rc<Inner>>;
 }
 
-impl CompletionGuard {
+/// A local task's owner: the loop it was created on.
+pub(crate) struct LocalOwner(pub(crate) Weak<Inner>);
+
+impl TaskOwner for LocalOwner {
+    fn unregister(&self, header: &TaskHeader) -> Option<TaskRef> {
+        self.0.upgrade()?.unregister_task(header)
+    }
+
+    fn owner_loop(&self) -> Option<Rc<Inner>> {
+        self.0.upgrade()
+    }
+}
+
+/// Completes the task exactly once: in `poll` when it finishes, or in `Drop` when the task is
+/// destroyed while pending.
+pub(crate) struct CompletionGuard<O: TaskOwner> {
+    /// The task's own header (its `async-task` metadata).
+    pub(crate) header: NonNull<TaskHeader>,
+    pub(crate) owner: O,
+    pub(crate) armed: bool,
+}
+
+impl<O: TaskOwner> CompletionGuard<O> {
     fn header(&self) -> &TaskHeader {
         // SAFETY: the guard lives inside the task's future, in the same allocation as the
         // metadata; async-task pins the metadata before building the future and drops it only
@@ -468,7 +529,7 @@ impl CompletionGuard {
     }
 
     fn report(&self, ctx: ExceptionContext) {
-        match self.owner.upgrade() {
+        match self.owner.owner_loop() {
             Some(owner) => owner.report(ctx),
             None => crate::exception::default_exception_handler(&ctx),
         }
@@ -503,11 +564,9 @@ impl CompletionGuard {
         } else {
             Vec::new()
         };
-        let owner = self.owner.upgrade();
+        let owner = self.owner.owner_loop();
         // The registry's reference: released here, used below for callbacks and reports.
-        let task = owner
-            .as_ref()
-            .and_then(|owner| owner.unregister_task(header));
+        let task = self.owner.unregister(header);
         if let Some(owner) = &owner {
             if let Some(task) = &task {
                 for callback in callbacks {
@@ -537,7 +596,7 @@ impl CompletionGuard {
     }
 }
 
-impl Drop for CompletionGuard {
+impl<O: TaskOwner> Drop for CompletionGuard<O> {
     fn drop(&mut self) {
         self.complete(Outcome::Destroyed);
     }
@@ -1015,13 +1074,11 @@ impl<T> Future for Task<T> {
             Poll::Pending => {
                 // Record the await edge for cancellation to flow down (asyncio's _fut_waiter).
                 let target = this.header;
-                context::with_running(|lp| {
-                    if let Some(current) = lp.and_then(|lp| lp.current_task_ref()) {
-                        if current.header != target {
-                            current.header().set_awaiting(this.task_ref());
-                        }
+                if let Some(current) = current_task_ref() {
+                    if current.header != target {
+                        current.header().set_awaiting(this.task_ref());
                     }
-                });
+                }
                 Poll::Pending
             }
         }
