@@ -54,6 +54,45 @@ const MAX_CLOSE_ROUNDS: usize = 64;
 
 static NEXT_LOOP_ID: AtomicU64 = AtomicU64::new(1);
 
+/// The runtime's side of a worker's loop: lets a scheduler run its stealable tasks inside the
+/// loop's iterations and park with its own idle protocol. Installed with
+/// [`EventLoop::set_worker_hook`]; a plain loop has none.
+///
+/// Per iteration the loop asks [`has_stealable`](Self::has_stealable) when choosing its wait (a
+/// visible task means no blocking), calls [`before_park`](Self::before_park) /
+/// [`after_park`](Self::after_park) around a blocking wait, and calls
+/// [`run_stealable`](Self::run_stealable) after its ready batch.
+///
+/// ```
+/// use std::{cell::Cell, rc::Rc};
+/// use spindle_loop::{EventLoop, WorkerHook};
+///
+/// struct CountIterations(Cell<u32>);
+/// impl WorkerHook for CountIterations {
+///     fn run_stealable(&self) -> usize { self.0.set(self.0.get() + 1); 0 }
+///     fn has_stealable(&self) -> bool { false }
+///     fn before_park(&self) -> bool { true }
+///     fn after_park(&self) {}
+/// }
+/// let lp = EventLoop::new().unwrap();
+/// let hook = Rc::new(CountIterations(Cell::new(0)));
+/// lp.set_worker_hook(Some(hook.clone()));
+/// lp.stop();
+/// lp.run_forever().unwrap();
+/// assert_eq!(hook.0.get(), 1);
+/// ```
+pub trait WorkerHook {
+    /// Runs stealable tasks after the loop's ready batch, within the scheduler's budget;
+    /// returns how many steps ran.
+    fn run_stealable(&self) -> usize;
+    /// Whether stealable work is visible (then the loop does not block this iteration).
+    fn has_stealable(&self) -> bool;
+    /// The loop is about to block. Returns `false` if work appeared and it must not.
+    fn before_park(&self) -> bool;
+    /// The loop is back from blocking (or from deciding not to).
+    fn after_park(&self);
+}
+
 /// One item of the ready queue.
 pub(crate) enum Ready {
     Callback(Callback),
@@ -110,6 +149,7 @@ pub(crate) struct Inner {
     task_steps: Cell<u64>,
     iterations: Cell<u64>,
     close_hooks: RefCell<Vec<Box<dyn FnOnce()>>>,
+    worker_hook: RefCell<Option<Rc<dyn WorkerHook>>>,
 }
 
 impl Inner {
@@ -204,7 +244,11 @@ impl Inner {
     fn run_once(&self) {
         self.iterations.set(self.iterations.get() + 1);
         self.drain_remote();
-        let timeout = if !self.ready.borrow().is_empty() || self.stopping.get() {
+        let hook = self.worker_hook.borrow().clone();
+        let timeout = if !self.ready.borrow().is_empty()
+            || self.stopping.get()
+            || hook.as_ref().is_some_and(|h| h.has_stealable())
+        {
             Some(Duration::ZERO)
         } else {
             let mut timers = self.timers.borrow_mut();
@@ -217,7 +261,12 @@ impl Inner {
         };
         if timeout != Some(Duration::ZERO) {
             let _span = tracing::trace_span!("spindle.park", ?timeout).entered();
-            self.remote.park(&mut self.events.borrow_mut(), timeout);
+            if hook.as_ref().is_none_or(|h| h.before_park()) {
+                self.remote.park(&mut self.events.borrow_mut(), timeout);
+            }
+            if let Some(hook) = &hook {
+                hook.after_park();
+            }
             self.drain_remote();
         }
         {
@@ -239,6 +288,10 @@ impl Inner {
         // Items run with no borrow of `ready` held: they may schedule more.
         while let Some(item) = batch.pop_front() {
             self.run_item(item);
+        }
+        drop(batch);
+        if let Some(hook) = hook {
+            hook.run_stealable();
         }
     }
 
@@ -444,6 +497,7 @@ impl EventLoop {
             task_steps: Cell::new(0),
             iterations: Cell::new(0),
             close_hooks: RefCell::new(Vec::new()),
+            worker_hook: RefCell::new(None),
         });
         Ok(EventLoop { inner })
     }
@@ -768,6 +822,16 @@ impl EventLoop {
         }
         self.inner.close_hooks.borrow_mut().push(Box::new(hook));
         Ok(())
+    }
+
+    /// Installs (or removes) the scheduler hook that makes this loop a runtime worker.
+    ///
+    /// ```
+    /// let lp = spindle_loop::EventLoop::new().unwrap();
+    /// lp.set_worker_hook(None);
+    /// ```
+    pub fn set_worker_hook(&self, hook: Option<Rc<dyn WorkerHook>>) {
+        *self.inner.worker_hook.borrow_mut() = hook;
     }
 
     /// Replaces the exception handler; `None` restores the default

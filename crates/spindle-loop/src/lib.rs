@@ -61,6 +61,7 @@ mod handle;
 mod parker;
 mod registry;
 mod remote;
+mod stealable;
 mod sync;
 #[allow(unsafe_code)] // TaskRef: a waker plus a pointer into the task's allocation
 mod task;
@@ -68,13 +69,14 @@ mod timers;
 
 pub use error::{LoopError, Rejected, TaskError};
 pub use event_loop::{
-    all_tasks, create_task, current_task, spawn_local, EventLoop, LoopStats, DEFAULT_SLOW_CALLBACK,
-    MAX_WAIT,
+    all_tasks, create_task, current_task, spawn_local, EventLoop, LoopStats, WorkerHook,
+    DEFAULT_SLOW_CALLBACK, MAX_WAIT,
 };
 pub use exception::{default_exception_handler, ExceptionContext, ExceptionHandler, ExceptionKind};
 pub use future::{FutureCallback, LoopFuture};
 pub use handle::{Handle, TimerHandle};
 pub use remote::Remote;
+pub use stealable::{spawn_stealable, Runnable, TaskSet};
 pub use task::{Task, TaskCallback, TaskRef};
 
 /// Hooks for the loom models in `loom-tests/` (only with `--cfg loom`): the real [`Remote`]

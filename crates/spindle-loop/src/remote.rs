@@ -97,6 +97,8 @@ pub struct Remote {
     queue: Inbox,
     parker: Parker,
     parked: AtomicBool,
+    /// A pending `wake()`: the next `park` returns at once (tokio's unpark token).
+    woken: AtomicBool,
     running: AtomicBool,
     wakeups: AtomicU64,
     state: AtomicUsize,
@@ -109,6 +111,7 @@ impl Remote {
             queue: Inbox::new(),
             parker: Parker::new()?,
             parked: AtomicBool::new(false),
+            woken: AtomicBool::new(false),
             running: AtomicBool::new(false),
             wakeups: AtomicU64::new(0),
             state: AtomicUsize::new(0),
@@ -206,6 +209,21 @@ impl Remote {
         self.wakeups.load(Ordering::Relaxed)
     }
 
+    /// Wakes the loop if it is parked, or makes its next park return at once: for schedulers
+    /// that put work where the loop will look after waking (a worker's deque). Costs a syscall
+    /// only if the loop is parked.
+    ///
+    /// ```
+    /// let lp = spindle_loop::EventLoop::new().unwrap();
+    /// lp.remote().wake();
+    /// lp.stop();
+    /// lp.run_forever().unwrap();
+    /// ```
+    pub fn wake(&self) {
+        self.woken.store(true, Ordering::Relaxed);
+        self.notify_if_parked();
+    }
+
     /// Routes a task wake-up into loop `loop_id` from a thread where it is not running. Never
     /// drops the runnable off the loop's thread: if the loop is gone, the task is leaked.
     pub(crate) fn push_task_to(loop_id: u64, runnable: TaskRunnable) {
@@ -241,12 +259,13 @@ impl Remote {
         self.parked.store(true, Ordering::Relaxed);
         // Pairs with the fence in `notify_if_parked`.
         fence(Ordering::SeqCst);
-        if !self.queue.is_empty() {
+        if !self.queue.is_empty() || self.woken.swap(false, Ordering::Relaxed) {
             self.parked.store(false, Ordering::Relaxed);
             return;
         }
         self.parker.wait(events, timeout);
         self.parked.store(false, Ordering::Relaxed);
+        self.woken.store(false, Ordering::Relaxed);
     }
 
     /// Loop thread: takes the next item.

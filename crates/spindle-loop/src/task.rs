@@ -116,6 +116,9 @@ const HAS_CALLBACKS: u32 = 1 << 9;
 /// Bits that say completion must take the slow lock.
 const NEEDS_SLOW_COMPLETION: u32 = HAS_CALLBACKS | AWAITING;
 
+/// The `loop_id` of stealable tasks: they belong to no single loop.
+pub(crate) const STEALABLE: u64 = 0;
+
 static NEXT_TASK_ID_BLOCK: AtomicU64 = AtomicU64::new(0);
 /// Task ids are handed to each thread in blocks, so spawning takes no shared atomic.
 const TASK_ID_BLOCK: u64 = 1024;
@@ -125,7 +128,7 @@ thread_local! {
     static TASK_IDS: std::cell::Cell<(u64, u64)> = const { std::cell::Cell::new((0, 0)) };
 }
 
-fn next_task_id() -> u64 {
+pub(crate) fn next_task_id() -> u64 {
     TASK_IDS.with(|ids| {
         let (mut next, mut end) = ids.get();
         if next == end {
@@ -191,6 +194,17 @@ impl SlowState {
 }
 
 impl TaskHeader {
+    pub(crate) fn new(id: u64, loop_id: u64, created_at: &'static Location<'static>) -> Self {
+        TaskHeader {
+            id,
+            loop_id,
+            created_at,
+            state: AtomicU32::new(0),
+            slot: AtomicUsize::new(usize::MAX),
+            slow: Mutex::new(SlowState::default()),
+        }
+    }
+
     fn slow(&self) -> MutexGuard<'_, SlowState> {
         // A panic while holding this lock cannot leave SlowState inconsistent (plain field
         // assignments), so a poisoned lock is still usable.
@@ -281,7 +295,7 @@ impl TaskHeader {
             let report = move || {
                 let ctx = task.header().unretrieved_context(Some(task.clone()));
                 context::with_running(|lp| match lp {
-                    Some(lp) if lp.id() == loop_id => lp.report(ctx),
+                    Some(lp) if lp.id() == loop_id || loop_id == STEALABLE => lp.report(ctx),
                     _ => crate::exception::default_exception_handler(&ctx),
                 });
             };
@@ -343,9 +357,12 @@ fn schedule_task_callback(task: TaskRef, callback: TaskCallback) {
     let loop_id = task.loop_id();
     let run = move || callback(&task);
     context::with_running(|lp| match lp {
-        Some(lp) if lp.id() == loop_id => {
+        Some(lp) if lp.id() == loop_id || loop_id == STEALABLE => {
             let _ = lp.call_soon_internal(run, Location::caller());
         }
+        // A stealable task has no loop of its own: with no loop running here, the callback
+        // runs right away rather than being lost.
+        None if loop_id == STEALABLE => run(),
         _ => {
             let submitted = crate::remote::lookup(loop_id).map(|remote| remote.submit(run));
             if !matches!(submitted, Some(Ok(()))) {
@@ -376,14 +393,7 @@ where
     F: Future + 'static,
     F::Output: 'static,
 {
-    let header = TaskHeader {
-        id: next_task_id(),
-        loop_id: inner.id(),
-        created_at,
-        state: AtomicU32::new(0),
-        slot: AtomicUsize::new(usize::MAX),
-        slow: Mutex::new(SlowState::default()),
-    };
+    let header = TaskHeader::new(next_task_id(), inner.id(), created_at);
     let owner = LocalOwner(inner.weak());
     let (runnable, task) = async_task::Builder::new().metadata(header).spawn_local(
         move |header: &TaskHeader| TaskFuture {
@@ -399,13 +409,7 @@ where
         schedule_local,
     );
     let task_ref = TaskRef::new(runnable.waker(), runnable.metadata());
-    let handle = Task {
-        join: Some(task.fallible()),
-        header: task_ref.header,
-        waker_data: task_ref.waker.data(),
-        waker_vtable: task_ref.waker.vtable(),
-        taken: false,
-    };
+    let handle = Task::new(task, &task_ref);
     inner.register_task(task_ref);
     (runnable, handle)
 }
@@ -414,10 +418,10 @@ pin_project! {
     /// The future async-task drives: the user's future under cancellation and panic catching.
     /// Field order matters: `future` drops before `guard`, so a task destroyed while pending
     /// has its destructor run before it is reported.
-    struct TaskFuture<F, O: TaskOwner> {
+    pub(crate) struct TaskFuture<F, O: TaskOwner> {
         #[pin]
-        future: Option<F>,
-        guard: CompletionGuard<O>,
+        pub(crate) future: Option<F>,
+        pub(crate) guard: CompletionGuard<O>,
     }
 }
 
@@ -596,6 +600,11 @@ impl<O: TaskOwner> CompletionGuard<O> {
     }
 }
 
+// SAFETY: a guard is a pointer to its task's own header (`TaskHeader` is `Sync`, and the
+// pointer stays valid while the guard lives, see `header()`) plus its owner. With a `Send`
+// owner, moving the guard (inside a `Send` task's future) to another thread is sound.
+unsafe impl<O: TaskOwner + Send> Send for CompletionGuard<O> {}
+
 impl<O: TaskOwner> Drop for CompletionGuard<O> {
     fn drop(&mut self) {
         self.complete(Outcome::Destroyed);
@@ -660,7 +669,8 @@ impl TaskRef {
         self.header().id
     }
 
-    /// The id of the loop the task belongs to.
+    /// The id of the loop the task belongs to (0 for a stealable task, which any worker loop of
+    /// its runtime may run).
     ///
     /// ```
     /// # let lp = spindle_loop::EventLoop::new().unwrap();
@@ -869,6 +879,19 @@ unsafe impl<T: Send> Send for Task<T> {}
 unsafe impl<T> Sync for Task<T> {}
 
 impl<T> Task<T> {
+    pub(crate) fn new(
+        join: async_task::Task<Result<T, TaskError>, TaskHeader>,
+        task: &TaskRef,
+    ) -> Self {
+        Task {
+            join: Some(join.fallible()),
+            header: task.header,
+            waker_data: task.waker.data(),
+            waker_vtable: task.waker.vtable(),
+            taken: false,
+        }
+    }
+
     /// The task's own waker, borrowed (no reference count taken).
     fn borrowed_waker(&self) -> ManuallyDrop<Waker> {
         // SAFETY: the parts come from a live waker of this task, and the allocation they point
