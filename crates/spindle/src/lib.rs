@@ -17,6 +17,10 @@ pub use spindle_bridge;
 pub use spindle_loop;
 pub use spindle_policy;
 
+pub use spindle_bridge::{
+    run_coroutine_threadsafe, run_coroutine_threadsafe_with, to_thread, BlockingPool, BridgeError,
+    ConcurrentFuture, EventLoopExt, LoopHandle, SubmitError, ThreadsafeHandle,
+};
 pub use spindle_loop::{
     all_tasks, current_task, default_exception_handler, EventLoop, ExceptionContext,
     ExceptionHandler, ExceptionKind, FutureCallback, Handle, LoopError, LoopFuture, LoopStats,
@@ -39,6 +43,7 @@ pub mod prelude {
     pub use crate::{
         current_task, get_running_loop, run, spawn_local, EventLoop, LoopFuture, Task, TaskError,
     };
+    pub use crate::{run_coroutine_threadsafe, to_thread, EventLoopExt, LoopHandle};
 }
 
 /// The README's examples, compiled and run as doctests.
