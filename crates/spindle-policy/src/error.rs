@@ -27,6 +27,23 @@ pub enum PolicyError {
     RunnerClosed,
     /// The loop itself refused or failed (see [`LoopError`]).
     Loop(LoopError),
+    /// `Runtime::builder().worker_threads(0)`: a runtime needs at least one worker.
+    NoWorkers,
+    /// The operating system refused to start a worker thread.
+    ThreadSpawn(String),
+    /// A worker could not create its event loop.
+    WorkerLoop(String),
+    /// The runtime is shut down (or shutting down): it takes no new work.
+    ShutDown,
+    /// `spawn` outside a runtime worker or `block_on`.
+    NoRuntime,
+    /// `spawn_on(worker, ..)` with an index past the last worker.
+    NoSuchWorker {
+        /// The index asked for.
+        index: usize,
+        /// How many workers the runtime has.
+        workers: usize,
+    },
 }
 
 impl fmt::Display for PolicyError {
@@ -48,6 +65,24 @@ impl fmt::Display for PolicyError {
                 f.write_str("the Runner is closed: create a new Runner to run more coroutines")
             }
             PolicyError::Loop(e) => write!(f, "{e}"),
+            PolicyError::NoWorkers => f.write_str(
+                "a runtime needs at least one worker thread: pass worker_threads(n) with n >= 1",
+            ),
+            PolicyError::ThreadSpawn(e) => write!(f, "could not start a worker thread: {e}"),
+            PolicyError::WorkerLoop(e) => {
+                write!(f, "a worker could not create its event loop: {e}")
+            }
+            PolicyError::ShutDown => f.write_str(
+                "the runtime is shut down: it takes no new tasks (the future is returned)",
+            ),
+            PolicyError::NoRuntime => f.write_str(
+                "no runtime here: call spawn() from a runtime worker or inside Runtime::block_on, \
+                 or use Runtime::spawn / RuntimeHandle::spawn",
+            ),
+            PolicyError::NoSuchWorker { index, workers } => write!(
+                f,
+                "no worker {index}: the runtime has {workers} (indices 0..{workers})"
+            ),
         }
     }
 }
@@ -73,5 +108,70 @@ pub(crate) fn current_thread_label() -> String {
     match thread.name() {
         Some(name) => name.to_string(),
         None => format!("{:?}", thread.id()),
+    }
+}
+
+/// A spawn was refused; the future (or closure) comes back with the reason.
+///
+/// ```
+/// let rt = spindle_policy::Runtime::builder().worker_threads(1).build().unwrap();
+/// let handle = rt.handle().clone();
+/// rt.shutdown();
+/// let err = handle.spawn(async { 1 }).unwrap_err();
+/// assert_eq!(err.reason(), &spindle_policy::PolicyError::ShutDown);
+/// let _future = err.into_inner();
+/// ```
+pub struct SpawnError<T> {
+    value: T,
+    reason: PolicyError,
+}
+
+impl<T> SpawnError<T> {
+    pub(crate) fn new(value: T, reason: PolicyError) -> Self {
+        SpawnError { value, reason }
+    }
+
+    /// Why it was refused.
+    ///
+    /// ```
+    /// let err = spindle_policy::spawn(async {}).unwrap_err();
+    /// assert_eq!(err.reason(), &spindle_policy::PolicyError::NoRuntime);
+    /// ```
+    pub fn reason(&self) -> &PolicyError {
+        &self.reason
+    }
+
+    /// What was handed over, back untouched.
+    ///
+    /// ```
+    /// let fut = spindle_policy::spawn(async { 5 }).unwrap_err().into_inner();
+    /// assert_eq!(spindle_policy::run(fut).unwrap(), 5);
+    /// ```
+    pub fn into_inner(self) -> T {
+        self.value
+    }
+}
+
+impl<T> fmt::Debug for SpawnError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SpawnError")
+            .field("reason", &self.reason)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> fmt::Display for SpawnError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} (what was submitted is returned: call into_inner())",
+            self.reason
+        )
+    }
+}
+
+impl<T> Error for SpawnError<T> {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        Some(&self.reason)
     }
 }

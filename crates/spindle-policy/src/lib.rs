@@ -32,12 +32,14 @@ mod default_policy;
 mod error;
 mod policy;
 mod run;
+mod runtime;
 
 pub use default_policy::{AutoCreate, DefaultEventLoopPolicy};
-pub use error::PolicyError;
+pub use error::{PolicyError, SpawnError};
 pub use policy::{
     get_event_loop, get_event_loop_policy, get_running_loop, new_event_loop, set_event_loop,
     set_event_loop_policy, EventLoopPolicy,
 };
 pub use run::{run, Runner};
+pub use runtime::{spawn, Builder, Runtime, RuntimeHandle, WorkerMetrics};
 pub use spindle_loop::{all_tasks, create_task, current_task, spawn_local};

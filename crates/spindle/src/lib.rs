@@ -28,8 +28,9 @@ pub use spindle_loop::{
 };
 pub use spindle_policy::{
     create_task, get_event_loop, get_event_loop_policy, get_running_loop, new_event_loop, run,
-    set_event_loop, set_event_loop_policy, spawn_local, AutoCreate, DefaultEventLoopPolicy,
-    EventLoopPolicy, PolicyError, Runner,
+    set_event_loop, set_event_loop_policy, spawn, spawn_local, AutoCreate, Builder,
+    DefaultEventLoopPolicy, EventLoopPolicy, PolicyError, Runner, Runtime, RuntimeHandle,
+    SpawnError, WorkerMetrics,
 };
 
 /// The names most programs need, in one import.

@@ -1,0 +1,114 @@
+//! State shared by every worker of one runtime and every handle to it.
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use crossbeam_deque::{Injector, Stealer};
+use spindle_loop::{spawn_stealable, Remote, Runnable, Task, TaskSet};
+
+use super::idle::Idle;
+use super::metrics::WorkerCounters;
+use super::worker::WorkerCore;
+use crate::error::{PolicyError, SpawnError};
+
+static NEXT_RUNTIME_ID: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// The worker core of the runtime worker running on this thread, if any.
+    pub(crate) static WORKER: RefCell<Option<Rc<WorkerCore>>> = const { RefCell::new(None) };
+    /// The runtime `spawn` goes to from this thread: a worker's, or `block_on`'s caller's.
+    pub(crate) static CURRENT: RefCell<Option<Arc<Shared>>> = const { RefCell::new(None) };
+}
+
+pub(crate) struct Shared {
+    pub(crate) id: u64,
+    pub(crate) injector: Injector<Runnable>,
+    pub(crate) stealers: Vec<Stealer<Runnable>>,
+    /// Set once every worker has started (before `build()` returns).
+    pub(crate) remotes: OnceLock<Vec<Arc<Remote>>>,
+    /// The workers' loop handles, set with `remotes`.
+    pub(crate) loops: OnceLock<Vec<spindle_bridge::LoopHandle>>,
+    pub(crate) idle: Idle,
+    pub(crate) tasks: Arc<TaskSet>,
+    pub(crate) counters: Vec<WorkerCounters>,
+    pub(crate) shutdown: AtomicBool,
+}
+
+impl Shared {
+    pub(crate) fn new(stealers: Vec<Stealer<Runnable>>) -> Self {
+        let workers = stealers.len();
+        Shared {
+            id: NEXT_RUNTIME_ID.fetch_add(1, Ordering::Relaxed),
+            injector: Injector::new(),
+            stealers,
+            remotes: OnceLock::new(),
+            loops: OnceLock::new(),
+            idle: Idle::new(workers),
+            tasks: Arc::new(TaskSet::new()),
+            counters: (0..workers).map(|_| WorkerCounters::default()).collect(),
+            shutdown: AtomicBool::new(false),
+        }
+    }
+
+    pub(crate) fn num_workers(&self) -> usize {
+        self.stealers.len()
+    }
+
+    pub(crate) fn is_shutdown(&self) -> bool {
+        self.shutdown.load(Ordering::Acquire)
+    }
+
+    /// Spawns a stealable task: onto this worker's queue if called on one of our workers,
+    /// else onto the injector.
+    #[track_caller]
+    pub(crate) fn spawn<F>(self: &Arc<Self>, future: F) -> Result<Task<F::Output>, SpawnError<F>>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let shared = self.clone();
+        let (runnable, task) =
+            spawn_stealable(future, move |r| shared.schedule(r, false), &self.tasks).map_err(
+                |rejected| SpawnError::new(rejected.into_inner(), PolicyError::ShutDown),
+            )?;
+        self.schedule(runnable, true);
+        Ok(task)
+    }
+
+    /// Where a stealable task's step goes: a new task to the back of this worker's queue, a
+    /// woken one to its LIFO slot; from any other thread, to the injector and a parked worker
+    /// is woken (see `Idle`).
+    pub(crate) fn schedule(self: &Arc<Self>, runnable: Runnable, is_new: bool) {
+        let runnable = WORKER.with(|worker| {
+            let worker = worker.borrow();
+            match worker.as_ref() {
+                Some(core) if core.runtime_id() == self.id => {
+                    core.push(runnable, is_new);
+                    None
+                }
+                _ => Some(runnable),
+            }
+        });
+        if let Some(runnable) = runnable {
+            self.injector.push(runnable);
+            self.notify_one();
+        }
+    }
+
+    /// Wakes one parked worker if the idle protocol says so.
+    pub(crate) fn notify_one(&self) {
+        if let Some(worker) = self.idle.worker_to_notify() {
+            if let Some(remote) = self.remotes.get().and_then(|r| r.get(worker)) {
+                remote.wake();
+            }
+        }
+    }
+
+    /// Whether any queue holds a task (the last searcher's re-check before it parks).
+    pub(crate) fn has_work_anywhere(&self) -> bool {
+        !self.injector.is_empty() || self.stealers.iter().any(|s| !s.is_empty())
+    }
+}

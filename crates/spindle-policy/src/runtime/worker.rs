@@ -1,0 +1,254 @@
+//! One worker: a loop's [`WorkerHook`], its local queue and LIFO slot, stealing, parking.
+//!
+//! Per loop iteration the worker runs up to [`STEP_BUDGET`] stealable steps after the loop's own
+//! ready batch, so callbacks, timers and local tasks keep their turn. It takes the next step
+//! from, in order: the injector every [`INJECTOR_INTERVAL`] ticks (so tasks pushed from outside
+//! are not starved by a busy local queue), the LIFO slot (the task just woken on this worker; at
+//! most [`LIFO_CAP`] times in a row, so two tasks waking each other cannot starve the queue), its
+//! local queue, the injector. Out of work, before its loop blocks, it searches (steals a batch
+//! from the injector, then from siblings starting at a random one) and parks only if that finds
+//! nothing; the handshake is `Idle`'s.
+
+use std::cell::Cell;
+use std::sync::Arc;
+
+use crossbeam_deque::{Steal, Worker};
+use spindle_loop::{Runnable, WorkerHook};
+
+use super::metrics::WorkerCounters;
+use super::shared::Shared;
+
+/// Stealable steps per loop iteration (tokio's event interval is 61; a power of two here, since
+/// nothing depends on it being prime).
+pub(crate) const STEP_BUDGET: usize = 64;
+/// Take from the injector first every this many ticks (tokio's global queue interval).
+pub(crate) const INJECTOR_INTERVAL: u32 = 31;
+/// LIFO-slot steps in a row before the slot's task goes to the back of the queue (tokio's cap).
+pub(crate) const LIFO_CAP: usize = 3;
+
+pub(crate) struct WorkerCore {
+    index: usize,
+    shared: Arc<Shared>,
+    local: Worker<Runnable>,
+    lifo: Cell<Option<Runnable>>,
+    is_searching: Cell<bool>,
+    parked: Cell<bool>,
+    tick: Cell<u32>,
+    rng: Cell<u64>,
+    /// The worker's loop, for its counters (cleared at shutdown: the loop holds this core).
+    event_loop: std::cell::RefCell<Option<spindle_loop::EventLoop>>,
+}
+
+impl WorkerCore {
+    pub(crate) fn new(index: usize, shared: Arc<Shared>, local: Worker<Runnable>) -> Self {
+        WorkerCore {
+            index,
+            shared,
+            local,
+            lifo: Cell::new(None),
+            is_searching: Cell::new(false),
+            parked: Cell::new(false),
+            tick: Cell::new(0),
+            // Any odd seed works for xorshift; spread the workers apart.
+            rng: Cell::new(0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1).wrapping_mul(0x2545_F491)),
+            event_loop: std::cell::RefCell::new(None),
+        }
+    }
+
+    pub(crate) fn runtime_id(&self) -> u64 {
+        self.shared.id
+    }
+
+    fn counters(&self) -> &WorkerCounters {
+        &self.shared.counters[self.index]
+    }
+
+    /// A step scheduled on this worker's thread.
+    pub(crate) fn push(&self, runnable: Runnable, is_new: bool) {
+        let to_queue = if is_new {
+            Some(runnable)
+        } else {
+            // A woken task runs next (cache-hot); the one it displaces goes to the queue.
+            self.lifo.replace(Some(runnable))
+        };
+        if let Some(runnable) = to_queue {
+            self.local.push(runnable);
+            // Stealable work appeared in our queue: a parked sibling may take it while we are
+            // busy (a worker stuck in a long callback must not hold tasks back).
+            self.shared.notify_one();
+        }
+    }
+
+    fn next_rand(&self) -> u64 {
+        let mut x = self.rng.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.rng.set(x);
+        x
+    }
+
+    fn pop_injector(&self) -> Option<Runnable> {
+        loop {
+            match self.shared.injector.steal_batch_and_pop(&self.local) {
+                Steal::Success(runnable) => return Some(runnable),
+                Steal::Empty => return None,
+                Steal::Retry => continue,
+            }
+        }
+    }
+
+    fn next_step(&self, lifo_steps: &mut usize) -> Option<Runnable> {
+        let tick = self.tick.get().wrapping_add(1);
+        self.tick.set(tick);
+        if tick % INJECTOR_INTERVAL == 0 {
+            if let Some(runnable) = self.pop_injector() {
+                return Some(runnable);
+            }
+        }
+        if let Some(runnable) = self.lifo.take() {
+            if *lifo_steps < LIFO_CAP {
+                *lifo_steps += 1;
+                return Some(runnable);
+            }
+            self.local.push(runnable);
+        }
+        self.local.pop().or_else(|| self.pop_injector())
+    }
+
+    /// Searches for work to steal; returns whether some landed in the local queue.
+    fn search(&self) -> bool {
+        if !self.is_searching.get() {
+            if !self.shared.idle.transition_worker_to_searching() {
+                return false;
+            }
+            self.is_searching.set(true);
+        }
+        let found = self.steal();
+        if found {
+            self.is_searching.set(false);
+            if self.shared.idle.transition_worker_from_searching() {
+                // The last searcher found work: more may follow, let another look too.
+                self.shared.notify_one();
+            }
+        }
+        found
+    }
+
+    fn steal(&self) -> bool {
+        let before = self.local.len();
+        if let Some(runnable) = self.pop_injector() {
+            self.local.push(runnable);
+            self.record_steal(before);
+            return true;
+        }
+        let siblings = self.shared.stealers.len();
+        let start = (self.next_rand() % siblings as u64) as usize;
+        for offset in 0..siblings {
+            let victim = (start + offset) % siblings;
+            if victim == self.index {
+                continue;
+            }
+            loop {
+                match self.shared.stealers[victim].steal_batch_and_pop(&self.local) {
+                    Steal::Success(runnable) => {
+                        self.local.push(runnable);
+                        self.record_steal(before);
+                        return true;
+                    }
+                    Steal::Empty => break,
+                    Steal::Retry => continue,
+                }
+            }
+        }
+        false
+    }
+
+    fn record_steal(&self, before: usize) {
+        let counters = self.counters();
+        WorkerCounters::add(&counters.steals, 1);
+        let moved = self.local.len().saturating_sub(before) as u64;
+        WorkerCounters::add(&counters.stolen_tasks, moved);
+    }
+
+    fn has_lifo(&self) -> bool {
+        let runnable = self.lifo.take();
+        let has = runnable.is_some();
+        self.lifo.set(runnable);
+        has
+    }
+
+    /// Shutdown: run every step left in this worker's queues and the injector. The tasks were
+    /// cancelled, so each step drops its future (here, on a worker thread) and completes.
+    pub(crate) fn drain_for_shutdown(&self) {
+        let mut lifo_steps = 0;
+        while let Some(runnable) = self.next_step(&mut lifo_steps) {
+            lifo_steps = 0;
+            runnable.run();
+        }
+    }
+
+    pub(crate) fn set_event_loop(&self, lp: Option<spindle_loop::EventLoop>) {
+        *self.event_loop.borrow_mut() = lp;
+    }
+}
+
+impl WorkerHook for WorkerCore {
+    fn run_stealable(&self) -> usize {
+        let mut ran = 0;
+        let mut lifo_steps = 0;
+        while ran < STEP_BUDGET {
+            let Some(runnable) = self.next_step(&mut lifo_steps) else {
+                break;
+            };
+            runnable.run();
+            ran += 1;
+        }
+        let counters = self.counters();
+        WorkerCounters::add(&counters.polls, ran as u64);
+        counters
+            .local_queue_depth
+            .store(self.local.len(), std::sync::atomic::Ordering::Relaxed);
+        if let Some(lp) = &*self.event_loop.borrow() {
+            counters.callbacks.store(
+                lp.stats().callbacks_run,
+                std::sync::atomic::Ordering::Relaxed,
+            );
+        }
+        ran
+    }
+
+    fn has_stealable(&self) -> bool {
+        self.has_lifo() || !self.local.is_empty() || !self.shared.injector.is_empty()
+    }
+
+    fn before_park(&self) -> bool {
+        if self.shared.is_shutdown() {
+            return true;
+        }
+        if self.search() {
+            return false;
+        }
+        let was_searching = self.is_searching.replace(false);
+        let last_searcher = self
+            .shared
+            .idle
+            .transition_worker_to_parked(self.index, was_searching);
+        self.parked.set(true);
+        WorkerCounters::add(&self.counters().parks, 1);
+        if last_searcher && self.shared.has_work_anywhere() {
+            // Work arrived while we were leaving: wake someone (possibly ourselves, whose park
+            // then returns at once thanks to the loop's wake token).
+            self.shared.notify_one();
+        }
+        true
+    }
+
+    fn after_park(&self) {
+        if self.parked.replace(false) && !self.shared.idle.unpark_worker_by_id(self.index) {
+            // Not on the sleepers list any more: a notifier took us off and counted us as
+            // searching.
+            self.is_searching.set(true);
+        }
+    }
+}

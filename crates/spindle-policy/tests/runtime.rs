@@ -1,0 +1,386 @@
+//! Issue 6: the work-stealing Runtime.
+
+use std::cell::Cell;
+use std::collections::HashSet;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::Poll;
+use std::thread::{self, ThreadId};
+use std::time::{Duration, Instant};
+
+use spindle_loop::EventLoop;
+use spindle_policy::{get_event_loop, get_running_loop, PolicyError, Runtime};
+
+fn runtime(workers: usize) -> Runtime {
+    Runtime::builder().worker_threads(workers).build().unwrap()
+}
+
+/// A `Send` sleep built from the running loop's `call_later`, as a user would write one: the
+/// timer lives on the loop where it is first polled, and wakes the task's waker.
+async fn sleep_on_running_loop(d: Duration) {
+    let deadline = Instant::now() + d;
+    let mut armed = false;
+    std::future::poll_fn(move |cx| {
+        if Instant::now() >= deadline {
+            return Poll::Ready(());
+        }
+        if !armed {
+            armed = true;
+            let waker = cx.waker().clone();
+            let lp = EventLoop::running().expect("polled on a worker loop");
+            lp.call_at(deadline, move || waker.wake()).unwrap();
+        }
+        Poll::Pending
+    })
+    .await
+}
+
+#[test]
+fn every_spawned_task_runs_exactly_once_under_stealing() {
+    const TASKS: usize = 100_000;
+    let rt = runtime(2);
+    let runs: Arc<Vec<AtomicUsize>> = Arc::new((0..TASKS).map(|_| AtomicUsize::new(0)).collect());
+    let r = runs.clone();
+    let total = rt
+        .block_on(async move {
+            // Spawned from a worker-less thread (injector) and from inside tasks (local queues).
+            let mut handles = Vec::with_capacity(TASKS / 100);
+            for chunk in 0..TASKS / 1000 {
+                let r = r.clone();
+                handles.push(
+                    spindle_policy::spawn(async move {
+                        let inner: Vec<_> = (0..1000)
+                            .map(|i| {
+                                let r = r.clone();
+                                spindle_policy::spawn(async move {
+                                    r[chunk * 1000 + i].fetch_add(1, Ordering::Relaxed);
+                                })
+                                .unwrap()
+                            })
+                            .collect();
+                        for t in inner {
+                            t.await.unwrap();
+                        }
+                    })
+                    .unwrap(),
+                );
+            }
+            for h in handles {
+                h.await.unwrap();
+            }
+            r.iter().map(|c| c.load(Ordering::Relaxed)).sum::<usize>()
+        })
+        .unwrap();
+    assert_eq!(total, TASKS);
+    assert!(runs.iter().all(|c| c.load(Ordering::Relaxed) == 1));
+    let polled: u64 = rt.metrics().iter().map(|m| m.tasks_polled).sum();
+    assert!(polled >= TASKS as u64);
+}
+
+#[test]
+fn a_worker_stuck_in_a_long_callback_does_not_hold_back_tasks_queued_behind_it() {
+    let rt = runtime(2);
+    let done_on = Arc::new(Mutex::new(Vec::new()));
+    let d = done_on.clone();
+    let stuck_thread = rt
+        .spawn_on(0, move || async move {
+            // From worker 0: queue 20 stealable tasks on worker 0's own queue, then block
+            // worker 0 synchronously. Worker 1 must steal and finish them meanwhile.
+            let tasks: Vec<_> = (0..20)
+                .map(|_| {
+                    let d = d.clone();
+                    spindle_policy::spawn(async move {
+                        d.lock().unwrap().push(thread::current().id());
+                    })
+                    .unwrap()
+                })
+                .collect();
+            let started = Instant::now();
+            while d.lock().unwrap().len() < 20 && started.elapsed() < Duration::from_secs(20) {
+                thread::sleep(Duration::from_millis(1)); // a long synchronous callback
+            }
+            drop(tasks);
+            thread::current().id()
+        })
+        .unwrap()
+        .result()
+        .unwrap();
+    let done = done_on.lock().unwrap();
+    assert_eq!(
+        done.len(),
+        20,
+        "all queued tasks completed while worker 0 was stuck"
+    );
+    assert!(done.iter().all(|t| *t != stuck_thread));
+    assert!(rt.metrics()[1].steals >= 1);
+}
+
+#[test]
+fn spawn_local_tasks_always_run_on_their_worker() {
+    let rt = runtime(2);
+    for worker in 0..2 {
+        let (spawned_on, ran_on) = rt
+            .spawn_on(worker, || async {
+                let here = thread::current().id();
+                let seen: Rc<Cell<Option<ThreadId>>> = Rc::new(Cell::new(None));
+                let mut tasks = Vec::new();
+                for _ in 0..50 {
+                    let seen = seen.clone();
+                    tasks.push(
+                        spindle_policy::spawn_local(async move {
+                            for _ in 0..3 {
+                                sleep_on_running_loop(Duration::from_millis(1)).await;
+                                let now = thread::current().id();
+                                if seen.get().is_some_and(|t| t != now) {
+                                    panic!("moved");
+                                }
+                                seen.set(Some(now));
+                            }
+                        })
+                        .unwrap(),
+                    );
+                }
+                for t in tasks {
+                    t.await.unwrap();
+                }
+                (here, seen.get().unwrap())
+            })
+            .unwrap()
+            .result()
+            .unwrap();
+        assert_eq!(spawned_on, ran_on);
+    }
+}
+
+#[test]
+fn a_sleeping_stolen_task_wakes_on_time() {
+    let rt = runtime(2);
+    let out = rt
+        .block_on(async {
+            let tasks: Vec<_> = (0..40)
+                .map(|_| {
+                    spindle_policy::spawn(async {
+                        let first = thread::current().id();
+                        let start = Instant::now();
+                        sleep_on_running_loop(Duration::from_millis(20)).await;
+                        (first, start.elapsed())
+                    })
+                    .unwrap()
+                })
+                .collect();
+            let mut out = Vec::new();
+            for t in tasks {
+                out.push(t.await.unwrap());
+            }
+            out
+        })
+        .unwrap();
+    for (_, slept) in &out {
+        assert!(*slept >= Duration::from_millis(20));
+        assert!(*slept < Duration::from_secs(10), "woken, not stranded");
+    }
+}
+
+#[test]
+fn inside_a_worker_the_running_loop_and_event_loop_are_the_workers_loop() {
+    let rt = runtime(2);
+    let loop_ids: HashSet<u64> = rt.loops().iter().map(|l| l.loop_id()).collect();
+    let (running, current, via_call_later) = rt
+        .spawn_on(1, || async {
+            let lp = get_running_loop().unwrap();
+            let fut = lp.create_future::<u64>();
+            let f = fut.clone();
+            let id = lp.id();
+            lp.call_later(Duration::from_millis(1), move || f.set_result(id).unwrap())
+                .unwrap();
+            let by_timer = fut.await.unwrap();
+            (lp.id(), get_event_loop().unwrap().id(), by_timer)
+        })
+        .unwrap()
+        .result()
+        .unwrap();
+    assert!(loop_ids.contains(&running));
+    assert_eq!(running, current);
+    assert_eq!(running, via_call_later);
+    assert_eq!(running, rt.loops()[1].loop_id());
+}
+
+#[test]
+fn shutdown_with_ten_thousand_pending_tasks_drops_each_exactly_once_on_its_own_thread() {
+    struct CountDrop {
+        drops: Arc<AtomicUsize>,
+        must_drop_on: Option<ThreadId>,
+        wrong_thread: Arc<AtomicUsize>,
+    }
+    impl Drop for CountDrop {
+        fn drop(&mut self) {
+            self.drops.fetch_add(1, Ordering::SeqCst);
+            if self
+                .must_drop_on
+                .is_some_and(|t| t != thread::current().id())
+            {
+                self.wrong_thread.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    }
+    let rt = runtime(2);
+    let drops = Arc::new(AtomicUsize::new(0));
+    let wrong = Arc::new(AtomicUsize::new(0));
+    // 9,000 stealable tasks pending forever.
+    for _ in 0..9_000 {
+        let guard = CountDrop {
+            drops: drops.clone(),
+            must_drop_on: None,
+            wrong_thread: wrong.clone(),
+        };
+        rt.spawn(async move {
+            let _guard = guard;
+            std::future::pending::<()>().await
+        })
+        .unwrap();
+    }
+    // 1,000 !Send local tasks, 500 on each worker, pending forever.
+    for worker in 0..2 {
+        let (d, w) = (drops.clone(), wrong.clone());
+        rt.spawn_on(worker, move || async move {
+            for _ in 0..500 {
+                let guard = CountDrop {
+                    drops: d.clone(),
+                    must_drop_on: Some(thread::current().id()),
+                    wrong_thread: w.clone(),
+                };
+                let not_send = Rc::new(());
+                spindle_policy::spawn_local(async move {
+                    let _guard = guard;
+                    let _rc = not_send;
+                    std::future::pending::<()>().await
+                })
+                .unwrap();
+            }
+        })
+        .unwrap()
+        .result()
+        .unwrap();
+    }
+    rt.shutdown();
+    assert_eq!(drops.load(Ordering::SeqCst), 10_000);
+    assert_eq!(wrong.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn spawning_after_shutdown_is_a_typed_error_and_the_future_comes_back() {
+    let rt = runtime(1);
+    let handle = rt.handle().clone();
+    rt.shutdown();
+    let err = handle.spawn(async { 9 }).unwrap_err();
+    assert_eq!(err.reason(), &PolicyError::ShutDown);
+    assert_eq!(spindle_policy::run(err.into_inner()).unwrap(), 9);
+    let err = handle.spawn_on(0, || async {}).unwrap_err();
+    assert_eq!(err.reason(), &PolicyError::ShutDown);
+}
+
+#[test]
+fn panics_in_tasks_do_not_take_a_worker_down() {
+    let rt = runtime(2);
+    let out = rt
+        .block_on(async {
+            let panics: Vec<_> = (0..20)
+                .map(|i| spindle_policy::spawn(async move { panic!("task {i} failed") }).unwrap())
+                .collect();
+            let mut failed = 0;
+            for p in panics {
+                failed += usize::from(p.await.unwrap_err().is_panic());
+            }
+            let after = spindle_policy::spawn(async { "still working" }).unwrap();
+            (failed, after.await.unwrap())
+        })
+        .unwrap();
+    assert_eq!(out, (20, "still working"));
+    for worker in 0..2 {
+        let alive = rt.spawn_on(worker, || async { 1 }).unwrap().result();
+        assert_eq!(alive.unwrap(), 1);
+    }
+}
+
+#[test]
+fn bad_settings_are_typed_errors() {
+    assert_eq!(
+        Runtime::builder().worker_threads(0).build().unwrap_err(),
+        PolicyError::NoWorkers
+    );
+    let rt = runtime(1);
+    let err = rt.spawn_on(5, || async {}).unwrap_err();
+    assert_eq!(
+        err.reason(),
+        &PolicyError::NoSuchWorker {
+            index: 5,
+            workers: 1
+        }
+    );
+    assert!(err.reason().to_string().contains("no worker 5"));
+}
+
+#[test]
+fn worker_threads_are_named_and_run_the_start_and_stop_hooks() {
+    let started = Arc::new(AtomicUsize::new(0));
+    let stopped = Arc::new(AtomicUsize::new(0));
+    let (s, t) = (started.clone(), stopped.clone());
+    let rt = Runtime::builder()
+        .worker_threads(2)
+        .thread_name("io")
+        .on_thread_start(move || {
+            s.fetch_add(1, Ordering::SeqCst);
+        })
+        .on_thread_stop(move || {
+            t.fetch_add(1, Ordering::SeqCst);
+        })
+        .build()
+        .unwrap();
+    let name = rt
+        .spawn_on(1, || async {
+            thread::current().name().unwrap().to_string()
+        })
+        .unwrap()
+        .result()
+        .unwrap();
+    assert_eq!(name, "io-1");
+    assert_eq!(started.load(Ordering::SeqCst), 2);
+    assert!(rt.shutdown_timeout(Duration::from_secs(30)));
+    assert_eq!(stopped.load(Ordering::SeqCst), 2);
+}
+
+#[test]
+fn spawn_outside_a_runtime_gives_the_future_back() {
+    let err = spindle_policy::spawn(async { 1 }).unwrap_err();
+    assert_eq!(err.reason(), &PolicyError::NoRuntime);
+}
+
+#[test]
+fn metrics_count_polls_parks_and_callbacks_per_worker() {
+    let rt = runtime(2);
+    rt.spawn_on(0, || async {
+        let lp = get_running_loop().unwrap();
+        for _ in 0..10 {
+            lp.call_soon(|| ()).unwrap();
+        }
+    })
+    .unwrap()
+    .result()
+    .unwrap();
+    rt.block_on(async {
+        let tasks: Vec<_> = (0..1000)
+            .map(|_| spindle_policy::spawn(async {}).unwrap())
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+    })
+    .unwrap();
+    thread::sleep(Duration::from_millis(50)); // let the workers go idle
+    let metrics = rt.metrics();
+    assert_eq!(metrics.iter().map(|m| m.tasks_polled).sum::<u64>(), 1000);
+    assert!(metrics.iter().map(|m| m.times_parked).sum::<u64>() >= 1);
+    // The 10 call_soon callbacks, plus the threadsafe one that started the task.
+    assert!(metrics[0].callbacks_run >= 11, "{:?}", metrics[0]);
+}
