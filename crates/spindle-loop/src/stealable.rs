@@ -22,8 +22,9 @@ use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe, Location};
 use std::ptr::NonNull;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
+
+use crate::sync::{AtomicBool, AtomicUsize, Mutex, Ordering};
 
 use crate::context;
 use crate::error::{LoopError, Rejected};
@@ -141,7 +142,7 @@ impl TaskSet {
         }
     }
 
-    fn shard(&self, index: usize) -> MutexGuard<'_, Shard> {
+    fn shard(&self, index: usize) -> impl std::ops::DerefMut<Target = Shard> + '_ {
         // Shards only hold plain slab bookkeeping; a panic cannot leave one inconsistent.
         self.shards[index].lock().unwrap_or_else(|e| e.into_inner())
     }

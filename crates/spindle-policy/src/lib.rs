@@ -32,7 +32,11 @@ mod default_policy;
 mod error;
 mod policy;
 mod run;
+#[cfg(not(loom))]
 mod runtime;
+#[cfg(loom)]
+#[doc(hidden)]
+pub mod runtime;
 
 pub use default_policy::{AutoCreate, DefaultEventLoopPolicy};
 pub use error::{PolicyError, SpawnError};

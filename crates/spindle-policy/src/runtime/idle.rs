@@ -31,7 +31,8 @@ const UNPARK_SHIFT: usize = usize::BITS as usize / 2;
 const SEARCH_MASK: usize = (1 << UNPARK_SHIFT) - 1;
 const UNPARK_ONE: usize = 1 << UNPARK_SHIFT;
 
-pub(crate) struct Idle {
+/// The idle/searching bookkeeping (public only for the loom models).
+pub struct Idle {
     state: AtomicUsize,
     sleepers: Mutex<Vec<usize>>,
     num_workers: usize,
@@ -47,7 +48,7 @@ fn unparked(state: usize) -> usize {
 
 impl Idle {
     /// All workers start unparked and not searching.
-    pub(crate) fn new(num_workers: usize) -> Self {
+    pub fn new(num_workers: usize) -> Self {
         Idle {
             state: AtomicUsize::new(num_workers << UNPARK_SHIFT),
             sleepers: Mutex::new(Vec::with_capacity(num_workers)),
@@ -61,7 +62,7 @@ impl Idle {
     }
 
     /// Work was made visible: the parked worker to wake, if one should be.
-    pub(crate) fn worker_to_notify(&self) -> Option<usize> {
+    pub fn worker_to_notify(&self) -> Option<usize> {
         // SeqCst pairs with the SeqCst updates below: a pusher that sees no searcher and all
         // workers unparked relies on those workers finding the task.
         if !self.should_notify(self.state.load(Ordering::SeqCst)) {
@@ -83,7 +84,7 @@ impl Idle {
 
     /// A worker with nothing to run may search only while fewer than half the workers do.
     /// Returns whether it became a searcher.
-    pub(crate) fn transition_worker_to_searching(&self) -> bool {
+    pub fn transition_worker_to_searching(&self) -> bool {
         let state = self.state.load(Ordering::SeqCst);
         if 2 * searching(state) >= self.num_workers {
             return false;
@@ -95,14 +96,14 @@ impl Idle {
 
     /// A searcher found work. Returns `true` if it was the last searcher (then it should wake
     /// another worker).
-    pub(crate) fn transition_worker_from_searching(&self) -> bool {
+    pub fn transition_worker_from_searching(&self) -> bool {
         let prev = self.state.fetch_sub(1, Ordering::SeqCst);
         searching(prev) == 1
     }
 
     /// `worker` is about to park. Returns `true` if it was the last searcher: it must then
     /// re-check every queue before it sleeps.
-    pub(crate) fn transition_worker_to_parked(&self, worker: usize, is_searching: bool) -> bool {
+    pub fn transition_worker_to_parked(&self, worker: usize, is_searching: bool) -> bool {
         let mut sleepers = self.lock();
         let dec = UNPARK_ONE + usize::from(is_searching);
         let prev = self.state.fetch_sub(dec, Ordering::SeqCst);
@@ -112,7 +113,7 @@ impl Idle {
 
     /// `worker` woke up without being notified (a timer, its inbox): take it off the sleepers.
     /// Returns `false` if it was notified (already off the list, counted as searching).
-    pub(crate) fn unpark_worker_by_id(&self, worker: usize) -> bool {
+    pub fn unpark_worker_by_id(&self, worker: usize) -> bool {
         let mut sleepers = self.lock();
         match sleepers.iter().position(|&w| w == worker) {
             Some(index) => {

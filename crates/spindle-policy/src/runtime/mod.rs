@@ -25,7 +25,11 @@
 //! their own thread) and exits; the caller joins the threads and runs anything left in the
 //! injector.
 
+#[cfg(not(loom))]
 mod idle;
+#[cfg(loom)]
+#[doc(hidden)]
+pub mod idle;
 mod metrics;
 mod shared;
 mod sync;
@@ -47,10 +51,6 @@ use crate::policy::get_event_loop_policy;
 pub use metrics::WorkerMetrics;
 use shared::{Shared, CURRENT, WORKER};
 use worker::WorkerCore;
-
-#[cfg(loom)]
-#[doc(hidden)]
-pub use idle::Idle as __LoomIdle;
 
 type ThreadHook = Arc<dyn Fn() + Send + Sync>;
 
