@@ -12,7 +12,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use spindle_loop::{EventLoop, Remote};
+use spindle_bridge::LoopHandle;
+use spindle_loop::EventLoop;
 use thread_local::ThreadLocal;
 
 use crate::error::{current_thread_label, PolicyError};
@@ -68,7 +69,7 @@ static NEXT_POLICY_ID: AtomicU64 = AtomicU64::new(1);
 pub struct DefaultEventLoopPolicy {
     id: u64,
     auto_create: AutoCreate,
-    registry: Arc<ThreadLocal<Mutex<Option<Arc<Remote>>>>>,
+    registry: Arc<ThreadLocal<Mutex<Option<LoopHandle>>>>,
 }
 
 impl Default for DefaultEventLoopPolicy {
@@ -115,11 +116,11 @@ impl DefaultEventLoopPolicy {
     /// lp.close().unwrap(); // a closed loop leaves the registry
     /// assert!(policy.loops().is_empty());
     /// ```
-    pub fn loops(&self) -> Vec<Arc<Remote>> {
+    pub fn loops(&self) -> Vec<LoopHandle> {
         self.registry
             .iter()
             .filter_map(|entry| entry.lock().unwrap_or_else(|e| e.into_inner()).clone())
-            .filter(|remote| !remote.is_closed())
+            .filter(|handle| !handle.is_closed())
             .collect()
     }
 
@@ -133,7 +134,7 @@ impl DefaultEventLoopPolicy {
 
     fn publish(&self, lp: Option<&EventLoop>) {
         let entry = self.registry.get_or(|| Mutex::new(None));
-        *entry.lock().unwrap_or_else(|e| e.into_inner()) = lp.map(|lp| lp.remote());
+        *entry.lock().unwrap_or_else(|e| e.into_inner()) = lp.map(LoopHandle::new);
         if let Some(lp) = lp {
             // When the loop closes, this thread's entry goes (if it still names this loop).
             let registry = self.registry.clone();
@@ -141,7 +142,7 @@ impl DefaultEventLoopPolicy {
             let _ = lp.on_close(move || {
                 if let Some(entry) = registry.get() {
                     let mut entry = entry.lock().unwrap_or_else(|e| e.into_inner());
-                    if entry.as_ref().is_some_and(|r| r.loop_id() == loop_id) {
+                    if entry.as_ref().is_some_and(|h| h.loop_id() == loop_id) {
                         *entry = None;
                     }
                 }

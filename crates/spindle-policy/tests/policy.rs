@@ -185,3 +185,38 @@ fn the_process_wide_policy_can_be_replaced_and_restored() {
         "the default policy only creates loops in the main thread"
     );
 }
+
+#[test]
+fn loops_lets_another_thread_stop_every_threads_loop() {
+    let policy = Arc::new(DefaultEventLoopPolicy::new(AutoCreate::EveryThread));
+    let ready = Arc::new(Barrier::new(4));
+    let threads: Vec<_> = (0..3)
+        .map(|i| {
+            let (policy, ready) = (policy.clone(), ready.clone());
+            thread::Builder::new()
+                .name(format!("looper-{i}"))
+                .spawn(move || {
+                    let lp = policy.get_event_loop().unwrap();
+                    // Signal from inside the loop, so the stop below finds it running.
+                    let r = ready.clone();
+                    lp.call_soon(move || {
+                        r.wait();
+                    })
+                    .unwrap();
+                    lp.run_forever().unwrap();
+                    lp.close().unwrap();
+                })
+                .unwrap()
+        })
+        .collect();
+    ready.wait();
+    let loops = policy.loops();
+    assert_eq!(loops.len(), 3);
+    for handle in &loops {
+        handle.stop().unwrap();
+    }
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert!(policy.loops().is_empty());
+}
