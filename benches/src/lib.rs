@@ -9,7 +9,8 @@
 //!
 //! The workloads themselves live in [`spindle_side`] (spindle only) and
 //! [`peers`] (tokio, async-task and plain-std floors), so that the peer side can
-//! be built and checked while the runtime is still being written.
+//! be built and checked while the runtime is still being written. The cross-thread
+//! workloads of the bridge live apart in [`bridge_spindle`] and [`bridge_peers`].
 
 use std::fmt::Write as _;
 use std::future::Future;
@@ -17,6 +18,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+pub mod bridge_peers;
+pub mod bridge_spindle;
 pub mod peers;
 pub mod spindle_side;
 
@@ -37,6 +40,31 @@ pub const TIMERS_DUE_N: u64 = 100_000;
 pub const YIELD_TASKS: u64 = 200;
 /// `yield_many`: yields per task.
 pub const YIELD_PER_TASK: u64 = 1_000;
+/// `call_soon_threadsafe`: closures sent by one producer thread.
+pub const THREADSAFE_N: u64 = 1_000_000;
+/// `run_coroutine_threadsafe`: sequential round trips from a plain thread.
+pub const ROUND_TRIP_N: u64 = 10_000;
+
+thread_local! {
+    /// What the cross-thread closures of the bridge workloads add to, on the consuming thread:
+    /// the same cheap, uncontended body on every side.
+    static SINK: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Adds `i` to this thread's sink (the body of every `call_soon_threadsafe` closure).
+pub fn sink(i: u64) {
+    SINK.with(|s| s.set(s.get().wrapping_add(i)));
+}
+
+/// Takes this thread's sink, leaving 0.
+pub fn take_sink() -> u64 {
+    SINK.with(|s| s.replace(0))
+}
+
+/// `0 + 1 + ... + (n - 1)`: what the sink holds after closures `sink(0..n)` ran.
+pub fn sum_below(n: u64) -> u64 {
+    n * n.saturating_sub(1) / 2
+}
 
 /// Number of measured runs: `COMPARE_RUNS` from the environment if it parses
 /// as a positive integer, else [`DEFAULT_RUNS`].
@@ -263,6 +291,47 @@ pub fn timer_deadline(
 ) -> std::time::Instant {
     let ns = spread.as_nanos() as u64 * (i + 1) / n.max(1);
     t0 + Duration::from_nanos(ns)
+}
+
+/// Runs `produce` on a new thread once this one is ready, and `consume` here; returns the
+/// time from the producer's start to the end of `consume`.
+fn producer_consumer(produce: impl FnOnce() + Send + 'static, consume: impl FnOnce()) -> Duration {
+    let gate = std::sync::Arc::new(std::sync::Barrier::new(2));
+    let producer = {
+        let gate = gate.clone();
+        std::thread::spawn(move || {
+            gate.wait();
+            let start = std::time::Instant::now();
+            produce();
+            start
+        })
+    };
+    gate.wait();
+    consume();
+    let end = std::time::Instant::now();
+    let start = producer.join().expect("producer thread");
+    end - start
+}
+
+/// The shape of every `call_soon_threadsafe` workload: a producer thread calls `submit(i)` for
+/// `i` in `0..n` (each submitting a closure that calls [`sink`]`(i)`), then drops `submit`
+/// (which closes a channel); `consume` runs the closures on this thread until the producer is
+/// done. Checks every closure ran once and returns the time charged by [`producer_consumer`].
+pub fn threadsafe_closures<S>(n: u64, mut submit: S, consume: impl FnOnce()) -> Duration
+where
+    S: FnMut(u64) + Send + 'static,
+{
+    take_sink();
+    let elapsed = producer_consumer(
+        move || {
+            for i in 0..n {
+                submit(i);
+            }
+        },
+        consume,
+    );
+    assert_eq!(take_sink(), sum_below(n));
+    elapsed
 }
 
 #[cfg(test)]

@@ -16,8 +16,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use spindle_benches::{
-    measure, peers, print_table, runs, spindle_side, Row, CALL_SOON_N, SPAWN_N, TIMERS_DUE_N,
-    TIMERS_N, TIMERS_SPREAD, YIELD_PER_TASK, YIELD_TASKS,
+    bridge_peers, bridge_spindle, measure, peers, print_table, runs, spindle_side, Row,
+    CALL_SOON_N, ROUND_TRIP_N, SPAWN_N, THREADSAFE_N, TIMERS_DUE_N, TIMERS_N, TIMERS_SPREAD,
+    YIELD_PER_TASK, YIELD_TASKS,
 };
 
 /// One repetition of one side of a workload; returns the time to charge.
@@ -118,6 +119,38 @@ fn workloads() -> Vec<Workload> {
                 ),
             ],
         },
+        Workload {
+            name: "call_soon_threadsafe",
+            unit: "closure from one producer thread",
+            ops: THREADSAFE_N,
+            spindle: Box::new(|| bridge_spindle::call_soon_threadsafe(THREADSAFE_N)),
+            peers: vec![
+                (
+                    "tokio_mpsc_current_thread",
+                    Box::new(|| bridge_peers::call_soon_threadsafe_tokio(THREADSAFE_N)),
+                ),
+                (
+                    "crossbeam_channel_floor",
+                    Box::new(|| bridge_peers::call_soon_threadsafe_crossbeam(THREADSAFE_N)),
+                ),
+            ],
+        },
+        Workload {
+            name: "run_coroutine_threadsafe",
+            unit: "round trip from a plain thread",
+            ops: ROUND_TRIP_N,
+            spindle: Box::new(|| bridge_spindle::run_coroutine_threadsafe_round_trip(ROUND_TRIP_N)),
+            peers: vec![
+                (
+                    "tokio_spawn_oneshot",
+                    Box::new(|| bridge_peers::round_trip_tokio(ROUND_TRIP_N)),
+                ),
+                (
+                    "crossbeam_ping_pong_floor",
+                    Box::new(|| bridge_peers::round_trip_crossbeam(ROUND_TRIP_N)),
+                ),
+            ],
+        },
     ]
 }
 
@@ -214,23 +247,52 @@ fn main() {
     println!();
     print_table(&rows);
 
-    // The issue's target: call_soon at >= 2/3 of the floor's throughput,
-    // i.e. at most 1.5x its time per callback.
-    if let Some(r) = rows
+    // The issues' targets, as ratios of time per op (spindle/peer).
+    // call_soon at >= 2/3 of the floor's throughput: at most 1.5x its time per callback.
+    print_target(
+        &rows,
+        ("call_soon", "vecdeque_floor"),
+        1.5,
+        "call_soon >= 2/3 of the VecDeque floor's throughput",
+    );
+    // call_soon_threadsafe at >= 1.3x tokio's mpsc throughput and at least the bare channel's.
+    print_target(
+        &rows,
+        ("call_soon_threadsafe", "tokio_mpsc_current_thread"),
+        1.0 / 1.3,
+        "call_soon_threadsafe >= 1.3x tokio's mpsc throughput",
+    );
+    print_target(
+        &rows,
+        ("call_soon_threadsafe", "crossbeam_channel_floor"),
+        1.0,
+        "call_soon_threadsafe >= the bare crossbeam-channel's throughput",
+    );
+    // The round trip in at most half of tokio's time.
+    print_target(
+        &rows,
+        ("run_coroutine_threadsafe", "tokio_spawn_oneshot"),
+        0.5,
+        "run_coroutine_threadsafe round trip <= 0.5x tokio's",
+    );
+}
+
+/// Prints whether the row (workload, peer) has a spindle/peer ratio of at most `max_ratio`
+/// (skipped when that row was filtered out).
+fn print_target(rows: &[Row], (workload, peer): (&str, &str), max_ratio: f64, what: &str) {
+    let Some(r) = rows
         .iter()
-        .find(|r| r.workload == "call_soon" && r.peer_name == "vecdeque_floor")
-    {
-        let ratio = r.ratio();
-        let verdict = if ratio.is_nan() {
-            "n/a"
-        } else if ratio <= 1.5 {
-            "met"
-        } else {
-            "NOT met"
-        };
-        println!(
-            "\ntarget call_soon >= 2/3 of the VecDeque floor's throughput (ratio <= 1.50): \
-             {verdict} ({ratio:.2})"
-        );
-    }
+        .find(|r| r.workload == workload && r.peer_name == peer)
+    else {
+        return;
+    };
+    let ratio = r.ratio();
+    let verdict = if ratio.is_nan() {
+        "n/a"
+    } else if ratio <= max_ratio {
+        "met"
+    } else {
+        "NOT met"
+    };
+    println!("\ntarget {what} (ratio <= {max_ratio:.2}): {verdict} ({ratio:.2})");
 }

@@ -16,18 +16,20 @@
 //! cancel`]: the loop drops the work on its thread when it reaches it), or `PENDING -> GIVE_BACK`.
 //! The last one serves a refused submission: the inbox hands the wrapper back (the loop is
 //! closed), the submitter sets `GIVE_BACK` (nobody else has seen the state yet) and calls the
-//! wrapper, which, instead of running the work, parks it in the state's give-back slot, where
-//! the submitter takes it and returns it in [`SubmitError`]. So a closure submitted to a closed
+//! wrapper, which, instead of running the work, parks it in a thread-local give-back slot (it
+//! runs on the submitter's thread, synchronously), where the submitter takes it and returns it
+//! in [`SubmitError`]. So a closure submitted to a closed
 //! loop comes back to its caller, and an accepted one runs exactly once (the inbox runs what it
 //! accepted even when the loop closes; see `spindle_loop::Remote`).
 
 use std::any::Any;
+use std::cell::RefCell;
 use std::fmt;
 
 use spindle_loop::{EventLoop, Remote};
 
 use crate::error::{BridgeError, SubmitError};
-use crate::sync::{lock, Arc, AtomicU8, Mutex, Ordering};
+use crate::sync::{Arc, AtomicU8, Ordering};
 
 /// Submitted, not yet started.
 const PENDING: u8 = 0;
@@ -59,10 +61,18 @@ impl Inbox for Remote {
     }
 }
 
+/// The receipt's shared state: one byte (`PENDING`, `STARTED`, `CANCELLED`, `GIVE_BACK`).
+/// Kept this small on purpose: it is the one allocation a threadsafe callback adds to the
+/// inbox's, and the loop touches it once per callback.
 struct HandleState {
     state: AtomicU8,
-    /// Where a refused submission's work is parked on its way back (see the module docs).
-    give_back: Mutex<Option<Box<dyn Any + Send>>>,
+}
+
+thread_local! {
+    /// Where a refused submission's work is parked on its way back to its submitter. The
+    /// wrapper runs in give-back mode only on the submitting thread, synchronously, so a
+    /// thread-local slot is all the sharing it needs (see the module docs).
+    static GIVE_BACK_SLOT: RefCell<Option<Box<dyn Any>>> = const { RefCell::new(None) };
 }
 
 /// Submits `value` to `inbox`, to be consumed on the loop's thread by `run`; a refused `value`
@@ -79,7 +89,6 @@ where
 {
     let state = Arc::new(HandleState {
         state: AtomicU8::new(PENDING),
-        give_back: Mutex::new(None),
     });
     let shared = state.clone();
     let wrapper = move || {
@@ -90,7 +99,9 @@ where
             .compare_exchange(PENDING, STARTED, Ordering::AcqRel, Ordering::Acquire)
         {
             Ok(_) => run(value),
-            Err(GIVE_BACK) => *lock(&shared.give_back) = Some(Box::new(value)),
+            Err(GIVE_BACK) => {
+                GIVE_BACK_SLOT.with(|slot| *slot.borrow_mut() = Some(Box::new(value)))
+            }
             // Cancelled: `value` and `run` are dropped here, on the loop's thread.
             Err(_) => {}
         }
@@ -102,7 +113,7 @@ where
             // never reached the loop.
             state.state.store(GIVE_BACK, Ordering::Relaxed);
             wrapper();
-            let parked = lock(&state.give_back).take();
+            let parked = GIVE_BACK_SLOT.with(|slot| slot.borrow_mut().take());
             match parked.map(|boxed| boxed.downcast::<V>()) {
                 Some(Ok(value)) => Err(SubmitError::new(*value, BridgeError::Closed)),
                 // The wrapper parks exactly the `V` it owns, and runs on this thread.

@@ -1,0 +1,109 @@
+//! The peers of the bridge workloads: tokio (an unbounded mpsc into a current-thread task;
+//! `Handle::spawn` plus a blocking oneshot) and bare crossbeam-channel floors. Each mirrors the
+//! function of the same workload in [`crate::bridge_spindle`].
+
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::{sink, threadsafe_closures};
+
+type Closure = Box<dyn FnOnce() + Send>;
+
+/// `call_soon_threadsafe` on tokio: one producer thread sends `n` boxed closures through an
+/// unbounded mpsc to a task on a current-thread runtime on this thread, which runs each.
+pub fn call_soon_threadsafe_tokio(n: u64) -> Duration {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("tokio current_thread runtime");
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Closure>();
+    threadsafe_closures(
+        n,
+        move |i| tx.send(Box::new(move || sink(i))).expect("receiver alive"),
+        || {
+            rt.block_on(async {
+                while let Some(f) = rx.recv().await {
+                    f();
+                }
+            })
+        },
+    )
+}
+
+/// `call_soon_threadsafe` floor: the same boxed closures through a bare unbounded
+/// crossbeam-channel, received and run on this thread.
+pub fn call_soon_threadsafe_crossbeam(n: u64) -> Duration {
+    let (tx, rx) = crossbeam_channel::unbounded::<Closure>();
+    threadsafe_closures(
+        n,
+        move |i| tx.send(Box::new(move || sink(i))).expect("receiver alive"),
+        || {
+            for f in rx.iter() {
+                f();
+            }
+        },
+    )
+}
+
+/// `run_coroutine_threadsafe` on tokio: a current-thread runtime driven by its own thread;
+/// from this thread, `n` sequential `Handle::spawn(async move { reply.send(i + 1) })` each
+/// followed by a blocking receive on a oneshot.
+pub fn round_trip_tokio(n: u64) -> Duration {
+    let (handle_tx, handle_rx) = std::sync::mpsc::channel();
+    let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
+    let driver = thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("tokio current_thread runtime");
+        handle_tx.send(rt.handle().clone()).expect("bench alive");
+        let _ = rt.block_on(shutdown_rx);
+    });
+    let handle = handle_rx.recv().expect("driver started");
+    let start = Instant::now();
+    for i in 0..n {
+        let (reply_tx, reply_rx) = tokio::sync::oneshot::channel();
+        drop(handle.spawn(async move {
+            let _ = reply_tx.send(i + 1);
+        }));
+        assert_eq!(reply_rx.blocking_recv().expect("reply"), i + 1);
+    }
+    let elapsed = start.elapsed();
+    let _ = shutdown_tx.send(());
+    driver.join().expect("driver thread");
+    elapsed
+}
+
+/// `run_coroutine_threadsafe` floor: a crossbeam-channel ping-pong with a server thread
+/// (`bounded(1)` both ways; crossbeam spins briefly before it blocks).
+pub fn round_trip_crossbeam(n: u64) -> Duration {
+    let (req_tx, req_rx) = crossbeam_channel::bounded::<u64>(1);
+    let (rep_tx, rep_rx) = crossbeam_channel::bounded::<u64>(1);
+    let server = thread::spawn(move || {
+        for i in req_rx.iter() {
+            if rep_tx.send(i + 1).is_err() {
+                break;
+            }
+        }
+    });
+    let start = Instant::now();
+    for i in 0..n {
+        req_tx.send(i).expect("server alive");
+        assert_eq!(rep_rx.recv().expect("reply"), i + 1);
+    }
+    let elapsed = start.elapsed();
+    drop(req_tx);
+    server.join().expect("server thread");
+    elapsed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bridge_peers_run_small() {
+        call_soon_threadsafe_tokio(1_000);
+        call_soon_threadsafe_crossbeam(1_000);
+        round_trip_tokio(100);
+        round_trip_crossbeam(100);
+    }
+}

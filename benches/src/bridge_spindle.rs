@@ -1,0 +1,89 @@
+//! Spindle's side of the bridge workloads: `call_soon_threadsafe` throughput and the
+//! `run_coroutine_threadsafe` round trip. Each mirrors the function of the same workload in
+//! [`crate::bridge_peers`]; building loops and threads stays outside the clock.
+
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use spindle::{run_coroutine_threadsafe, EventLoop, EventLoopExt, LoopHandle};
+
+use crate::{expect_ok, sink, threadsafe_closures};
+
+/// `call_soon_threadsafe`: one producer thread submits `n` closures (each adding its index to
+/// the loop thread's sink), then a threadsafe `stop()` (it runs after them: one FIFO), to a loop
+/// running on this thread. Charged: from the producer's first submission until `run_forever`
+/// returns (all ran).
+pub fn call_soon_threadsafe(n: u64) -> Duration {
+    let lp = expect_ok(EventLoop::new(), "EventLoop::new");
+    let handle = lp.handle();
+    let elapsed = threadsafe_closures(
+        n,
+        move |i| {
+            let _ = expect_ok(
+                handle.call_soon_threadsafe(move || sink(i)),
+                "call_soon_threadsafe",
+            );
+            if i + 1 == n {
+                expect_ok(handle.stop(), "LoopHandle::stop");
+            }
+        },
+        || expect_ok(lp.run_forever(), "EventLoop::run_forever"),
+    );
+    expect_ok(lp.close(), "EventLoop::close");
+    elapsed
+}
+
+/// A loop running on its own thread until stopped.
+struct LoopThread {
+    handle: LoopHandle,
+    thread: thread::JoinHandle<()>,
+}
+
+impl LoopThread {
+    fn start() -> LoopThread {
+        let (tx, rx) = mpsc::channel();
+        let thread = thread::spawn(move || {
+            let lp = expect_ok(EventLoop::new(), "EventLoop::new");
+            expect_ok(tx.send(lp.handle()), "send handle");
+            expect_ok(lp.run_forever(), "EventLoop::run_forever");
+            expect_ok(lp.close(), "EventLoop::close");
+        });
+        let handle = expect_ok(rx.recv(), "loop thread start");
+        LoopThread { handle, thread }
+    }
+
+    fn stop(self) {
+        expect_ok(self.handle.stop(), "LoopHandle::stop");
+        expect_ok(self.thread.join().map_err(|_| "panicked"), "loop thread");
+    }
+}
+
+/// `run_coroutine_threadsafe`: from this (plain) thread, `n` sequential
+/// `run_coroutine_threadsafe(async move { i + 1 }).result()` into a loop running on another
+/// thread.
+pub fn run_coroutine_threadsafe_round_trip(n: u64) -> Duration {
+    let lt = LoopThread::start();
+    let start = Instant::now();
+    for i in 0..n {
+        let fut = expect_ok(
+            run_coroutine_threadsafe(async move { i + 1 }, &lt.handle),
+            "run_coroutine_threadsafe",
+        );
+        assert_eq!(expect_ok(fut.result(), "ConcurrentFuture::result"), i + 1);
+    }
+    let elapsed = start.elapsed();
+    lt.stop();
+    elapsed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bridge_spindle_side_runs_small() {
+        call_soon_threadsafe(1_000);
+        run_coroutine_threadsafe_round_trip(100);
+    }
+}
