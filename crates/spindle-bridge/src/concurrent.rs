@@ -33,7 +33,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use spindle_loop::TaskRef;
+use spindle_loop::{EventLoop, TaskRef};
 
 use crate::error::{panic_message, BridgeError};
 use crate::sync::{
@@ -52,6 +52,9 @@ type DoneCallback<T> = Box<dyn FnOnce(&ConcurrentFuture<T>) + Send>;
 
 struct Shared<T> {
     state: AtomicU8,
+    /// The loop whose task produces the outcome, if any: blocking on it from that loop's own
+    /// thread could never end.
+    loop_id: Option<u64>,
     slot: Mutex<Slot<T>>,
     resolved: Condvar,
 }
@@ -273,15 +276,21 @@ impl<T> ConcurrentFuture<T> {
     /// Blocks this thread until the future resolves, then returns the value or the error.
     ///
     /// It spins briefly first (a round trip into an awake loop takes microseconds), then parks.
-    /// Do not call it on a loop's own thread for work on that loop: the loop cannot run while
-    /// its thread is blocked. Await the future there instead.
+    /// Called on the thread of the loop that runs the coroutine, it would wait forever (the loop
+    /// cannot run while its thread blocks): it returns [`BridgeError::WouldDeadlock`] instead;
+    /// `.await` the future there.
     ///
     /// ```
     /// # let pool = spindle_bridge::BlockingPool::new(1);
     /// let fut = pool.spawn(|| "done").unwrap();
     /// assert_eq!(fut.result(), Ok("done"));
     /// ```
-    pub fn result(self) -> Result<T, BridgeError> {
+    pub fn result(&self) -> Result<T, BridgeError> {
+        if let Some(loop_id) = self.shared.loop_id {
+            if !self.done() && EventLoop::running().is_some_and(|lp| lp.id() == loop_id) {
+                return Err(BridgeError::WouldDeadlock);
+            }
+        }
         self.wait(None)
     }
 
@@ -378,8 +387,21 @@ impl<T> Completer<T> {
     /// A new pending future and its completer; `on_drop` is what the future resolves with if the
     /// completer is dropped without completing it.
     pub fn pair(on_drop: BridgeError) -> (Completer<T>, ConcurrentFuture<T>) {
+        Completer::new(None, on_drop)
+    }
+
+    /// Like [`pair`](Self::pair), for work run by a task of the loop `loop_id`.
+    pub(crate) fn on_loop(
+        loop_id: u64,
+        on_drop: BridgeError,
+    ) -> (Completer<T>, ConcurrentFuture<T>) {
+        Completer::new(Some(loop_id), on_drop)
+    }
+
+    fn new(loop_id: Option<u64>, on_drop: BridgeError) -> (Completer<T>, ConcurrentFuture<T>) {
         let shared = Arc::new(Shared {
             state: AtomicU8::new(0),
+            loop_id,
             slot: Mutex::new(Slot {
                 outcome: None,
                 callbacks: Vec::new(),

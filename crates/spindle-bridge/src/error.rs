@@ -42,6 +42,9 @@ pub enum BridgeError {
     PoolShutDown,
     /// The operating system refused to start a thread for the blocking pool.
     Spawn(Arc<str>),
+    /// `result()` was called on the thread of the loop that runs the coroutine: the loop cannot
+    /// run while its own thread is blocked, so the wait would never end.
+    WouldDeadlock,
 }
 
 impl BridgeError {
@@ -96,6 +99,11 @@ impl fmt::Display for BridgeError {
                 "the blocking pool was shut down: it accepts no more work; create a new \
                  BlockingPool",
             ),
+            BridgeError::WouldDeadlock => f.write_str(
+                "result() was called on the thread of the loop that runs the coroutine, which \
+                 cannot run while its own thread is blocked: .await the ConcurrentFuture there \
+                 instead",
+            ),
             BridgeError::Spawn(e) => write!(
                 f,
                 "could not start a blocking-pool thread ({e}): lower the pool's size or the \
@@ -106,6 +114,30 @@ impl fmt::Display for BridgeError {
 }
 
 impl Error for BridgeError {}
+
+/// Keeps the reason and drops what was submitted, so `?` works in functions returning
+/// `Result<_, BridgeError>` (take [`SubmitError::into_inner`] first to keep it).
+///
+/// ```
+/// use spindle_bridge::{to_thread, BridgeError};
+///
+/// async fn checksum(data: Vec<u8>) -> Result<u32, BridgeError> {
+///     let sum = to_thread(move || data.iter().map(|&b| u32::from(b)).sum())?.await?;
+///     Ok(sum)
+/// }
+/// let lp = spindle_loop::EventLoop::new().unwrap();
+/// assert_eq!(lp.run_until_complete(checksum(vec![1, 2, 3])).unwrap(), Ok(6));
+/// // Without a running loop, the error says so.
+/// let outside = std::pin::pin!(checksum(vec![]));
+/// let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+/// let polled = std::future::Future::poll(outside, &mut cx);
+/// assert_eq!(polled, std::task::Poll::Ready(Err(BridgeError::NoRunningLoop)));
+/// ```
+impl<T> From<SubmitError<T>> for BridgeError {
+    fn from(error: SubmitError<T>) -> Self {
+        error.reason
+    }
+}
 
 /// A submission was refused. It carries back what the caller handed over (a closure, a future),
 /// untouched: take it with [`SubmitError::into_inner`].

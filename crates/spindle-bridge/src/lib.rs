@@ -45,7 +45,10 @@
 //! - **A [`ConcurrentFuture`] always resolves**: with the value, the panic
 //!   ([`BridgeError::Panicked`]), a cancellation from either side ([`BridgeError::Cancelled`]),
 //!   or [`BridgeError::Closed`] when the loop closes before the coroutine finished. Its value is
-//!   handed out once; its error as often as asked. Dropping it detaches the work;
+//!   handed out once (`result()` takes `&self`, as Python's does; a second ask gets
+//!   [`BridgeError::ResultTaken`]); its error as often as asked. `result()` on the thread of the
+//!   loop that runs the coroutine returns [`BridgeError::WouldDeadlock`] instead of hanging
+//!   (asyncio hangs there). Dropping it detaches the work;
 //!   [`ConcurrentFuture::cancel`] resolves it at once (as Python does) and cancels the task on its
 //!   loop. Done-callbacks take `&ConcurrentFuture<T>` and run on the resolving thread, or at once
 //!   if it is already resolved; a panicking callback is logged (`tracing`), as in Python.

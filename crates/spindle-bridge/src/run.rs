@@ -122,9 +122,9 @@ where
 {
     // Dropped unfinished anywhere outside the paths below (e.g. with the submission, when the
     // loop refuses it), the future resolves as the loop being closed.
-    let (completer, future) = Completer::pair(BridgeError::Closed);
     let remote = handle.remote();
     let loop_id = remote.loop_id();
+    let (completer, future) = Completer::on_loop(loop_id, BridgeError::Closed);
     let start = move |value: V| {
         if completer.is_done() {
             return; // cancelled before it reached the loop: never built

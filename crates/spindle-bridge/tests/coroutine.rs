@@ -376,3 +376,20 @@ fn many_threads_can_submit_to_one_loop() {
     assert_eq!(total.load(Ordering::Relaxed), 400);
     lt.finish();
 }
+
+#[test]
+fn result_on_the_coroutine_s_own_loop_thread_is_an_error_not_a_hang() {
+    let lp = EventLoop::new().unwrap();
+    let handle = lp.handle();
+    let out = lp
+        .run_until_complete(async move {
+            let fut = run_coroutine_threadsafe(async { 3 }, &handle).unwrap();
+            let blocked = fut.result();
+            // Awaiting it is the way on the loop's own thread; the value is still there.
+            (blocked, fut.await)
+        })
+        .unwrap();
+    assert_eq!(out.0, Err(BridgeError::WouldDeadlock));
+    assert!(out.0.unwrap_err().to_string().contains(".await"));
+    assert_eq!(out.1, Ok(3));
+}
