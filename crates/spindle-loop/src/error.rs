@@ -42,6 +42,8 @@ pub enum LoopError {
     Poller(String),
     /// The call needs a loop running on this thread (inside a task or callback), and none is.
     NoRunningLoop,
+    /// [`wait`](crate::wait) was given no tasks (asyncio raises `ValueError` here).
+    EmptyWait,
 }
 
 impl fmt::Display for LoopError {
@@ -68,6 +70,10 @@ impl fmt::Display for LoopError {
             LoopError::NoRunningLoop => f.write_str(
                 "no running event loop: call this from inside a task or callback of a running \
                  loop, or use EventLoop::create_task on a loop you hold",
+            ),
+            LoopError::EmptyWait => f.write_str(
+                "wait() was given no tasks: there is nothing to wait for; check for an empty \
+                 set before calling it",
             ),
         }
     }
@@ -111,6 +117,9 @@ pub enum TaskError {
     Panicked(Arc<str>),
     /// An error was set on the future with `set_exception`.
     Exception(Arc<dyn Error + Send + Sync>),
+    /// The deadline of [`wait_for`](crate::wait_for) or [`timeout`](crate::timeout) passed
+    /// before the work finished (asyncio's `TimeoutError`); the work was cancelled.
+    Timeout,
 }
 
 impl TaskError {
@@ -131,6 +140,15 @@ impl TaskError {
     pub fn is_panic(&self) -> bool {
         matches!(self, TaskError::Panicked(_))
     }
+
+    /// `true` for [`TaskError::Timeout`].
+    ///
+    /// ```
+    /// assert!(spindle_loop::TaskError::Timeout.is_timeout());
+    /// ```
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, TaskError::Timeout)
+    }
 }
 
 impl Eq for TaskError {}
@@ -139,6 +157,7 @@ impl PartialEq for TaskError {
     fn eq(&self, other: &Self) -> bool {
         match (self, other) {
             (TaskError::Cancelled, TaskError::Cancelled) => true,
+            (TaskError::Timeout, TaskError::Timeout) => true,
             (TaskError::Panicked(a), TaskError::Panicked(b)) => a == b,
             (TaskError::Exception(a), TaskError::Exception(b)) => Arc::ptr_eq(a, b),
             _ => false,
@@ -152,6 +171,7 @@ impl fmt::Debug for TaskError {
             TaskError::Cancelled => f.write_str("Cancelled"),
             TaskError::Panicked(m) => f.debug_tuple("Panicked").field(m).finish(),
             TaskError::Exception(e) => f.debug_tuple("Exception").field(&e.to_string()).finish(),
+            TaskError::Timeout => f.write_str("Timeout"),
         }
     }
 }
@@ -162,6 +182,10 @@ impl fmt::Display for TaskError {
             TaskError::Cancelled => f.write_str("the task was cancelled"),
             TaskError::Panicked(m) => write!(f, "the task panicked: {m}"),
             TaskError::Exception(e) => write!(f, "the future failed: {e}"),
+            TaskError::Timeout => f.write_str(
+                "the deadline passed before the work finished, and the work was cancelled: \
+                 allow more time, or shield() the work if it must run to completion",
+            ),
         }
     }
 }

@@ -190,6 +190,17 @@ impl Inner {
         self.timers.borrow_mut().note_cancelled();
     }
 
+    /// Pushes a timer that wakes `waker` at `when` and that any thread may cancel (a `Send`
+    /// sleep's; see [`crate::timers`]).
+    pub(crate) fn push_wake_timer(
+        &self,
+        when: Instant,
+        waker: &std::task::Waker,
+        created_at: &'static Location<'static>,
+    ) -> Arc<crate::timers::WakeTimer> {
+        self.timers.borrow_mut().push_wake(when, waker, created_at)
+    }
+
     pub(crate) fn call_soon_internal<F: FnOnce() + 'static>(
         &self,
         f: F,

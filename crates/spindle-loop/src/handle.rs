@@ -11,14 +11,18 @@ use std::cell::Cell;
 use std::fmt;
 use std::panic::Location;
 use std::rc::{Rc, Weak};
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::event_loop::Inner;
+use crate::timers::WakeTimer;
 
 /// The callback was cancelled.
 const CANCELLED: u8 = 1 << 0;
 /// The callback sits in the timer heap (cancelling it counts towards the heap's rebuild).
 const IN_HEAP: u8 = 1 << 1;
+/// The slot is cancelled from outside (a `Send` sleep's timer, see [`WakeTimer`]): ask it.
+const EXTERNAL: u8 = 1 << 2;
 
 /// The type-erased part of a scheduled callback: call it once, or drop it.
 pub(crate) trait CallSlot {
@@ -28,6 +32,38 @@ pub(crate) trait CallSlot {
     fn clear(&self);
     /// The closure's type name, for reports.
     fn name(&self) -> &'static str;
+    /// Whether it was cancelled from outside the cell (only for `EXTERNAL` cells).
+    fn cancelled_elsewhere(&self) -> bool {
+        false
+    }
+    /// The timer heap let go of the cell (only for `EXTERNAL` cells).
+    fn left_heap(&self) {}
+}
+
+/// A `Send` sleep's timer as the heap holds it: firing wakes the sleeper, and its cancelled
+/// flag lives in the shared [`WakeTimer`].
+struct WakeSlot(Arc<WakeTimer>);
+
+impl CallSlot for WakeSlot {
+    fn call(&self) {
+        self.0.fire();
+    }
+
+    fn clear(&self) {
+        self.0.clear();
+    }
+
+    fn name(&self) -> &'static str {
+        "spindle_loop::sleep::Sleep"
+    }
+
+    fn cancelled_elsewhere(&self) -> bool {
+        self.0.is_cancelled()
+    }
+
+    fn left_heap(&self) {
+        self.0.left_heap();
+    }
 }
 
 impl<F: FnOnce()> CallSlot for Cell<Option<F>> {
@@ -66,8 +102,27 @@ pub(crate) fn new_callback<F: FnOnce() + 'static>(
     })
 }
 
+/// The heap's cell for a [`WakeTimer`].
+pub(crate) fn new_wake_callback(
+    timer: Arc<WakeTimer>,
+    created_at: &'static Location<'static>,
+) -> Callback {
+    Rc::new(CallbackCell {
+        state: Cell::new(EXTERNAL),
+        created_at,
+        slot: WakeSlot(timer),
+    })
+}
+
 impl CallbackCell<dyn CallSlot> {
     pub(crate) fn is_cancelled(&self) -> bool {
+        let state = self.state.get();
+        state & CANCELLED != 0 || (state & EXTERNAL != 0 && self.slot.cancelled_elsewhere())
+    }
+
+    /// Cancelled through a [`TimerHandle`] on this thread (counted in the heap's own count;
+    /// external cells are counted by their [`WakeTimer`]).
+    pub(crate) fn is_locally_cancelled(&self) -> bool {
         self.state.get() & CANCELLED != 0
     }
 
@@ -90,6 +145,9 @@ impl CallbackCell<dyn CallSlot> {
         } else {
             state & !IN_HEAP
         });
+        if !in_heap && state & EXTERNAL != 0 {
+            self.slot.left_heap();
+        }
     }
 
     pub(crate) fn run(&self) {

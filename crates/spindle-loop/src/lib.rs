@@ -39,6 +39,18 @@
 //!   (asyncio's "exception was never retrieved").
 //! - **`close()`** runs the threadsafe callbacks its inbox had already accepted (their producers
 //!   were told they would run) and drops everything else on the loop's thread.
+//! - **Combinators** (`sleep`, `gather`, `wait`, `wait_for`, `timeout`, `shield`,
+//!   `yield_now`) follow asyncio's rules and return `Send` futures when their inputs are `Send`:
+//!   they hold no `Rc` and find the running loop when first polled (a sleep's timer lives on
+//!   the loop where it was first polled and can be cancelled from any thread). Polled outside
+//!   a running loop, those that need one panic with a message saying so (as tokio's do): their
+//!   outputs have no room for a "no loop" error, and a silent fallback would break their
+//!   timing. A `Task` is a future too, so Rust cannot tell "a task" from "a future to run as a
+//!   task" in one generic function: `gather`/`wait_for` take futures (each run as a task,
+//!   asyncio's `ensure_future`), `gather_tasks`/`wait_for_task` take tasks, and `gather!` takes
+//!   any mix. `wait` and `shield` take tasks. Errors of the combinators are
+//!   [`TaskError`]s (`Timeout` is one); `gather` in fail-fast mode yields the first error it
+//!   sees, `.settled()` gives every `Result`.
 //! - **No I/O sources yet**: the loop waits in a `polling::Poller` (timer deadline as timeout),
 //!   which is also what other threads notify; registering sockets is future work.
 //!
@@ -52,21 +64,28 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+mod child;
 mod context;
 mod error;
 mod event_loop;
 mod exception;
 mod future;
+mod gather;
 mod handle;
 mod parker;
 mod registry;
 mod remote;
+mod shield;
+mod sleep;
 mod stealable;
 mod sync;
 #[allow(unsafe_code)] // TaskRef: a waker plus a pointer into the task's allocation
 mod task;
 mod timers;
+mod wait;
+mod wait_for;
 
+pub use child::{IntoTask, Spawn};
 pub use error::{LoopError, Rejected, TaskError};
 pub use event_loop::{
     all_tasks, create_task, current_task, spawn_local, EventLoop, LoopStats, WorkerHook,
@@ -74,10 +93,17 @@ pub use event_loop::{
 };
 pub use exception::{default_exception_handler, ExceptionContext, ExceptionHandler, ExceptionKind};
 pub use future::{FutureCallback, LoopFuture};
+#[doc(hidden)]
+pub use gather::__private;
+pub use gather::{gather, gather_tasks, Children, Gather, GatherSettled};
 pub use handle::{Handle, TimerHandle};
 pub use remote::Remote;
+pub use shield::{shield, Shield};
+pub use sleep::{sleep, sleep_until, yield_now, Sleep, YieldNow};
 pub use stealable::{spawn_stealable, Runnable, TaskSet};
 pub use task::{Task, TaskCallback, TaskRef};
+pub use wait::{wait, ReturnWhen, Wait};
+pub use wait_for::{timeout, wait_for, wait_for_task, Timeout, WaitFor};
 
 /// Hooks for the loom models in `loom-tests/` (only with `--cfg loom`): the real [`Remote`]
 /// protocol, driven without an event loop around it.

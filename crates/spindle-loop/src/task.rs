@@ -282,7 +282,7 @@ impl TaskHeader {
         true
     }
 
-    fn mark_retrieved(&self) {
+    pub(crate) fn mark_retrieved(&self) {
         self.state.fetch_or(RETRIEVED, Ordering::AcqRel);
     }
 
@@ -583,7 +583,7 @@ impl<O: TaskOwner> CompletionGuard<O> {
             }
         }
         match outcome {
-            Outcome::Panicked(_) if prev & DETACHED != 0 => {
+            Outcome::Panicked(_) if prev & DETACHED != 0 && prev & RETRIEVED == 0 => {
                 self.report(header.unretrieved_context(task));
             }
             Outcome::Destroyed => {
@@ -1078,6 +1078,23 @@ impl<T> Task<T> {
     pub(crate) fn header(&self) -> &TaskHeader {
         self.header_ref()
     }
+
+    /// Polls for the result without recording an await edge: cancelling the polling task does
+    /// not cancel this one (what `shield`, `gather` and `wait_for` need; they cancel children
+    /// themselves, or, for `shield`, never).
+    pub(crate) fn poll_unlinked(&mut self, cx: &mut Context<'_>) -> Poll<Result<T, TaskError>> {
+        assert!(
+            !self.taken,
+            "a spindle Task was polled after its result was taken"
+        );
+        let Some(join) = self.join.as_mut() else {
+            return Poll::Ready(Err(TaskError::Cancelled));
+        };
+        match Pin::new(join).poll(cx) {
+            Poll::Ready(outcome) => Poll::Ready(self.take(outcome)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
 }
 
 impl<T> Future for Task<T> {
@@ -1085,15 +1102,8 @@ impl<T> Future for Task<T> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
-        assert!(
-            !this.taken,
-            "a spindle Task was polled after its result was taken"
-        );
-        let Some(join) = this.join.as_mut() else {
-            return Poll::Ready(Err(TaskError::Cancelled));
-        };
-        match Pin::new(join).poll(cx) {
-            Poll::Ready(outcome) => Poll::Ready(this.take(outcome)),
+        match this.poll_unlinked(cx) {
+            Poll::Ready(outcome) => Poll::Ready(outcome),
             Poll::Pending => {
                 // Record the await edge for cancellation to flow down (asyncio's _fut_waiter).
                 let target = this.header;

@@ -8,12 +8,33 @@
 //! - the heap is rebuilt without its cancelled entries when it holds more than
 //!   [`REBUILD_MIN_LEN`] entries and more than half of them are cancelled (asyncio's rule: it
 //!   bounds memory held by cancelled timers while keeping cancel O(1)).
+//!
+//! # Timers cancelled from any thread ([`WakeTimer`])
+//!
+//! A `Send` sleep must be cancellable wherever its future is dropped, but the heap and its
+//! cells are the loop thread's (`Rc`, `Cell`). So a sleep's timer is a normal heap cell whose
+//! slot shares a [`WakeTimer`] (an `Arc`) with the sleep: firing takes the sleeper's waker
+//! and wakes it; cancelling sets a flag that the heap reads as "cancelled".
+//!
+//! Counting such a cancellation towards the rebuild happens on the cancelling thread, through
+//! the heap's shared `external` counter, with three bits of the timer's state: `IN_HEAP` (set
+//! at push, cleared only by the loop thread when the heap lets go of the cell), `CANCELLED`,
+//! and `COUNTED` (this cancellation was added to the counter). The canceller increments the
+//! counter *before* publishing `CANCELLED | COUNTED` with a compare-exchange that also checks
+//! `IN_HEAP`, and takes the increment back if the exchange fails; the loop thread decrements
+//! only if it finds `COUNTED` when it clears `IN_HEAP`. So every decrement follows its
+//! increment (the counter never wraps), and an entry is counted at most once and only while
+//! it is in the heap.
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
+use std::panic::Location;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::Waker;
 use std::time::Instant;
 
-use crate::handle::Callback;
+use crate::handle::{new_wake_callback, Callback};
+use crate::sync::{AtomicUsize, Ordering as AtomicOrdering};
 
 /// Below this many entries a rebuild is not worth it (asyncio's `_MIN_SCHEDULED_TIMER_HANDLES`).
 pub(crate) const REBUILD_MIN_LEN: usize = 100;
@@ -48,11 +69,31 @@ impl Ord for TimerEntry {
 #[derive(Default)]
 pub(crate) struct Timers {
     heap: BinaryHeap<TimerEntry>,
+    /// Cancelled entries cancelled through a `TimerHandle` (on this thread).
     cancelled: usize,
+    /// Cancelled [`WakeTimer`] entries still in the heap, counted by whichever thread cancelled
+    /// them (see the module docs).
+    external: Arc<AtomicUsize>,
     next_seq: u64,
 }
 
 impl Timers {
+    /// Pushes a timer that wakes `waker` at `when` and that any thread may cancel.
+    pub(crate) fn push_wake(
+        &mut self,
+        when: Instant,
+        waker: &Waker,
+        created_at: &'static Location<'static>,
+    ) -> Arc<WakeTimer> {
+        let timer = Arc::new(WakeTimer {
+            state: AtomicUsize::new(IN_HEAP),
+            waker: Mutex::new(Some(waker.clone())),
+            counter: self.external.clone(),
+        });
+        self.push(when, new_wake_callback(timer.clone(), created_at));
+        timer
+    }
+
     pub(crate) fn push(&mut self, when: Instant, callback: Callback) {
         callback.set_in_heap(true);
         let seq = self.next_seq;
@@ -73,7 +114,9 @@ impl Timers {
     }
 
     pub(crate) fn cancelled(&self) -> usize {
-        self.cancelled
+        // Relaxed: the count is a statistic and a rebuild hint; the heap decides what to skip
+        // from each entry's own flag.
+        self.cancelled + self.external.load(AtomicOrdering::Relaxed)
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -82,7 +125,7 @@ impl Timers {
 
     /// Drops the cancelled entries if they are more than half of a large heap.
     pub(crate) fn maybe_rebuild(&mut self) {
-        if self.heap.len() > REBUILD_MIN_LEN && self.cancelled * 2 > self.heap.len() {
+        if self.heap.len() > REBUILD_MIN_LEN && self.cancelled() * 2 > self.heap.len() {
             self.heap.retain(|e| {
                 let keep = !e.callback.is_cancelled();
                 if !keep {
@@ -124,7 +167,7 @@ impl Timers {
     fn pop_top(&mut self) -> Option<TimerEntry> {
         let entry = self.heap.pop()?;
         entry.callback.set_in_heap(false);
-        if entry.callback.is_cancelled() {
+        if entry.callback.is_locally_cancelled() {
             self.cancelled = self.cancelled.saturating_sub(1);
         }
         Some(entry)
@@ -140,5 +183,107 @@ impl Timers {
                 e.callback
             })
             .collect()
+    }
+}
+
+/// `WakeTimer` state: the heap still holds the entry (written by the loop thread only).
+const IN_HEAP: usize = 1 << 0;
+/// The sleep was dropped before the timer fired.
+const CANCELLED: usize = 1 << 1;
+/// The cancellation is included in the heap's `external` count.
+const COUNTED: usize = 1 << 2;
+/// The timer fired (the sleep is over).
+const FIRED: usize = 1 << 3;
+
+/// The thread-safe half of a `Send` sleep's timer, shared by the sleep and the heap's cell.
+/// See the module docs for the counting protocol.
+pub(crate) struct WakeTimer {
+    state: AtomicUsize,
+    waker: Mutex<Option<Waker>>,
+    counter: Arc<AtomicUsize>,
+}
+
+impl WakeTimer {
+    fn waker(&self) -> MutexGuard<'_, Option<Waker>> {
+        // Only `Option` assignments happen under the lock: a poisoned one is still consistent.
+        self.waker.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Loop thread, from the heap's cell: the deadline passed.
+    pub(crate) fn fire(&self) {
+        // AcqRel: pairs with the Acquire load in `fired`, so a sleeper that sees FIRED is done.
+        let prev = self.state.fetch_or(FIRED, AtomicOrdering::AcqRel);
+        if prev & CANCELLED != 0 {
+            return;
+        }
+        let waker = self.waker().take();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    /// Whether the timer fired. Checked after `set_waker`: `fire` sets FIRED before it takes
+    /// the waker under the lock, so either it finds the new waker or this sees FIRED.
+    pub(crate) fn fired(&self) -> bool {
+        self.state.load(AtomicOrdering::Acquire) & FIRED != 0
+    }
+
+    /// Any thread: the sleeper's (possibly new) waker.
+    pub(crate) fn set_waker(&self, waker: &Waker) {
+        let mut slot = self.waker();
+        match &*slot {
+            Some(current) if current.will_wake(waker) => {}
+            _ => *slot = Some(waker.clone()),
+        }
+    }
+
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.state.load(AtomicOrdering::Acquire) & CANCELLED != 0
+    }
+
+    /// Any thread: the sleep was dropped early. Counts the entry as cancelled if the heap
+    /// still holds it, and lets go of the sleeper's waker at once.
+    pub(crate) fn cancel(&self) {
+        let mut state = self.state.load(AtomicOrdering::Acquire);
+        loop {
+            if state & (CANCELLED | FIRED) != 0 {
+                return;
+            }
+            let in_heap = state & IN_HEAP != 0;
+            if in_heap {
+                // Before the exchange publishes COUNTED: the loop's decrement (which needs
+                // COUNTED) always comes after this increment.
+                self.counter.fetch_add(1, AtomicOrdering::AcqRel);
+            }
+            let next = state | CANCELLED | if in_heap { COUNTED } else { 0 };
+            match self.state.compare_exchange(
+                state,
+                next,
+                AtomicOrdering::AcqRel,
+                AtomicOrdering::Acquire,
+            ) {
+                Ok(_) => break,
+                Err(actual) => {
+                    if in_heap {
+                        self.counter.fetch_sub(1, AtomicOrdering::AcqRel);
+                    }
+                    state = actual;
+                }
+            }
+        }
+        drop(self.waker().take());
+    }
+
+    /// Loop thread: the heap popped, rebuilt away or drained the entry.
+    pub(crate) fn left_heap(&self) {
+        let prev = self.state.fetch_and(!IN_HEAP, AtomicOrdering::AcqRel);
+        if prev & COUNTED != 0 {
+            self.counter.fetch_sub(1, AtomicOrdering::AcqRel);
+        }
+    }
+
+    /// Loop thread, at `close()`: drop the sleeper's waker here.
+    pub(crate) fn clear(&self) {
+        drop(self.waker().take());
     }
 }

@@ -26,6 +26,11 @@ pub use spindle_loop::{
     ExceptionHandler, ExceptionKind, FutureCallback, Handle, LoopError, LoopFuture, LoopStats,
     Rejected, Remote, Task, TaskCallback, TaskError, TaskRef, TimerHandle,
 };
+pub use spindle_loop::{
+    gather, gather_tasks, shield, sleep, sleep_until, timeout, wait, wait_for, wait_for_task,
+    yield_now, Children, Gather, GatherSettled, IntoTask, ReturnWhen, Shield, Sleep, Spawn,
+    Timeout, Wait, WaitFor, YieldNow,
+};
 pub use spindle_policy::{
     create_task, get_event_loop, get_event_loop_policy, get_running_loop, new_event_loop, run,
     set_event_loop, set_event_loop_policy, spawn, spawn_local, AutoCreate, Builder,
@@ -45,6 +50,7 @@ pub mod prelude {
         current_task, get_running_loop, run, spawn_local, EventLoop, LoopFuture, Task, TaskError,
     };
     pub use crate::{run_coroutine_threadsafe, to_thread, EventLoopExt, LoopHandle};
+    pub use crate::{gather, shield, sleep, timeout, wait, wait_for, yield_now, ReturnWhen};
 }
 
 /// The README's examples, compiled and run as doctests.

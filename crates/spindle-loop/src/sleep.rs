@@ -1,0 +1,262 @@
+//! [`sleep`], [`sleep_until`] and [`yield_now`]: suspending the current task.
+//!
+//! A sleep registers its timer on the loop where it is **first polled** (found with the
+//! thread's running loop) and keeps only a [`WakeTimer`] (an `Arc`): so a [`Sleep`] is
+//! `Send + Sync`, may be polled again from another thread (the timer wakes whatever waker it
+//! was last polled with), and may be dropped anywhere: dropping it before the deadline cancels
+//! the timer through an atomic flag, and the heap counts it towards its lazy-removal rebuild
+//! (see [`crate::timers`]).
+//!
+//! `sleep(Duration::ZERO)` is asyncio's `sleep(0)`: no timer; the task yields once, so it
+//! resumes in the next iteration, after the callbacks that were already scheduled.
+
+use std::fmt;
+use std::future::Future;
+use std::panic::Location;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use crate::context;
+use crate::timers::WakeTimer;
+
+/// What a combinator polled outside a running loop panics with.
+pub(crate) const NO_RUNNING_LOOP: &str = "spindle: this future needs a running event loop: await \
+     it inside a task or run_until_complete of a spindle EventLoop (or a spindle runtime worker)";
+
+/// How far ahead a deadline that overflows `Instant` is put: far enough never to fire.
+const FAR_FUTURE: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
+
+/// A future that completes once its deadline has passed. Created by [`sleep`] and
+/// [`sleep_until`]; `Send + Sync`.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use spindle_loop::{sleep, EventLoop};
+///
+/// let lp = EventLoop::new().unwrap();
+/// let t0 = Instant::now();
+/// lp.run_until_complete(sleep(Duration::from_millis(5))).unwrap();
+/// assert!(t0.elapsed() >= Duration::from_millis(5));
+/// ```
+#[must_use = "futures do nothing unless awaited"]
+pub struct Sleep {
+    deadline: Instant,
+    state: State,
+    created_at: &'static Location<'static>,
+}
+
+enum State {
+    /// Not polled yet; `yield_only` for `sleep(Duration::ZERO)`.
+    Unpolled {
+        yield_only: bool,
+    },
+    /// `sleep(Duration::ZERO)` after its one yield.
+    Yielded,
+    /// The timer is in the heap of the loop where it was first polled.
+    Waiting(Arc<WakeTimer>),
+    Done,
+}
+
+/// Suspends the current task for at least `delay` (asyncio's `asyncio.sleep`).
+///
+/// The deadline is taken when `sleep` is called. `sleep(Duration::ZERO)` yields exactly one
+/// loop iteration: callbacks scheduled before it run before the task resumes. A delay too
+/// large for the clock sleeps practically forever; it does not panic.
+///
+/// # Panics
+///
+/// When first polled outside a running spindle loop (e.g. by another executor): there is no
+/// loop to hold its timer.
+///
+/// ```
+/// use std::time::Duration;
+/// use spindle_loop::{sleep, EventLoop};
+///
+/// let lp = EventLoop::new().unwrap();
+/// let out = lp.run_until_complete(async {
+///     sleep(Duration::from_millis(1)).await;
+///     "rested"
+/// });
+/// assert_eq!(out.unwrap(), "rested");
+/// ```
+#[track_caller]
+pub fn sleep(delay: Duration) -> Sleep {
+    let now = Instant::now();
+    Sleep {
+        deadline: now
+            .checked_add(delay)
+            .or_else(|| now.checked_add(FAR_FUTURE))
+            .unwrap_or(now),
+        state: State::Unpolled {
+            yield_only: delay.is_zero(),
+        },
+        created_at: Location::caller(),
+    }
+}
+
+/// Suspends the current task until `deadline` on the loop's clock
+/// ([`EventLoop::time`](crate::EventLoop::time)). A deadline in the past still suspends the
+/// task until the next iteration's timers (asyncio's `call_at` in the past).
+///
+/// # Panics
+///
+/// As [`sleep`]: when first polled outside a running spindle loop.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use spindle_loop::{sleep_until, EventLoop};
+///
+/// let lp = EventLoop::new().unwrap();
+/// let at = Instant::now() + Duration::from_millis(3);
+/// lp.run_until_complete(sleep_until(at)).unwrap();
+/// assert!(Instant::now() >= at);
+/// ```
+#[track_caller]
+pub fn sleep_until(deadline: Instant) -> Sleep {
+    Sleep {
+        deadline,
+        state: State::Unpolled { yield_only: false },
+        created_at: Location::caller(),
+    }
+}
+
+impl Sleep {
+    /// When the sleep ends.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// let at = Instant::now() + Duration::from_secs(1);
+    /// assert_eq!(spindle_loop::sleep_until(at).deadline(), at);
+    /// ```
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// Whether the sleep has completed (it returned `Ready`).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let s = spindle_loop::sleep(Duration::ZERO);
+    /// assert!(!s.is_done());
+    /// ```
+    pub fn is_done(&self) -> bool {
+        matches!(self.state, State::Done)
+    }
+}
+
+impl Future for Sleep {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        match &this.state {
+            State::Unpolled { yield_only: true } => {
+                // Rescheduled behind what is already in the ready queue: one iteration.
+                this.state = State::Yielded;
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+            State::Unpolled { yield_only: false } => {
+                let (deadline, created_at) = (this.deadline, this.created_at);
+                let timer = context::with_running(|lp| {
+                    lp.map(|lp| lp.push_wake_timer(deadline, cx.waker(), created_at))
+                });
+                let Some(timer) = timer else {
+                    panic!("{NO_RUNNING_LOOP}");
+                };
+                this.state = State::Waiting(timer);
+                Poll::Pending
+            }
+            State::Waiting(timer) => {
+                if !timer.fired() {
+                    timer.set_waker(cx.waker());
+                    if !timer.fired() {
+                        return Poll::Pending;
+                    }
+                }
+                this.state = State::Done;
+                Poll::Ready(())
+            }
+            State::Yielded | State::Done => {
+                this.state = State::Done;
+                Poll::Ready(())
+            }
+        }
+    }
+}
+
+impl Drop for Sleep {
+    fn drop(&mut self) {
+        if let State::Waiting(timer) = &self.state {
+            timer.cancel();
+        }
+    }
+}
+
+impl fmt::Debug for Sleep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match &self.state {
+            State::Unpolled { .. } => "unpolled",
+            State::Yielded => "yielded",
+            State::Waiting(_) => "waiting",
+            State::Done => "done",
+        };
+        f.debug_struct("Sleep")
+            .field("deadline", &self.deadline)
+            .field("state", &state)
+            .field("created_at", &self.created_at)
+            .finish()
+    }
+}
+
+/// Yields to the loop once: the task is rescheduled behind everything already ready, and
+/// resumes in the next iteration (the same as `sleep(Duration::ZERO)`). Created by
+/// [`yield_now`]; `Send + Sync`, and it needs no running loop.
+///
+/// ```
+/// use spindle_loop::{yield_now, EventLoop};
+/// let lp = EventLoop::new().unwrap();
+/// lp.run_until_complete(yield_now()).unwrap();
+/// ```
+#[derive(Debug, Default)]
+#[must_use = "futures do nothing unless awaited"]
+pub struct YieldNow {
+    yielded: bool,
+}
+
+/// Gives the other ready callbacks and tasks their turn, then resumes (tokio's
+/// `task::yield_now`, asyncio's `await asyncio.sleep(0)`).
+///
+/// ```
+/// use std::{cell::Cell, rc::Rc};
+/// use spindle_loop::{yield_now, EventLoop};
+///
+/// let lp = EventLoop::new().unwrap();
+/// let seen = lp.run_until_complete(async {
+///     let ran = Rc::new(Cell::new(false));
+///     let r = ran.clone();
+///     EventLoop::running().unwrap().call_soon(move || r.set(true)).unwrap();
+///     assert!(!ran.get());
+///     yield_now().await; // the callback runs before the task resumes
+///     ran.get()
+/// });
+/// assert!(seen.unwrap());
+/// ```
+pub fn yield_now() -> YieldNow {
+    YieldNow::default()
+}
+
+impl Future for YieldNow {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.yielded {
+            return Poll::Ready(());
+        }
+        self.yielded = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
