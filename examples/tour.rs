@@ -6,17 +6,20 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use spindle::{EventLoop, LoopError, LoopFuture};
+use spindle::{
+    gather, shield, sleep, timeout, wait, wait_for, EventLoop, LoopError, ReturnWhen, TaskError,
+};
 
-/// asyncio's `asyncio.sleep(d)`, built the way asyncio builds it: a future resolved by a timer.
-fn sleep(lp: &EventLoop, delay: Duration) -> LoopFuture<()> {
-    let fut = lp.create_future();
-    let setter = fut.clone();
-    lp.call_later(delay, move || {
-        let _ = setter.set_result(());
-    })
-    .expect("the loop is open");
-    fut
+/// asyncio's documentation example for `gather`: a slow factorial that reports as it goes.
+async fn factorial(name: &'static str, number: u64) -> u64 {
+    let mut f = 1;
+    for i in 2..=number {
+        println!("   Task {name}: Compute factorial({number}), currently i={i}...");
+        sleep(Duration::from_millis(10)).await;
+        f *= i;
+    }
+    println!("   Task {name}: factorial({number}) = {f}");
+    f
 }
 
 fn main() -> Result<(), LoopError> {
@@ -26,10 +29,9 @@ fn main() -> Result<(), LoopError> {
 
     // 1. Run one coroutine to completion: `loop.run_until_complete(hello())`.
     println!("== 1. run_until_complete(coroutine)");
-    let l = lp.clone();
     let answer = lp.run_until_complete(async move {
         println!("   hello ...");
-        sleep(&l, Duration::from_millis(20)).await.ok();
+        sleep(Duration::from_millis(20)).await;
         println!("   ... world");
         42
     })?;
@@ -40,12 +42,9 @@ fn main() -> Result<(), LoopError> {
     let started = lp.time();
     let l = lp.clone();
     lp.run_until_complete(async move {
-        let say_after = |delay: u64, what: &'static str| {
-            let l2 = l.clone();
-            async move {
-                sleep(&l2, Duration::from_millis(delay)).await.ok();
-                println!("   {what} (after {delay} ms)");
-            }
+        let say_after = |delay: u64, what: &'static str| async move {
+            sleep(Duration::from_millis(delay)).await;
+            println!("   {what} (after {delay} ms)");
         };
         let first = l.create_task(say_after(100, "hello")).unwrap();
         let second = l.create_task(say_after(200, "world")).unwrap();
@@ -99,6 +98,85 @@ fn main() -> Result<(), LoopError> {
     for (name, at) in log.borrow().iter() {
         println!("   t={:.4}s  {name}", since(*at));
     }
+
+    // 5. gather: three factorial tasks at once; the results come in argument order.
+    println!("== 5. gather(factorial(\"A\", 2), factorial(\"B\", 3), factorial(\"C\", 4))");
+    let results = lp.run_until_complete(gather([
+        factorial("A", 2),
+        factorial("B", 3),
+        factorial("C", 4),
+    ]))?;
+    println!(
+        "   gather returned {:?}",
+        results.map_err(|e| e.to_string())
+    );
+
+    // 6. wait_for on a long sleep: the deadline passes, the sleep is cancelled.
+    println!("== 6. wait_for(eternity(), 50 ms)");
+    let eternity = async {
+        sleep(Duration::from_secs(3600)).await;
+        println!("   yay!");
+    };
+    let started = lp.time();
+    match lp.run_until_complete(wait_for(eternity, Duration::from_millis(50)))? {
+        Err(TaskError::Timeout) => println!(
+            "   timeout! after {:.0} ms, and the eternity was cancelled",
+            lp.time().duration_since(started).as_secs_f64() * 1000.0
+        ),
+        other => println!("   unexpected: {other:?}"),
+    }
+
+    // 7. wait(FIRST_COMPLETED): returns as soon as one task is done; nothing is cancelled.
+    println!("== 7. wait(tasks, return_when=FIRST_COMPLETED)");
+    let l = lp.clone();
+    lp.run_until_complete(async move {
+        let tasks = [30, 10, 20].map(|ms| {
+            l.create_task(async move {
+                sleep(Duration::from_millis(ms)).await;
+                ms
+            })
+            .unwrap()
+        });
+        let (done, pending) = wait(tasks, None, ReturnWhen::FirstCompleted)
+            .await
+            .expect("three tasks");
+        for mut task in done {
+            println!("   done: the {:?} ms task", task.result().unwrap().unwrap());
+        }
+        println!(
+            "   still pending: {} tasks; they finish on their own",
+            pending.len()
+        );
+        for task in pending {
+            let ms = task.await.unwrap();
+            println!("   later: the {ms} ms task");
+        }
+    })?;
+
+    // 8. shield: a timeout around the shield gives up waiting, the work itself goes on.
+    println!("== 8. shield(task) under a timeout: the task survives");
+    let l = lp.clone();
+    lp.run_until_complete(async move {
+        let mut task = l
+            .create_task(async {
+                sleep(Duration::from_millis(60)).await;
+                "the report is written"
+            })
+            .unwrap();
+        match timeout(Duration::from_millis(20), shield(&mut task)).await {
+            Err(TaskError::Timeout) => println!("   timed out waiting, but the task runs on..."),
+            other => println!("   unexpected: {other:?}"),
+        }
+        println!("   ... and then: {:?}", task.await);
+        let owned = l.create_task(sleep(Duration::from_millis(30))).unwrap();
+        let survivor = owned.task_ref();
+        let out = wait_for(shield(owned), Duration::from_millis(10)).await;
+        println!(
+            "   wait_for(shield(task)) says {:?}; the task cancelled? {}",
+            out,
+            survivor.cancelled()
+        );
+    })?;
 
     lp.close()?;
     println!(

@@ -50,7 +50,7 @@ impl<T> IntoTask for Task<T> {
 /// A future that a combinator will run as a task on the running loop (what [`gather`],
 /// [`wait_for`] and [`gather!`] make of the futures they are given).
 ///
-/// [`gather`]: crate::gather
+/// [`gather`]: fn@crate::gather
 /// [`wait_for`]: crate::wait_for
 /// [`gather!`]: crate::gather!
 ///

@@ -1,25 +1,6 @@
 //! [`gather`]: run children concurrently as tasks and collect their results in argument order.
 //!
-//! # Semantics (asyncio's `gather`)
-//!
-//! - Every child runs as a task: a [`Task`] as it is, a future wrapped in one on the running
-//!   loop at the first poll. Results come back in argument order, not completion order.
-//! - **Fail-fast** (the default): the first error the gather sees (a panic, a cancellation by
-//!   someone else, ...) completes it with that error. The other children keep running; the
-//!   gather marks their results as retrieved, so their later errors are not reported as
-//!   "never retrieved".
-//! - **Settled** ([`Gather::settled`], asyncio's `return_exceptions=True`): every child's
-//!   `Result` once all are done; a child cancelled by someone else is a `Cancelled` entry.
-//! - **Cancelling the gather** (dropping it before it completes, which is what cancelling the
-//!   task that awaits it does) cancels every child not yet done.
-//! - An empty gather completes at once.
-//!
-//! # Cost
-//!
-//! One task per future child, and a list of the children still pending. A child is polled when
-//! it is done (its task's done flag is one atomic load), so a poll of the gather costs one load
-//! per pending child plus the work of the children that finished; children that finish in the
-//! same iteration wake the gather once.
+//! The rules are on [`Gather`].
 
 use std::fmt;
 use std::future::{Future, IntoFuture};
@@ -301,10 +282,28 @@ impl Engine {
 /// Runs its children concurrently as tasks and completes with their values in argument order,
 /// or with the first error (fail-fast). Created by [`gather`], [`gather_tasks`], [`gather!`]
 /// or [`Gather::new`]; [`settled`](Gather::settled) switches to asyncio's
-/// `return_exceptions=True`. See the [module docs](self) for the rules.
+/// `return_exceptions=True`. It is `Send` when its children and their outputs are.
 ///
-/// Dropping it before it completes cancels every child not yet done. It is `Send` when its
-/// children and their outputs are.
+/// # Rules (asyncio's `gather`)
+///
+/// - Every child runs as a task: a [`Task`] as it is, a future wrapped in one on the running
+///   loop at the first poll. Results come back in argument order, not completion order.
+/// - **Fail-fast** (the default): the first error the gather sees (a panic, a cancellation by
+///   someone else, ...) completes it with that error. The other children keep running; the
+///   gather marks their results as retrieved, so their later errors are not reported as
+///   "never retrieved".
+/// - **Settled** ([`Gather::settled`], asyncio's `return_exceptions=True`): every child's
+///   `Result` once all are done; a child cancelled by someone else is a `Cancelled` entry.
+/// - **Cancelling the gather** (dropping it before it completes, which is what cancelling the
+///   task that awaits it does) cancels every child not yet done.
+/// - An empty gather completes at once.
+///
+/// # Cost
+///
+/// One task per future child, and a list of the children still pending. A child is polled when
+/// it is done (its task's done flag is one atomic load), so a poll of the gather costs one load
+/// per pending child plus the work of the children that finished; children that finish in the
+/// same iteration wake the gather once.
 ///
 /// [`gather!`]: crate::gather!
 ///

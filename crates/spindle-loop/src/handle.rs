@@ -6,6 +6,10 @@
 //! The queue and the user's handle share the cell; cancelling sets a flag in it and drops the
 //! closure at once (asyncio clears the callback on `cancel()`), and the loop skips a cancelled
 //! cell when its turn comes, even within the batch in which it was cancelled.
+//!
+//! A `Send` sleep's timer is a cell of the same kind whose slot (`WakeSlot`) wakes the sleeper
+//! and reads its cancelled flag from a [`WakeTimer`] shared with the sleep, since the sleep may
+//! be dropped on any thread (see [`crate::timers`]).
 
 use std::cell::Cell;
 use std::fmt;

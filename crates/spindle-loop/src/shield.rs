@@ -6,18 +6,23 @@
 //! go of the handle: the task runs on to completion. The other direction is not blocked: if
 //! the task itself is cancelled, the shield completes with [`TaskError::Cancelled`].
 //!
-//! A shielded task whose awaiter went away is detached: if it later fails, its error is
-//! reported as never retrieved, like any detached task's.
+//! The shield either owns the task (`shield(task)`: a shielded task whose awaiter went away is
+//! detached, and if it later fails its error is reported as never retrieved, like any detached
+//! task's) or borrows it (`shield(&mut task)`: after a timeout around the shield, the task can
+//! still be awaited, asyncio's `await task` after `wait_for(shield(task))`).
 
+use std::borrow::BorrowMut;
 use std::fmt;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use crate::error::TaskError;
 use crate::task::Task;
 
-/// The future of [`shield`]: the task's outcome, passed through. `Send` when `T` is.
+/// The future of [`shield`]: the task's outcome, passed through. `H` is the task (owned) or
+/// `&mut` the task (borrowed). `Send` when `T` is.
 ///
 /// ```
 /// use spindle_loop::{shield, EventLoop};
@@ -27,8 +32,9 @@ use crate::task::Task;
 /// assert_eq!(lp.run_until_complete(shield(t)).unwrap(), Ok(4));
 /// ```
 #[must_use = "futures do nothing unless awaited"]
-pub struct Shield<T> {
-    task: Option<Task<T>>,
+pub struct Shield<T, H = Task<T>> {
+    task: Option<H>,
+    _output: PhantomData<fn() -> T>,
 }
 
 /// Protects `task` from the cancellation of whoever awaits it (asyncio's `asyncio.shield`):
@@ -54,11 +60,41 @@ pub struct Shield<T> {
 /// lp.run_until_complete(sleep(Duration::from_millis(30))).unwrap();
 /// assert!(survivor.done() && !survivor.cancelled()); // it ran to completion
 /// ```
-pub fn shield<T>(task: Task<T>) -> Shield<T> {
-    Shield { task: Some(task) }
+///
+/// Shielding a borrowed task keeps the handle, to await it after a deadline:
+///
+/// ```
+/// use std::time::Duration;
+/// use spindle_loop::{shield, sleep, timeout, EventLoop, TaskError};
+///
+/// let lp = EventLoop::new().unwrap();
+/// let spawner = lp.clone();
+/// let out = lp.run_until_complete(async move {
+///     let mut task = spawner
+///         .create_task(async {
+///             sleep(Duration::from_millis(10)).await;
+///             "late but whole"
+///         })
+///         .unwrap();
+///     assert_eq!(
+///         timeout(Duration::from_millis(1), shield(&mut task)).await,
+///         Err(TaskError::Timeout)
+///     );
+///     task.await
+/// });
+/// assert_eq!(out.unwrap(), Ok("late but whole"));
+/// ```
+pub fn shield<T, H: BorrowMut<Task<T>>>(task: H) -> Shield<T, H> {
+    Shield {
+        task: Some(task),
+        _output: PhantomData,
+    }
 }
 
-impl<T> Future for Shield<T> {
+// The task handle is `Unpin`; a `&mut` to it too.
+impl<T, H> Unpin for Shield<T, H> {}
+
+impl<T, H: BorrowMut<Task<T>>> Future for Shield<T, H> {
     type Output = Result<T, TaskError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -67,14 +103,15 @@ impl<T> Future for Shield<T> {
             // Polled again after completing: the outcome was handed out already.
             return Poll::Ready(Err(TaskError::Cancelled));
         };
-        let outcome = std::task::ready!(task.poll_unlinked(cx));
+        let outcome = std::task::ready!(task.borrow_mut().poll_unlinked(cx));
         this.task = None;
         Poll::Ready(outcome)
     }
 }
 
-impl<T> fmt::Debug for Shield<T> {
+impl<T, H: BorrowMut<Task<T>>> fmt::Debug for Shield<T, H> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Shield").field("task", &self.task).finish()
+        let task = self.task.as_ref().map(|h| h.borrow());
+        f.debug_struct("Shield").field("task", &task).finish()
     }
 }

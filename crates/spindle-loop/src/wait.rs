@@ -39,7 +39,10 @@ pub enum ReturnWhen {
 }
 
 /// Waits for `tasks` until `return_when` holds or `timeout` passes; completes with
-/// `(done, pending)`, each in the order the tasks were given. See the [module docs](self).
+/// `(done, pending)`, each in the order the tasks were given (asyncio's `asyncio.wait`).
+///
+/// It never cancels anything (not on timeout, not when the waiter itself is cancelled) and
+/// never takes a result: the done tasks come back whole, for `result()` or `.await`.
 ///
 /// `Err(LoopError::EmptyWait)` if `tasks` is empty.
 ///

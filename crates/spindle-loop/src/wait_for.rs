@@ -1,16 +1,7 @@
 //! Deadlines: [`wait_for`] / [`wait_for_task`] (asyncio's `wait_for`, with task semantics) and
 //! [`timeout`] (a plain deadline on any future).
 //!
-//! # `wait_for`
-//!
-//! The work runs as a task (a future is wrapped in one on the running loop at the first poll).
-//! If it finishes first, its outcome is the result. When the deadline passes, the task is
-//! cancelled and `wait_for` **waits until it has really finished** (its future dropped, its
-//! destructors run) before completing: with [`TaskError::Timeout`] if it ended cancelled, with
-//! its value if it finished with one while being cancelled (asyncio's rule), with its error if
-//! it failed. A zero delay does not wait at all: a task already finished gives its result,
-//! any other is cancelled at once. Dropping the `wait_for` (cancelling its awaiter) cancels the
-//! task too. To let the work survive the deadline, give it a [`shield`](crate::shield).
+//! The rules of `wait_for` are on [`wait_for`].
 //!
 //! # `timeout`
 //!
@@ -30,9 +21,19 @@ use crate::error::TaskError;
 use crate::sleep::{sleep, Sleep};
 use crate::task::Task;
 
-/// Runs `future` as a task with a deadline of `delay` (asyncio's `asyncio.wait_for`); see the
-/// [module docs](self) for what happens at the deadline. For a [`Task`] you already hold, use
-/// [`wait_for_task`].
+/// Runs `future` as a task with a deadline of `delay` (asyncio's `asyncio.wait_for`). For a
+/// [`Task`] you already hold, use [`wait_for_task`].
+///
+/// # Rules
+///
+/// The work runs as a task (a future is wrapped in one on the running loop at the first poll).
+/// If it finishes first, its outcome is the result. When the deadline passes, the task is
+/// cancelled and `wait_for` **waits until it has really finished** (its future dropped, its
+/// destructors run) before completing: with [`TaskError::Timeout`] if it ended cancelled, with
+/// its value if it finished with one while being cancelled (asyncio's rule), with its error if
+/// it failed. A zero delay does not wait at all: a task already finished gives its result,
+/// any other is cancelled at once. Dropping the `wait_for` (cancelling its awaiter) cancels the
+/// task too. To let the work survive the deadline, give it a [`shield`](crate::shield).
 ///
 /// # Panics
 ///

@@ -5,7 +5,7 @@ use std::time::Duration;
 mod combinators_support;
 
 use combinators_support::{cancel_after, one_iteration, value_task as slow_value, HOUR};
-use spindle_loop::{shield, sleep, wait_for, EventLoop, TaskError};
+use spindle_loop::{shield, sleep, timeout, wait_for, EventLoop, TaskError};
 
 #[test]
 fn a_shield_passes_the_output_through() {
@@ -16,7 +16,7 @@ fn a_shield_passes_the_output_through() {
         .create_task(async { panic!("inside the shield") })
         .unwrap();
     assert_eq!(
-        lp.run_until_complete(shield::<()>(failing)).unwrap(),
+        lp.run_until_complete(shield::<(), _>(failing)).unwrap(),
         Err(TaskError::Panicked("inside the shield".into()))
     );
 }
@@ -69,6 +69,21 @@ fn a_wait_for_around_a_shield_times_out_and_the_task_still_completes() {
     lp.run_until_complete(sleep(Duration::from_millis(30)))
         .unwrap();
     assert!(inner.done() && !inner.cancelled());
+}
+
+#[test]
+fn a_shield_over_a_borrowed_task_leaves_it_to_await_after_a_timeout() {
+    let lp = EventLoop::new().unwrap();
+    let spawner = lp.clone();
+    let (timed_out, later) = lp
+        .run_until_complete(async move {
+            let mut task = slow_value(&spawner, 20, 11);
+            let timed_out = timeout(Duration::from_millis(5), shield(&mut task)).await;
+            (timed_out, task.await)
+        })
+        .unwrap();
+    assert_eq!(timed_out, Err(TaskError::Timeout));
+    assert_eq!(later, Ok(11));
 }
 
 #[test]

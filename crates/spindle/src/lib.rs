@@ -49,8 +49,8 @@ pub mod prelude {
     pub use crate::{
         current_task, get_running_loop, run, spawn_local, EventLoop, LoopFuture, Task, TaskError,
     };
-    pub use crate::{run_coroutine_threadsafe, to_thread, EventLoopExt, LoopHandle};
     pub use crate::{gather, shield, sleep, timeout, wait, wait_for, yield_now, ReturnWhen};
+    pub use crate::{run_coroutine_threadsafe, to_thread, EventLoopExt, LoopHandle};
 }
 
 /// The README's examples, compiled and run as doctests.
