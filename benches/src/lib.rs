@@ -20,6 +20,8 @@ use std::time::Duration;
 
 pub mod bridge_peers;
 pub mod bridge_spindle;
+pub mod combinators_peers;
+pub mod combinators_spindle;
 pub mod peers;
 pub mod spindle_side;
 
@@ -44,6 +46,10 @@ pub const YIELD_PER_TASK: u64 = 1_000;
 pub const THREADSAFE_N: u64 = 1_000_000;
 /// `run_coroutine_threadsafe`: sequential round trips from a plain thread.
 pub const ROUND_TRIP_N: u64 = 10_000;
+/// `gather_ready_tasks`: tasks spawned, then gathered (they are ready at once).
+pub const GATHER_N: u64 = 10_000;
+/// `yield_now_loop`: yields of one task.
+pub const YIELD_NOW_N: u64 = 100_000;
 
 thread_local! {
     /// What the cross-thread closures of the bridge workloads add to, on the consuming thread:

@@ -20,6 +20,7 @@ use spindle_benches::{
     CALL_SOON_N, ROUND_TRIP_N, SPAWN_N, THREADSAFE_N, TIMERS_DUE_N, TIMERS_N, TIMERS_SPREAD,
     YIELD_PER_TASK, YIELD_TASKS,
 };
+use spindle_benches::{combinators_peers, combinators_spindle, GATHER_N, YIELD_NOW_N};
 
 /// One repetition of one side of a workload; returns the time to charge.
 type RunFn = Box<dyn Fn() -> Duration>;
@@ -150,6 +151,26 @@ fn workloads() -> Vec<Workload> {
                     Box::new(|| bridge_peers::round_trip_crossbeam(ROUND_TRIP_N)),
                 ),
             ],
+        },
+        Workload {
+            name: "gather_ready_tasks",
+            unit: "task spawned and gathered",
+            ops: GATHER_N,
+            spindle: Box::new(|| combinators_spindle::gather_ready_tasks(GATHER_N)),
+            peers: vec![(
+                "tokio_ct_join_all",
+                Box::new(|| combinators_peers::gather_ready_tasks_join_all(GATHER_N)),
+            )],
+        },
+        Workload {
+            name: "yield_now_loop",
+            unit: "yield of one task",
+            ops: YIELD_NOW_N,
+            spindle: Box::new(|| combinators_spindle::yield_now_loop(YIELD_NOW_N)),
+            peers: vec![(
+                "tokio_ct_yield_now",
+                Box::new(|| combinators_peers::yield_now_loop_tokio(YIELD_NOW_N)),
+            )],
         },
     ]
 }
