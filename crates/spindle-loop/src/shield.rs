@@ -49,7 +49,7 @@ pub struct Shield<T, H = Task<T>> {
 /// let lp = EventLoop::new().unwrap();
 /// let task = lp
 ///     .create_task(async {
-///         sleep(Duration::from_millis(20)).await;
+///         sleep(Duration::from_millis(100)).await;
 ///         "saved"
 ///     })
 ///     .unwrap();
@@ -57,7 +57,7 @@ pub struct Shield<T, H = Task<T>> {
 /// let timed_out = lp.run_until_complete(wait_for(shield(task), Duration::from_millis(1)));
 /// assert_eq!(timed_out.unwrap(), Err(TaskError::Timeout));
 /// assert!(!survivor.done());
-/// lp.run_until_complete(sleep(Duration::from_millis(30))).unwrap();
+/// lp.run_until_complete(sleep(Duration::from_millis(120))).unwrap();
 /// assert!(survivor.done() && !survivor.cancelled()); // it ran to completion
 /// ```
 ///

@@ -24,7 +24,7 @@ fn a_shield_passes_the_output_through() {
 #[test]
 fn cancelling_the_awaiter_leaves_the_shielded_task_running_to_completion() {
     let lp = EventLoop::new().unwrap();
-    let task = slow_value(&lp, 10, 1);
+    let task = slow_value(&lp, 100, 1);
     let inner = task.task_ref();
     let awaiter = lp.create_task(shield(task)).unwrap();
     one_iteration(&lp);
@@ -36,7 +36,7 @@ fn cancelling_the_awaiter_leaves_the_shielded_task_running_to_completion() {
     );
     one_iteration(&lp);
     assert!(!inner.cancelled() && !inner.done(), "still running");
-    lp.run_until_complete(sleep(Duration::from_millis(20)))
+    lp.run_until_complete(sleep(Duration::from_millis(120)))
         .unwrap();
     assert!(inner.done() && !inner.cancelled(), "ran to completion");
 }
@@ -45,7 +45,7 @@ fn cancelling_the_awaiter_leaves_the_shielded_task_running_to_completion() {
 fn without_a_shield_cancelling_the_awaiter_cancels_the_task() {
     // The contrast that makes the shield worth having: awaiting a task links the two.
     let lp = EventLoop::new().unwrap();
-    let task = slow_value(&lp, 10, 1);
+    let task = slow_value(&lp, 100, 1);
     let inner = task.task_ref();
     let awaiter = lp.create_task(task).unwrap();
     one_iteration(&lp);
@@ -59,14 +59,14 @@ fn without_a_shield_cancelling_the_awaiter_cancels_the_task() {
 #[test]
 fn a_wait_for_around_a_shield_times_out_and_the_task_still_completes() {
     let lp = EventLoop::new().unwrap();
-    let task = slow_value(&lp, 20, 5);
+    let task = slow_value(&lp, 100, 5);
     let inner = task.task_ref();
     let out = lp
         .run_until_complete(wait_for(shield(task), Duration::from_millis(5)))
         .unwrap();
     assert_eq!(out, Err(TaskError::Timeout));
     assert!(!inner.cancelled() && !inner.done());
-    lp.run_until_complete(sleep(Duration::from_millis(30)))
+    lp.run_until_complete(sleep(Duration::from_millis(120)))
         .unwrap();
     assert!(inner.done() && !inner.cancelled());
 }

@@ -158,7 +158,7 @@ fn an_empty_wait_is_a_typed_error_that_says_what_to_do() {
 #[test]
 fn cancelling_the_waiter_leaves_the_tasks_running() {
     let lp = EventLoop::new().unwrap();
-    let task = sleeper(&lp, 10, 9);
+    let task = sleeper(&lp, 100, 9);
     let watched = task.task_ref();
     let waiter = lp
         .create_task(async move { wait([task], None, ReturnWhen::AllCompleted).await.is_ok() })
@@ -171,7 +171,7 @@ fn cancelling_the_waiter_leaves_the_tasks_running() {
         Err(TaskError::Cancelled)
     );
     assert!(!watched.cancelled());
-    lp.run_until_complete(sleep(Duration::from_millis(20)))
+    lp.run_until_complete(sleep(Duration::from_millis(120)))
         .unwrap();
     assert!(watched.done() && !watched.cancelled());
 }

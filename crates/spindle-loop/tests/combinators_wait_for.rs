@@ -60,12 +60,14 @@ fn a_task_that_finishes_with_a_value_while_being_cancelled_gives_that_value() {
     // The work is a task on a loop in another thread, in the middle of a step when the deadline
     // passes: the cancellation request cannot stop that step, which then returns a value.
     let (task_tx, task_rx) = mpsc::channel::<Task<u32>>();
+    let (started_tx, started_rx) = mpsc::channel::<()>();
     let release = Arc::new(AtomicBool::new(false));
     let r = release.clone();
     let worker = std::thread::spawn(move || {
         let lp = EventLoop::new().unwrap();
         let task = lp
             .create_task(async move {
+                started_tx.send(()).unwrap();
                 while !r.load(Ordering::Acquire) {
                     std::thread::sleep(Duration::from_millis(1)); // a step that blocks
                 }
@@ -79,6 +81,7 @@ fn a_task_that_finishes_with_a_value_while_being_cancelled_gives_that_value() {
         }
     });
     let task = task_rx.recv().unwrap();
+    started_rx.recv().unwrap(); // the step is under way before the deadline can pass
     let watched = task.task_ref();
     let lp = EventLoop::new().unwrap();
     // Released only after the deadline (timers run in deadline order on this loop).
