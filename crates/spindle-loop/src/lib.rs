@@ -110,7 +110,64 @@ pub use wait_for::{timeout, wait_for, wait_for_task, Timeout, WaitFor};
 #[cfg(loom)]
 #[doc(hidden)]
 pub mod __loom {
+    use std::sync::Arc;
+    use std::task::Waker;
+
     use crate::remote::{Remote, RemoteItem};
+    use crate::sync::{AtomicUsize, Ordering};
+    use crate::timers::WakeTimer;
+
+    /// A `Send` sleep's timer (see `timers`): the sleeper's side and the loop's side, and the
+    /// heap's count of cancelled external entries.
+    pub struct SleepTimer {
+        timer: WakeTimer,
+        counter: Arc<AtomicUsize>,
+    }
+
+    impl SleepTimer {
+        /// A timer in the heap, registered with `waker`.
+        pub fn new(waker: &Waker) -> Self {
+            let counter = Arc::new(AtomicUsize::new(0));
+            SleepTimer {
+                timer: WakeTimer::new(waker, counter.clone()),
+                counter,
+            }
+        }
+
+        /// Sleeper, any thread: the sleep was dropped.
+        pub fn cancel(&self) {
+            self.timer.cancel();
+        }
+
+        /// Sleeper, any thread: polled again with `waker`; returns whether it fired.
+        pub fn poll(&self, waker: &Waker) -> bool {
+            self.timer.fired() || {
+                self.timer.set_waker(waker);
+                self.timer.fired()
+            }
+        }
+
+        /// Loop thread: the deadline passed (the heap popped the entry, then ran it).
+        pub fn pop_and_fire(&self) {
+            self.timer.left_heap();
+            self.timer.fire();
+        }
+
+        /// Loop thread: the heap let go of the entry without running it.
+        pub fn leave_heap(&self) {
+            self.timer.left_heap();
+        }
+
+        /// Whether the cancellation won.
+        pub fn is_cancelled(&self) -> bool {
+            self.timer.is_cancelled()
+        }
+
+        /// The heap's count of cancelled external entries still inside it.
+        pub fn counted(&self) -> usize {
+            self.counter.load(Ordering::SeqCst)
+        }
+    }
 
     /// The inbox of one loop, as the loop thread and producers see it.
     pub struct Inbox(Remote);

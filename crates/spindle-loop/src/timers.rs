@@ -29,8 +29,14 @@
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 use std::panic::Location;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::task::Waker;
+
+// The waker's lock is part of the fire/poll handshake: loom must see it (see `loom-tests`).
+#[cfg(loom)]
+use loom::sync::{Mutex, MutexGuard};
+#[cfg(not(loom))]
+use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
 use crate::handle::{new_wake_callback, Callback};
@@ -85,11 +91,7 @@ impl Timers {
         waker: &Waker,
         created_at: &'static Location<'static>,
     ) -> Arc<WakeTimer> {
-        let timer = Arc::new(WakeTimer {
-            state: AtomicUsize::new(IN_HEAP),
-            waker: Mutex::new(Some(waker.clone())),
-            counter: self.external.clone(),
-        });
+        let timer = Arc::new(WakeTimer::new(waker, self.external.clone()));
         self.push(when, new_wake_callback(timer.clone(), created_at));
         timer
     }
@@ -204,6 +206,15 @@ pub(crate) struct WakeTimer {
 }
 
 impl WakeTimer {
+    /// A timer as the heap holds it (`IN_HEAP`), counting its cancellation into `counter`.
+    pub(crate) fn new(waker: &Waker, counter: Arc<AtomicUsize>) -> Self {
+        WakeTimer {
+            state: AtomicUsize::new(IN_HEAP),
+            waker: Mutex::new(Some(waker.clone())),
+            counter,
+        }
+    }
+
     fn waker(&self) -> MutexGuard<'_, Option<Waker>> {
         // Only `Option` assignments happen under the lock: a poisoned one is still consistent.
         self.waker.lock().unwrap_or_else(|e| e.into_inner())
@@ -231,10 +242,16 @@ impl WakeTimer {
     /// Any thread: the sleeper's (possibly new) waker.
     pub(crate) fn set_waker(&self, waker: &Waker) {
         let mut slot = self.waker();
-        match &*slot {
-            Some(current) if current.will_wake(waker) => {}
-            _ => *slot = Some(waker.clone()),
+        if slot
+            .as_ref()
+            .is_some_and(|current| current.will_wake(waker))
+        {
+            return;
         }
+        let old = slot.replace(waker.clone());
+        drop(slot);
+        // Dropped after the lock: a waker's drop may run arbitrary code (a task's destructor).
+        drop(old);
     }
 
     pub(crate) fn is_cancelled(&self) -> bool {
@@ -271,7 +288,8 @@ impl WakeTimer {
                 }
             }
         }
-        drop(self.waker().take());
+        let waker = self.waker().take();
+        drop(waker); // after the lock, as in `set_waker`
     }
 
     /// Loop thread: the heap popped, rebuilt away or drained the entry.
@@ -284,6 +302,7 @@ impl WakeTimer {
 
     /// Loop thread, at `close()`: drop the sleeper's waker here.
     pub(crate) fn clear(&self) {
-        drop(self.waker().take());
+        let waker = self.waker().take();
+        drop(waker); // after the lock, as in `set_waker`
     }
 }

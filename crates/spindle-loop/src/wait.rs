@@ -139,7 +139,9 @@ impl<T> Future for Wait<T> {
                 Some((waker, _)) => {
                     let mut slot = waker.lock().unwrap_or_else(|e| e.into_inner());
                     if !slot.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                        *slot = Some(cx.waker().clone());
+                        let old = slot.replace(cx.waker().clone());
+                        drop(slot);
+                        drop(old); // after the lock: a waker's drop may run arbitrary code
                     }
                 }
                 None => {
