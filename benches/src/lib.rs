@@ -23,6 +23,8 @@ pub mod bridge_spindle;
 pub mod combinators_peers;
 pub mod combinators_spindle;
 pub mod peers;
+pub mod runtime_peers;
+pub mod runtime_spindle;
 pub mod spindle_side;
 
 /// Number of measured runs when `COMPARE_RUNS` is not set.
@@ -50,6 +52,14 @@ pub const ROUND_TRIP_N: u64 = 10_000;
 pub const GATHER_N: u64 = 10_000;
 /// `yield_now_loop`: yields of one task.
 pub const YIELD_NOW_N: u64 = 100_000;
+/// Worker threads of the multi-thread workloads (the setting: 2 workers).
+pub const RT_WORKERS: usize = 2;
+/// Tasks per multi-thread spawn workload (`spawn_many_*`, tokio's own size).
+pub const RT_SPAWN_N: u64 = 10_000;
+/// Rounds of `rt_ping_pong`.
+pub const RT_PING_PONG_N: u64 = 1_000;
+/// Depth of `rt_chained_spawn`.
+pub const RT_CHAIN_N: u64 = 1_000;
 
 thread_local! {
     /// What the cross-thread closures of the bridge workloads add to, on the consuming thread:

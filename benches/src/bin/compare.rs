@@ -16,9 +16,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use spindle_benches::{
-    bridge_peers, bridge_spindle, measure, peers, print_table, runs, spindle_side, Row,
-    CALL_SOON_N, ROUND_TRIP_N, SPAWN_N, THREADSAFE_N, TIMERS_DUE_N, TIMERS_N, TIMERS_SPREAD,
-    YIELD_PER_TASK, YIELD_TASKS,
+    bridge_peers, bridge_spindle, peers, print_table, runs, runtime_peers, runtime_spindle,
+    spindle_side, Row, CALL_SOON_N, ROUND_TRIP_N, RT_CHAIN_N, RT_PING_PONG_N, RT_SPAWN_N, SPAWN_N,
+    THREADSAFE_N, TIMERS_DUE_N, TIMERS_N, TIMERS_SPREAD, YIELD_PER_TASK, YIELD_TASKS,
 };
 use spindle_benches::{combinators_peers, combinators_spindle, GATHER_N, YIELD_NOW_N};
 
@@ -172,6 +172,67 @@ fn workloads() -> Vec<Workload> {
                 Box::new(|| combinators_peers::yield_now_loop_tokio(YIELD_NOW_N)),
             )],
         },
+        // The multi-thread set (tokio's rt_multi_threaded bench), 2 workers.
+        Workload {
+            name: "rt_spawn_many_local",
+            unit: "task",
+            ops: RT_SPAWN_N,
+            spindle: Box::new(|| runtime_spindle::spawn_many_local(RT_SPAWN_N)),
+            peers: vec![(
+                "tokio_multi_thread",
+                Box::new(|| runtime_peers::spawn_many_local_tokio(RT_SPAWN_N)),
+            )],
+        },
+        Workload {
+            name: "rt_spawn_many_remote_idle",
+            unit: "task",
+            ops: RT_SPAWN_N,
+            spindle: Box::new(|| runtime_spindle::spawn_many_remote_idle(RT_SPAWN_N)),
+            peers: vec![(
+                "tokio_multi_thread",
+                Box::new(|| runtime_peers::spawn_many_remote_idle_tokio(RT_SPAWN_N)),
+            )],
+        },
+        Workload {
+            name: "rt_spawn_many_remote_busy",
+            unit: "task",
+            ops: RT_SPAWN_N,
+            spindle: Box::new(|| runtime_spindle::spawn_many_remote_busy(RT_SPAWN_N)),
+            peers: vec![(
+                "tokio_multi_thread",
+                Box::new(|| runtime_peers::spawn_many_remote_busy_tokio(RT_SPAWN_N)),
+            )],
+        },
+        Workload {
+            name: "rt_yield_many",
+            unit: "yield",
+            ops: YIELD_TASKS * YIELD_PER_TASK,
+            spindle: Box::new(|| runtime_spindle::yield_many(YIELD_TASKS, YIELD_PER_TASK)),
+            peers: vec![(
+                "tokio_multi_thread",
+                Box::new(|| runtime_peers::yield_many_tokio(YIELD_TASKS, YIELD_PER_TASK)),
+            )],
+        },
+        Workload {
+            name: "rt_ping_pong",
+            unit: "round",
+            ops: RT_PING_PONG_N,
+            spindle: Box::new(|| runtime_spindle::ping_pong(RT_PING_PONG_N)),
+            peers: vec![(
+                "tokio_multi_thread",
+                Box::new(|| runtime_peers::ping_pong_tokio(RT_PING_PONG_N)),
+            )],
+        },
+        Workload {
+            name: "rt_chained_spawn",
+            unit: "link",
+            ops: RT_CHAIN_N,
+            spindle: Box::new(|| runtime_spindle::chained_spawn(RT_CHAIN_N)),
+            peers: vec![(
+                "tokio_multi_thread",
+                Box::new(|| runtime_peers::chained_spawn_tokio(RT_CHAIN_N)),
+            )],
+        },
     ]
 }
 
@@ -201,29 +262,67 @@ fn start_watchdog() {
 }
 
 /// Measures one side, printing a progress line; a panic yields `NaN`.
-fn measure_side(workload: &Workload, side: &str, runs: usize, run: &dyn Fn() -> Duration) -> f64 {
+/// Median of a non-empty sample of per-op times; NaN when empty.
+fn median(mut xs: Vec<f64>) -> f64 {
+    if xs.is_empty() {
+        return f64::NAN;
+    }
+    xs.sort_by(f64::total_cmp);
+    let mid = xs.len() / 2;
+    if xs.len() % 2 == 1 {
+        xs[mid]
+    } else {
+        (xs[mid - 1] + xs[mid]) / 2.0
+    }
+}
+
+/// Measures every side of `workload`, interleaved: one warm-up each, then `runs` rounds in
+/// which each side runs once, in turn. On a shared, noisy machine this keeps slow drift (other
+/// load, frequency changes) from landing on one side only. Returns each side's median ns/op in
+/// side order (spindle first); a side that panics reports NaN (printed as FAILED).
+fn measure_interleaved(workload: &Workload, runs: usize) -> Vec<f64> {
+    let mut sides: Vec<(&str, &dyn Fn() -> Duration)> = vec![("spindle", &*workload.spindle)];
+    sides.extend(workload.peers.iter().map(|(name, run)| (*name, &**run)));
+    let ops = workload.ops.max(1) as f64;
+    let mut samples: Vec<Vec<f64>> = vec![Vec::with_capacity(runs); sides.len()];
+    let mut failed = vec![false; sides.len()];
     let started = Instant::now();
-    set_current(Some(format!("{} / {side}", workload.name)));
-    let result = panic::catch_unwind(AssertUnwindSafe(|| measure(runs, workload.ops, run)));
-    set_current(None);
-    match result {
-        Ok(s) => {
-            eprintln!(
-                "  {:<18} {:<22} median {:>9.2} ns  min {:>9.2} ns  per {}  ({:.1} s)",
-                workload.name,
-                side,
-                s.median_ns,
-                s.min_ns,
-                workload.unit,
-                started.elapsed().as_secs_f64(),
-            );
-            s.median_ns
-        }
-        Err(_) => {
-            eprintln!("  {:<18} {:<22} FAILED (panicked)", workload.name, side);
-            f64::NAN
+    for round in 0..=runs {
+        for (index, (name, run)) in sides.iter().enumerate() {
+            if failed[index] {
+                continue;
+            }
+            set_current(Some(format!("{} / {name}", workload.name)));
+            match panic::catch_unwind(AssertUnwindSafe(run)) {
+                // Round 0 is the warm-up.
+                Ok(elapsed) if round > 0 => samples[index].push(elapsed.as_nanos() as f64 / ops),
+                Ok(_) => {}
+                Err(_) => failed[index] = true,
+            }
+            set_current(None);
         }
     }
+    let medians: Vec<f64> = samples
+        .into_iter()
+        .zip(&failed)
+        .map(|(xs, failed)| if *failed { f64::NAN } else { median(xs) })
+        .collect();
+    for ((name, _), m) in sides.iter().zip(&medians) {
+        if m.is_nan() {
+            eprintln!("  {:<26} {:<24} FAILED (panicked)", workload.name, name);
+        } else {
+            eprintln!(
+                "  {:<26} {:<24} median {:>9.2} ns per {}",
+                workload.name, name, m, workload.unit
+            );
+        }
+    }
+    eprintln!(
+        "  ({} rounds interleaved in {:.1} s)",
+        runs,
+        started.elapsed().as_secs_f64()
+    );
+    medians
 }
 
 fn main() {
@@ -241,7 +340,7 @@ fn main() {
     }
     let runs = runs();
     println!("{}", spindle_benches::machine_line());
-    println!("runs: {runs} measured after 1 warm-up; ns per op, median");
+    println!("runs: {runs} rounds after 1 warm-up, sides interleaved; ns per op, median");
     let selected: Vec<Workload> = workloads()
         .into_iter()
         .filter(|w| filter.as_deref().is_none_or(|f| w.name.contains(f)))
@@ -254,14 +353,13 @@ fn main() {
     start_watchdog();
     let mut rows = Vec::new();
     for w in &selected {
-        let spindle_ns = measure_side(w, "spindle", runs, &*w.spindle);
-        for (peer_name, run) in &w.peers {
-            let peer_ns = measure_side(w, peer_name, runs, &**run);
+        let medians = measure_interleaved(w, runs);
+        for ((peer_name, _), peer_ns) in w.peers.iter().zip(&medians[1..]) {
             rows.push(Row {
                 workload: w.name.to_owned(),
-                spindle_ns,
+                spindle_ns: medians[0],
                 peer_name: (*peer_name).to_owned(),
-                peer_ns,
+                peer_ns: *peer_ns,
             });
         }
     }

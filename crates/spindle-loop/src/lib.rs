@@ -100,7 +100,7 @@ pub use handle::{Handle, TimerHandle};
 pub use remote::Remote;
 pub use shield::{shield, Shield};
 pub use sleep::{sleep, sleep_until, yield_now, Sleep, YieldNow};
-pub use stealable::{spawn_stealable, Runnable, TaskSet};
+pub use stealable::{spawn_stealable, Inline, Runnable, Scheduler, SchedulerId, TaskSet};
 pub use task::{Task, TaskCallback, TaskRef};
 pub use wait::{wait, ReturnWhen, Wait};
 pub use wait_for::{timeout, wait_for, wait_for_task, Timeout, WaitFor};

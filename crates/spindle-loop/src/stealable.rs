@@ -12,19 +12,25 @@
 //!
 //! # The set's protocol
 //!
-//! The set is sharded by task id; each shard is a mutex-protected slab. `spawn_stealable` takes
-//! the shard's lock, checks `closed`, creates the task and inserts it, all under the lock;
-//! [`TaskSet::close`] sets `closed` and then takes every shard's lock once. So a spawn either
-//! completes before `close` passes its shard (and `close`/`cancel_all` see the task) or sees
-//! `closed` and hands the future back: no task escapes shutdown, none is lost.
+//! Only an *idle* task needs the set: a queued one sits in its scheduler's queues, where
+//! shutdown finds it (a scheduler drains its queues cancelling each step, see
+//! [`Runnable::cancel`]). So a task registers the first time it returns `Pending`, and tasks that
+//! finish in one step (most short ones) never touch a lock.
+//!
+//! The set is sharded by task id; each shard is a mutex-protected slab. Registration takes the
+//! shard's lock and checks `closed`; [`TaskSet::close`] sets `closed` and then takes every
+//! shard's lock once. So a task either registers before `close` passes its shard (and
+//! `cancel_all` reaches it) or sees `closed`, cancels itself and reschedules, and its scheduler
+//! drops it at its next step. `spawn_stealable` on a closed set hands the future back.
 
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe, Location};
 use std::ptr::NonNull;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::task::Waker;
 
-use crate::sync::{AtomicBool, AtomicUsize, Mutex, Ordering};
+use crate::sync::{AtomicBool, Mutex, Ordering};
 
 use crate::context;
 use crate::error::{LoopError, Rejected};
@@ -42,14 +48,11 @@ const MAX_SHARDS: usize = 1 << SHARD_BITS;
 /// One scheduled step of a stealable task. `Send`: a scheduler may move it to any worker.
 ///
 /// ```
-/// use std::sync::{Arc, Mutex};
-/// use spindle_loop::{spawn_stealable, Runnable, TaskSet};
+/// use std::sync::Arc;
+/// use spindle_loop::{spawn_stealable, Inline};
 ///
-/// let queue: Arc<Mutex<Vec<Runnable>>> = Arc::default();
-/// let q = queue.clone();
-/// let set = Arc::new(TaskSet::new());
-/// let (runnable, mut task) =
-///     spawn_stealable(async { 7 }, move |r| q.lock().unwrap().push(r), &set).unwrap();
+/// let scheduler = Arc::new(Inline::default());
+/// let (runnable, mut task) = spawn_stealable(async { 7 }, &scheduler).unwrap();
 /// std::thread::spawn(move || runnable.run()).join().unwrap(); // any thread may run it
 /// assert_eq!(task.result().unwrap(), Ok(7));
 /// ```
@@ -61,9 +64,9 @@ impl Runnable {
     ///
     /// ```
     /// # use std::sync::Arc;
-    /// # use spindle_loop::{spawn_stealable, TaskSet};
-    /// let set = Arc::new(TaskSet::new());
-    /// let (runnable, task) = spawn_stealable(async {}, |_| (), &set).unwrap();
+    /// # use spindle_loop::{spawn_stealable, Inline};
+    /// let scheduler = Arc::new(Inline::default());
+    /// let (runnable, task) = spawn_stealable(async {}, &scheduler).unwrap();
     /// runnable.run();
     /// assert!(task.done());
     /// ```
@@ -74,13 +77,30 @@ impl Runnable {
         catch_unwind(AssertUnwindSafe(|| self.0.run())).unwrap_or(false)
     }
 
+    /// Marks the task cancelled: when this step runs, the task drops its future and completes
+    /// with `Cancelled` instead of being polled (for a scheduler draining its queues at
+    /// shutdown).
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use spindle_loop::{spawn_stealable, Inline};
+    /// let scheduler = Arc::new(Inline::default());
+    /// let (runnable, task) = spawn_stealable(async { unreachable!() }, &scheduler).unwrap();
+    /// runnable.cancel();
+    /// runnable.run();
+    /// assert!(task.cancelled());
+    /// ```
+    pub fn cancel(&self) {
+        self.0.metadata().mark_cancel_requested();
+    }
+
     /// The id of the task this step belongs to.
     ///
     /// ```
     /// # use std::sync::Arc;
-    /// # use spindle_loop::{spawn_stealable, TaskSet};
-    /// let set = Arc::new(TaskSet::new());
-    /// let (runnable, task) = spawn_stealable(async {}, |_| (), &set).unwrap();
+    /// # use spindle_loop::{spawn_stealable, Inline};
+    /// let scheduler = Arc::new(Inline::default());
+    /// let (runnable, task) = spawn_stealable(async {}, &scheduler).unwrap();
     /// assert_eq!(runnable.task_id(), task.id());
     /// ```
     pub fn task_id(&self) -> u64 {
@@ -100,24 +120,26 @@ impl std::fmt::Debug for Runnable {
 struct Shard {
     slots: Vec<Option<TaskRef>>,
     free: Vec<usize>,
+    /// Live tasks in this shard (per shard, so spawn and completion touch no shared counter).
+    live: usize,
 }
 
 /// The registry of a runtime's live stealable tasks (see the module docs).
 ///
 /// ```
 /// use std::sync::Arc;
-/// use spindle_loop::{spawn_stealable, TaskSet};
+/// use spindle_loop::{spawn_stealable, Inline, Scheduler};
 ///
-/// let set = Arc::new(TaskSet::new());
-/// let (_runnable, _task) = spawn_stealable(std::future::pending::<()>(), |_| (), &set).unwrap();
-/// assert_eq!(set.len(), 1);
-/// set.close();
-/// assert!(spawn_stealable(async {}, |_| (), &set).is_err());
+/// let scheduler = Arc::new(Inline::default());
+/// let (first, _task) = spawn_stealable(std::future::pending::<()>(), &scheduler).unwrap();
+/// first.run(); // pending now: registered
+/// assert_eq!(scheduler.task_set().len(), 1);
+/// scheduler.task_set().close();
+/// assert!(spawn_stealable(async {}, &scheduler).is_err());
 /// ```
 pub struct TaskSet {
     shards: Box<[Mutex<Shard>]>,
     closed: AtomicBool,
-    len: AtomicUsize,
 }
 
 impl Default for TaskSet {
@@ -138,7 +160,6 @@ impl TaskSet {
         TaskSet {
             shards: (0..shards).map(|_| Mutex::new(Shard::default())).collect(),
             closed: AtomicBool::new(false),
-            len: AtomicUsize::new(0),
         }
     }
 
@@ -147,13 +168,13 @@ impl TaskSet {
         self.shards[index].lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Live tasks in the set.
+    /// Registered (idle at least once, not finished) tasks.
     ///
     /// ```
     /// assert_eq!(spindle_loop::TaskSet::new().len(), 0);
     /// ```
     pub fn len(&self) -> usize {
-        self.len.load(Ordering::Acquire)
+        (0..self.shards.len()).map(|i| self.shard(i).live).sum()
     }
 
     /// Whether no task is live.
@@ -191,14 +212,15 @@ impl TaskSet {
         self.closed.load(Ordering::Acquire)
     }
 
-    /// Every live task.
+    /// Every registered task.
     ///
     /// ```
     /// # use std::sync::Arc;
-    /// # use spindle_loop::{spawn_stealable, TaskSet};
-    /// let set = Arc::new(TaskSet::new());
-    /// let (_r, task) = spawn_stealable(async {}, |_| (), &set).unwrap();
-    /// assert_eq!(set.tasks()[0].id(), task.id());
+    /// # use spindle_loop::{spawn_stealable, Inline, Scheduler};
+    /// let scheduler = Arc::new(Inline::default());
+    /// let (first, task) = spawn_stealable(std::future::pending::<()>(), &scheduler).unwrap();
+    /// first.run();
+    /// assert_eq!(scheduler.task_set().tasks()[0].id(), task.id());
     /// ```
     pub fn tasks(&self) -> Vec<TaskRef> {
         (0..self.shards.len())
@@ -209,22 +231,53 @@ impl TaskSet {
             .collect()
     }
 
-    /// Requests cancellation of every live task; returns how many were asked. Each finishes at
+    /// Requests cancellation of every registered task; returns how many were asked. Each finishes at
     /// its next step, on whichever worker runs it.
     ///
     /// ```
-    /// # use std::sync::Arc;
-    /// # use spindle_loop::{spawn_stealable, TaskSet};
-    /// let set = Arc::new(TaskSet::new());
-    /// let (runnable, task) = spawn_stealable(std::future::pending::<()>(), |_| (), &set).unwrap();
-    /// assert_eq!(set.cancel_all(), 1);
-    /// runnable.run();
+    /// # use std::sync::{Arc, Mutex};
+    /// # use spindle_loop::{spawn_stealable, Runnable, Scheduler, TaskSet};
+    /// #[derive(Default)]
+    /// struct Queue { set: TaskSet, steps: Mutex<Vec<Runnable>> }
+    /// impl Scheduler for Queue {
+    ///     fn schedule(&self, r: Runnable) { self.steps.lock().unwrap().push(r) }
+    ///     fn task_set(&self) -> &TaskSet { &self.set }
+    /// }
+    /// let queue = Arc::new(Queue::default());
+    /// let (runnable, task) = spawn_stealable(std::future::pending::<()>(), &queue).unwrap();
+    /// runnable.run(); // pending now
+    /// assert_eq!(queue.set.cancel_all(), 1);
+    /// let step = queue.steps.lock().unwrap().pop().unwrap(); // cancel rescheduled it
+    /// step.run();
     /// assert!(task.cancelled());
-    /// assert!(set.is_empty());
+    /// assert!(queue.set.is_empty());
     /// ```
     pub fn cancel_all(&self) -> usize {
         let tasks = self.tasks();
         tasks.iter().filter(|task| task.cancel()).count()
+    }
+
+    /// Registers an idle task (see the module docs); on a closed set the task cancels itself
+    /// and reschedules, so its scheduler drops it.
+    fn register(&self, header: &TaskHeader, waker: &Waker) {
+        let shard_index = (header.id() as usize) & (self.shards.len() - 1);
+        let mut shard = self.shard(shard_index);
+        if self.is_closed() {
+            drop(shard);
+            header.mark_cancel_requested();
+            waker.wake_by_ref();
+            return;
+        }
+        let index = match shard.free.pop() {
+            Some(index) => index,
+            None => {
+                shard.slots.push(None);
+                shard.slots.len() - 1
+            }
+        };
+        header.set_slot((index << SHARD_BITS) | shard_index);
+        shard.slots[index] = Some(TaskRef::from_waker(waker, header));
+        shard.live += 1;
     }
 
     fn remove(&self, header: &TaskHeader) -> Option<TaskRef> {
@@ -238,7 +291,7 @@ impl TaskSet {
         if entry.as_ref().is_some_and(|t| t.id() == header.id()) {
             let task = entry.take();
             shard.free.push(index);
-            self.len.fetch_sub(1, Ordering::AcqRel);
+            shard.live -= 1;
             task
         } else {
             None
@@ -255,12 +308,84 @@ impl std::fmt::Debug for TaskSet {
     }
 }
 
-/// A stealable task's owner: its set.
-struct SetOwner(Arc<TaskSet>);
+/// What runs stealable tasks: where their steps go, and the set that registers them. A task
+/// holds its scheduler's `Arc` (twice: in its schedule function and in its completion guard).
+///
+/// ```
+/// use std::sync::{Arc, Mutex};
+/// use spindle_loop::{spawn_stealable, Runnable, Scheduler, TaskSet};
+///
+/// #[derive(Default)]
+/// struct Queue { set: TaskSet, steps: Mutex<Vec<Runnable>> }
+/// impl Scheduler for Queue {
+///     fn schedule(&self, runnable: Runnable) { self.steps.lock().unwrap().push(runnable) }
+///     fn task_set(&self) -> &TaskSet { &self.set }
+/// }
+/// let queue = Arc::new(Queue::default());
+/// let (first, task) = spawn_stealable(async { 1 }, &queue).unwrap();
+/// first.run();
+/// assert!(task.done());
+/// ```
+pub trait Scheduler: Send + Sync + 'static {
+    /// A step of one of this scheduler's tasks is ready to run (on any thread).
+    fn schedule(&self, runnable: Runnable);
+    /// The set registering this scheduler's live tasks.
+    fn task_set(&self) -> &TaskSet;
+    /// The fast path of a wake-up: if the calling thread belongs to the scheduler `id` (say,
+    /// one of its workers, found through a thread-local), schedule `runnable` here and return
+    /// `Ok`; otherwise hand it back, and it goes to [`schedule`](Self::schedule) through a weak
+    /// reference. The default has no fast path.
+    fn schedule_here(id: SchedulerId, runnable: Runnable) -> Result<(), Runnable>
+    where
+        Self: Sized,
+    {
+        let _ = id;
+        Err(runnable)
+    }
+}
+
+/// Identifies a scheduler instance (the address of its `Arc`), for
+/// [`Scheduler::schedule_here`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SchedulerId(usize);
+
+impl SchedulerId {
+    /// The id of the scheduler behind `scheduler`.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use spindle_loop::{Inline, SchedulerId};
+    /// let s = Arc::new(Inline::default());
+    /// assert_eq!(SchedulerId::of(&s), SchedulerId::of(&s.clone()));
+    /// ```
+    pub fn of<S: Scheduler>(scheduler: &Arc<S>) -> Self {
+        SchedulerId(Arc::as_ptr(scheduler) as *const () as usize)
+    }
+}
+
+/// A stealable task's owner: its scheduler, through the header's weak reference (taken only
+/// when an idle task registers or leaves its set).
+struct SetOwner;
 
 impl TaskOwner for SetOwner {
     fn unregister(&self, header: &TaskHeader) -> Option<TaskRef> {
-        self.0.remove(header)
+        if header.slot() == usize::MAX {
+            return None; // never went idle: never registered
+        }
+        header
+            .scheduler
+            .as_ref()?
+            .upgrade()?
+            .task_set()
+            .remove(header)
+    }
+
+    fn on_pending(&self, header: &TaskHeader, waker: &Waker) {
+        if header.slot() == usize::MAX {
+            if let Some(scheduler) = header.scheduler.as_ref().and_then(|w| w.upgrade()) {
+                scheduler.task_set().register(header, waker);
+            }
+        }
     }
 
     fn owner_loop(&self) -> Option<Rc<Inner>> {
@@ -268,66 +393,97 @@ impl TaskOwner for SetOwner {
     }
 }
 
-/// Spawns a stealable task: `future` runs in steps that `schedule` receives as [`Runnable`]s,
-/// to run on any thread. The task is registered in `set`; on a closed set the future comes
-/// back in the error.
+/// Spawns a stealable task: `future` runs in steps that `scheduler` receives as [`Runnable`]s,
+/// to run on any thread. The task is registered in the scheduler's [`TaskSet`]; on a closed set
+/// the future comes back in the error.
 ///
 /// The first `Runnable` is returned rather than scheduled, so the caller decides where the task
 /// starts.
 ///
 /// ```
 /// use std::sync::Arc;
-/// use spindle_loop::{spawn_stealable, TaskSet, TaskError};
+/// use spindle_loop::{spawn_stealable, Inline, TaskError};
 ///
-/// let set = Arc::new(TaskSet::new());
-/// let (runnable, mut task) = spawn_stealable(async { "ran" }, |r| { r.run(); }, &set).unwrap();
+/// let scheduler = Arc::new(Inline::default());
+/// let (runnable, mut task) = spawn_stealable(async { "ran" }, &scheduler).unwrap();
 /// runnable.run();
 /// assert_eq!(task.result().unwrap(), Ok("ran"));
 /// ```
 #[track_caller]
 pub fn spawn_stealable<F, S>(
     future: F,
-    schedule: S,
-    set: &Arc<TaskSet>,
+    scheduler: &Arc<S>,
 ) -> Result<(Runnable, Task<F::Output>), Rejected<F>>
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
-    S: Fn(Runnable) + Send + Sync + 'static,
+    S: Scheduler,
 {
     let created_at = Location::caller();
-    let id = next_task_id();
-    let shard_index = (id as usize) & (set.shards.len() - 1);
-    let mut shard = set.shard(shard_index);
-    if set.is_closed() {
+    if scheduler.task_set().is_closed() {
         return Err(Rejected::new(future, LoopError::Closed));
     }
-    let header = TaskHeader::new(id, STEALABLE, created_at);
-    let owner = SetOwner(set.clone());
+    let mut header = TaskHeader::new(next_task_id(), STEALABLE, created_at);
+    let weak: std::sync::Weak<dyn Scheduler> = Arc::downgrade(scheduler) as _;
+    header.scheduler = Some(weak);
+    header.scheduler_id = SchedulerId::of(scheduler).0;
     let (runnable, join) = async_task::Builder::new().metadata(header).spawn(
         move |header: &TaskHeader| TaskFuture {
             future: Some(future),
             guard: CompletionGuard {
                 header: NonNull::from(header),
-                owner,
+                owner: SetOwner,
                 armed: true,
             },
         },
-        move |runnable| schedule(Runnable(runnable)),
+        // Captures nothing, so it is zero-sized, and async-task then takes no extra reference
+        // count around each call (it does for a schedule function with state).
+        |runnable| schedule_stealable::<S>(runnable),
     );
-    let task_ref = TaskRef::new(runnable.waker(), runnable.metadata());
-    let handle = Task::new(join, &task_ref);
-    let index = match shard.free.pop() {
-        Some(index) => index,
-        None => {
-            shard.slots.push(None);
-            shard.slots.len() - 1
-        }
-    };
-    task_ref
-        .header()
-        .set_slot((index << SHARD_BITS) | shard_index);
-    shard.slots[index] = Some(task_ref);
-    set.len.fetch_add(1, Ordering::AcqRel);
+    let handle = Task::new(join, &TaskRef::new(runnable.waker(), runnable.metadata()));
     Ok((Runnable(runnable), handle))
+}
+
+/// A scheduler that runs each step right where it is scheduled (tests, examples, and the
+/// simplest possible embedding). Its steps run on the waking thread.
+///
+/// ```
+/// use std::sync::Arc;
+/// use spindle_loop::{spawn_stealable, Inline};
+/// let inline = Arc::new(Inline::default());
+/// let (first, task) = spawn_stealable(async {}, &inline).unwrap();
+/// first.run();
+/// assert!(task.done());
+/// ```
+#[derive(Debug, Default)]
+pub struct Inline {
+    set: TaskSet,
+}
+
+impl Scheduler for Inline {
+    fn schedule(&self, runnable: Runnable) {
+        runnable.run();
+    }
+
+    fn task_set(&self) -> &TaskSet {
+        &self.set
+    }
+}
+
+/// The schedule function of stealable tasks: the fast path ([`Scheduler::schedule_here`]) takes
+/// no atomic; the slow path upgrades the header's weak reference. If the scheduler is gone, the
+/// step is dropped here (a `Send` task may be dropped on any thread).
+fn schedule_stealable<S: Scheduler>(runnable: TaskRunnable) {
+    let id = SchedulerId(runnable.metadata().scheduler_id);
+    if let Err(Runnable(runnable)) = S::schedule_here(id, Runnable(runnable)) {
+        let scheduler = runnable
+            .metadata()
+            .scheduler
+            .as_ref()
+            .and_then(|w| w.upgrade());
+        match scheduler {
+            Some(scheduler) => scheduler.schedule(Runnable(runnable)),
+            None => drop(runnable),
+        }
+    }
 }

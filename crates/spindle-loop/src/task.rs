@@ -153,6 +153,11 @@ pub(crate) struct TaskHeader {
     /// Index in the loop's registry (only read and written on the loop's thread).
     slot: AtomicUsize,
     slow: Mutex<SlowState>,
+    /// A stealable task's scheduler (`None` for local tasks): reached on the slow paths only
+    /// (a wake-up away from the scheduler's own threads, unregistering an idle task).
+    pub(crate) scheduler: Option<std::sync::Weak<dyn crate::stealable::Scheduler>>,
+    /// Which scheduler (its address), for the fast path of a wake-up.
+    pub(crate) scheduler_id: usize,
 }
 
 /// Fields touched off the hot path, under one lock. The rarely used ones sit behind a box
@@ -202,6 +207,8 @@ impl TaskHeader {
             state: AtomicU32::new(0),
             slot: AtomicUsize::new(usize::MAX),
             slow: Mutex::new(SlowState::default()),
+            scheduler: None,
+            scheduler_id: 0,
         }
     }
 
@@ -249,6 +256,11 @@ impl TaskHeader {
     fn set_awaiting(&self, target: TaskRef) {
         self.slow().awaiting = Some(target);
         self.state.fetch_or(AWAITING, Ordering::AcqRel);
+    }
+
+    /// Marks the task cancelled without waking it (its caller is about to run or drop it).
+    pub(crate) fn mark_cancel_requested(&self) {
+        self.state.fetch_or(CANCEL_REQUESTED, Ordering::AcqRel);
     }
 
     pub(crate) fn set_stop_on_done(&self, on: bool) {
@@ -443,7 +455,10 @@ impl<F: Future, O: TaskOwner> Future for TaskFuture<F, O> {
             return Poll::Ready(Err(TaskError::Cancelled));
         };
         match catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
-            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Pending) => {
+                this.guard.owner.on_pending(this.guard.header(), cx.waker());
+                Poll::Pending
+            }
             Ok(Poll::Ready(value)) => {
                 drop_future(this.future, this.guard);
                 this.guard.complete(Outcome::Finished);
@@ -500,6 +515,8 @@ pub(crate) trait TaskOwner {
     fn unregister(&self, header: &TaskHeader) -> Option<TaskRef>;
     /// The loop that takes the task's done-callbacks and reports.
     fn owner_loop(&self) -> Option<Rc<Inner>>;
+    /// The task returned `Pending` (it may now sit idle, its runnable inside a waker).
+    fn on_pending(&self, _header: &TaskHeader, _waker: &Waker) {}
 }
 
 /// A local task's owner: the loop it was created on.
@@ -649,6 +666,11 @@ impl TaskRef {
     /// Reschedules the task (a no-op if it is queued, running or done).
     pub(crate) fn wake(&self) {
         self.waker.wake_by_ref();
+    }
+
+    /// A reference built from a borrowed waker of the task (taking a count of its own).
+    pub(crate) fn from_waker(waker: &Waker, header: &TaskHeader) -> Self {
+        TaskRef::new(waker.clone(), header)
     }
 
     pub(crate) fn header(&self) -> &TaskHeader {
@@ -973,7 +995,10 @@ impl<T> Task<T> {
     /// assert!(!lp.create_task(async {}).unwrap().done());
     /// ```
     pub fn done(&self) -> bool {
+        // DONE is set by the task before async-task stores its output; on another thread the
+        // handle could see one without the other. Done means the result can be taken.
         self.header_ref().state() & DONE != 0
+            && self.join.as_ref().is_none_or(|join| join.is_finished())
     }
 
     /// See [`TaskRef::cancelled`].

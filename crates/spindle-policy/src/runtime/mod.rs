@@ -230,8 +230,14 @@ fn worker_main(
     CURRENT.with(|c| *c.borrow_mut() = Some(shared.clone()));
     lp.set_worker_hook(Some(core.clone()));
     core.set_event_loop(Some(lp.clone()));
-    let _ = ready.send((index, Ok((LoopHandle::new(&lp), lp.remote()))));
-    drop(ready);
+    // Reported from inside the running loop: when `build()` returns, every loop is running.
+    let started = (LoopHandle::new(&lp), lp.remote());
+    if let Err(rejected) = lp.call_soon(move || {
+        let _ = ready.send((index, Ok(started)));
+    }) {
+        // Unreachable (the loop is new and open); report rather than hang `build()`.
+        drop(rejected);
+    }
     {
         let _span = tracing::info_span!("spindle.worker", index).entered();
         loop {
@@ -474,6 +480,7 @@ impl Runtime {
             // Steps that reached the injector after every worker left: run them here (they
             // are cancelled, so each drops its future and completes).
             while let crossbeam_deque::Steal::Success(runnable) = shared.injector.steal() {
+                runnable.cancel();
                 runnable.run();
             }
         }
@@ -635,11 +642,10 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    let Some(shared) = CURRENT.with(|c| c.borrow().clone()) else {
-        return Err(SpawnError::new(future, PolicyError::NoRuntime));
-    };
-    if shared.is_shutdown() {
-        return Err(SpawnError::new(future, PolicyError::ShutDown));
-    }
-    shared.spawn(future)
+    // No `Arc` clone: the borrow of this thread's slot lasts for the spawn.
+    CURRENT.with(|current| match &*current.borrow() {
+        None => Err(SpawnError::new(future, PolicyError::NoRuntime)),
+        Some(shared) if shared.is_shutdown() => Err(SpawnError::new(future, PolicyError::ShutDown)),
+        Some(shared) => shared.spawn(future),
+    })
 }

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use crossbeam_deque::{Injector, Stealer};
-use spindle_loop::{spawn_stealable, Remote, Runnable, Task, TaskSet};
+use spindle_loop::{spawn_stealable, Remote, Runnable, Scheduler, SchedulerId, Task, TaskSet};
 
 use super::idle::Idle;
 use super::metrics::WorkerCounters;
@@ -32,10 +32,17 @@ pub(crate) struct Shared {
     /// The workers' loop handles, set with `remotes`.
     pub(crate) loops: OnceLock<Vec<spindle_bridge::LoopHandle>>,
     pub(crate) idle: Idle,
-    pub(crate) tasks: Arc<TaskSet>,
+    pub(crate) tasks: TaskSet,
     pub(crate) counters: Vec<WorkerCounters>,
+    /// Each worker's step counter, published for thieves (see `WorkerCore::steal`).
+    pub(crate) ticks: Vec<PaddedTick>,
     pub(crate) shutdown: AtomicBool,
 }
+
+/// A worker's published step count, alone on its cache line (the owner writes it every step).
+#[repr(align(128))]
+#[derive(Default)]
+pub(crate) struct PaddedTick(pub(crate) std::sync::atomic::AtomicU32);
 
 impl Shared {
     pub(crate) fn new(stealers: Vec<Stealer<Runnable>>) -> Self {
@@ -47,8 +54,9 @@ impl Shared {
             remotes: OnceLock::new(),
             loops: OnceLock::new(),
             idle: Idle::new(workers),
-            tasks: Arc::new(TaskSet::new()),
+            tasks: TaskSet::new(),
             counters: (0..workers).map(|_| WorkerCounters::default()).collect(),
+            ticks: (0..workers).map(|_| PaddedTick::default()).collect(),
             shutdown: AtomicBool::new(false),
         }
     }
@@ -69,19 +77,16 @@ impl Shared {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        let shared = self.clone();
-        let (runnable, task) =
-            spawn_stealable(future, move |r| shared.schedule(r, false), &self.tasks).map_err(
-                |rejected| SpawnError::new(rejected.into_inner(), PolicyError::ShutDown),
-            )?;
-        self.schedule(runnable, true);
+        let (runnable, task) = spawn_stealable(future, self)
+            .map_err(|rejected| SpawnError::new(rejected.into_inner(), PolicyError::ShutDown))?;
+        self.schedule_step(runnable, true);
         Ok(task)
     }
 
     /// Where a stealable task's step goes: a new task to the back of this worker's queue, a
     /// woken one to its LIFO slot; from any other thread, to the injector and a parked worker
     /// is woken (see `Idle`).
-    pub(crate) fn schedule(self: &Arc<Self>, runnable: Runnable, is_new: bool) {
+    pub(crate) fn schedule_step(&self, runnable: Runnable, is_new: bool) {
         let runnable = WORKER.with(|worker| {
             let worker = worker.borrow();
             match worker.as_ref() {
@@ -110,5 +115,29 @@ impl Shared {
     /// Whether any queue holds a task (the last searcher's re-check before it parks).
     pub(crate) fn has_work_anywhere(&self) -> bool {
         !self.injector.is_empty() || self.stealers.iter().any(|s| !s.is_empty())
+    }
+}
+
+impl Scheduler for Shared {
+    /// A task woken away from this runtime's workers: to the injector, and wake a worker.
+    fn schedule(&self, runnable: Runnable) {
+        self.injector.push(runnable);
+        self.notify_one();
+    }
+
+    /// A task woken on one of this runtime's workers: into that worker's LIFO slot, with no
+    /// atomic on the way (the thread-local says which worker this is).
+    fn schedule_here(id: SchedulerId, runnable: Runnable) -> Result<(), Runnable> {
+        WORKER.with(|worker| match worker.borrow().as_ref() {
+            Some(core) if core.scheduler_id() == id => {
+                core.push(runnable, false);
+                Ok(())
+            }
+            _ => Err(runnable),
+        })
+    }
+
+    fn task_set(&self) -> &TaskSet {
+        &self.tasks
     }
 }

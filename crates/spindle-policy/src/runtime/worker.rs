@@ -10,6 +10,7 @@
 //! nothing; the handshake is `Idle`'s.
 
 use std::cell::Cell;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use crossbeam_deque::{Steal, Worker};
@@ -25,6 +26,12 @@ pub(crate) const STEP_BUDGET: usize = 64;
 pub(crate) const INJECTOR_INTERVAL: u32 = 31;
 /// LIFO-slot steps in a row before the slot's task goes to the back of the queue (tokio's cap).
 pub(crate) const LIFO_CAP: usize = 3;
+/// Searches a searcher makes before it parks, a short spin apart: a producer about to push
+/// more is caught without a park/unpark round trip (two syscalls and a context switch). Bounded,
+/// and only for the one or two workers allowed to search, so an idle runtime stays idle.
+pub(crate) const SEARCH_TRIES: u32 = 8;
+/// Spin-loop hints between two searches (about a microsecond in all).
+pub(crate) const SEARCH_SPIN: u32 = 64;
 
 pub(crate) struct WorkerCore {
     index: usize,
@@ -37,10 +44,17 @@ pub(crate) struct WorkerCore {
     rng: Cell<u64>,
     /// The worker's loop, for its counters (cleared at shutdown: the loop holds this core).
     event_loop: std::cell::RefCell<Option<spindle_loop::EventLoop>>,
+    /// Each sibling's published step count at our last look (see `steal`).
+    seen_ticks: Vec<Cell<u32>>,
+    scheduler_id: spindle_loop::SchedulerId,
 }
 
 impl WorkerCore {
     pub(crate) fn new(index: usize, shared: Arc<Shared>, local: Worker<Runnable>) -> Self {
+        let seen_ticks = (0..shared.num_workers())
+            .map(|_| Cell::new(u32::MAX))
+            .collect();
+        let scheduler_id = spindle_loop::SchedulerId::of(&shared);
         WorkerCore {
             index,
             shared,
@@ -52,11 +66,17 @@ impl WorkerCore {
             // Any odd seed works for xorshift; spread the workers apart.
             rng: Cell::new(0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1).wrapping_mul(0x2545_F491)),
             event_loop: std::cell::RefCell::new(None),
+            seen_ticks,
+            scheduler_id,
         }
     }
 
     pub(crate) fn runtime_id(&self) -> u64 {
         self.shared.id
+    }
+
+    pub(crate) fn scheduler_id(&self) -> spindle_loop::SchedulerId {
+        self.scheduler_id
     }
 
     fn counters(&self) -> &WorkerCounters {
@@ -73,8 +93,11 @@ impl WorkerCore {
         };
         if let Some(runnable) = to_queue {
             self.local.push(runnable);
-            // Stealable work appeared in our queue: a parked sibling may take it while we are
-            // busy (a worker stuck in a long callback must not hold tasks back).
+        }
+        // More than one task waits here: a parked sibling could take some while we are busy
+        // (and a worker stuck in a long callback must not hold them back). One task is ours to
+        // run next; waking a sibling for it would only bounce it between threads (tokio's rule).
+        if !self.is_searching.get() && usize::from(self.has_lifo()) + self.local.len() > 1 {
             self.shared.notify_one();
         }
     }
@@ -101,6 +124,10 @@ impl WorkerCore {
     fn next_step(&self, lifo_steps: &mut usize) -> Option<Runnable> {
         let tick = self.tick.get().wrapping_add(1);
         self.tick.set(tick);
+        // Relaxed: a progress hint for thieves, ordered with nothing.
+        self.shared.ticks[self.index]
+            .0
+            .store(tick, std::sync::atomic::Ordering::Relaxed);
         if tick % INJECTOR_INTERVAL == 0 {
             if let Some(runnable) = self.pop_injector() {
                 return Some(runnable);
@@ -116,6 +143,14 @@ impl WorkerCore {
         self.local.pop().or_else(|| self.pop_injector())
     }
 
+    /// A searcher that found work, by any path, stops searching; the last one to do so wakes
+    /// another worker, since work tends to come in bursts (tokio's rule).
+    fn stop_searching(&self) {
+        if self.is_searching.replace(false) && self.shared.idle.transition_worker_from_searching() {
+            self.shared.notify_one();
+        }
+    }
+
     /// Searches for work to steal; returns whether some landed in the local queue.
     fn search(&self) -> bool {
         if !self.is_searching.get() {
@@ -126,11 +161,7 @@ impl WorkerCore {
         }
         let found = self.steal();
         if found {
-            self.is_searching.set(false);
-            if self.shared.idle.transition_worker_from_searching() {
-                // The last searcher found work: more may follow, let another look too.
-                self.shared.notify_one();
-            }
+            self.stop_searching();
         }
         found
     }
@@ -148,6 +179,19 @@ impl WorkerCore {
             let victim = (start + offset) % siblings;
             if victim == self.index {
                 continue;
+            }
+            let stealer = &self.shared.stealers[victim];
+            if stealer.len() == 1 {
+                // A single queued task is its owner's next step, unless the owner is stuck (a
+                // long synchronous callback): take it only if the owner made no progress since
+                // our last look. Stealing it from a busy owner would just bounce a chain of
+                // spawns between cores.
+                let now = self.shared.ticks[victim]
+                    .0
+                    .load(std::sync::atomic::Ordering::Relaxed);
+                if self.seen_ticks[victim].replace(now) != now {
+                    continue;
+                }
             }
             loop {
                 match self.shared.stealers[victim].steal_batch_and_pop(&self.local) {
@@ -178,12 +222,14 @@ impl WorkerCore {
         has
     }
 
-    /// Shutdown: run every step left in this worker's queues and the injector. The tasks were
-    /// cancelled, so each step drops its future (here, on a worker thread) and completes.
+    /// Shutdown: run every step left in this worker's queues and the injector, each cancelled
+    /// first, so each drops its future (here, on a worker thread) and completes.
     pub(crate) fn drain_for_shutdown(&self) {
         let mut lifo_steps = 0;
         while let Some(runnable) = self.next_step(&mut lifo_steps) {
             lifo_steps = 0;
+            // Queued steps of tasks that never went idle were not reached by `cancel_all`.
+            runnable.cancel();
             runnable.run();
         }
     }
@@ -201,11 +247,18 @@ impl WorkerHook for WorkerCore {
             let Some(runnable) = self.next_step(&mut lifo_steps) else {
                 break;
             };
+            if ran == 0 {
+                // Woken as a searcher and found work here (injector, queue): searching is over.
+                self.stop_searching();
+            }
+            // Counted before it runs, so a task's awaiter that reads the metrics sees its step.
+            // Single writer: a plain load and store, no locked instruction.
+            let polls = &self.counters().polls;
+            polls.store(polls.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
             runnable.run();
             ran += 1;
         }
         let counters = self.counters();
-        WorkerCounters::add(&counters.polls, ran as u64);
         counters
             .local_queue_depth
             .store(self.local.len(), std::sync::atomic::Ordering::Relaxed);
@@ -226,8 +279,16 @@ impl WorkerHook for WorkerCore {
         if self.shared.is_shutdown() {
             return true;
         }
-        if self.search() {
-            return false;
+        for attempt in 0..SEARCH_TRIES {
+            if self.search() {
+                return false;
+            }
+            if !self.is_searching.get() || attempt + 1 == SEARCH_TRIES {
+                break; // not allowed to search, or done trying
+            }
+            for _ in 0..SEARCH_SPIN {
+                std::hint::spin_loop();
+            }
         }
         let was_searching = self.is_searching.replace(false);
         let last_searcher = self

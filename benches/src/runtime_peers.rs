@@ -1,0 +1,144 @@
+//! The peers of [`crate::runtime_spindle`]: tokio's multi-thread runtime with
+//! [`RT_WORKERS`](crate::RT_WORKERS) workers, and async-executor on as many threads. Bodies
+//! mirror tokio's own `rt_multi_threaded` benchmarks; yields use the shared [`yield_once`] on
+//! every side.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::{expect_ok, yield_once, RT_WORKERS};
+
+fn tokio_rt() -> tokio::runtime::Runtime {
+    expect_ok(
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(RT_WORKERS)
+            .build(),
+        "tokio runtime",
+    )
+}
+
+/// `spawn_many_local` on tokio.
+pub fn spawn_many_local_tokio(n: u64) -> Duration {
+    let rt = tokio_rt();
+    let (done_tx, done_rx) = mpsc::sync_channel(1);
+    let remaining = Arc::new(AtomicUsize::new(n as usize));
+    let start = Instant::now();
+    rt.spawn(async move {
+        for _ in 0..n {
+            let (remaining, done_tx) = (remaining.clone(), done_tx.clone());
+            tokio::spawn(async move {
+                if remaining.fetch_sub(1, Ordering::Relaxed) == 1 {
+                    let _ = done_tx.send(());
+                }
+            });
+        }
+    });
+    expect_ok(done_rx.recv(), "done");
+    start.elapsed()
+}
+
+/// `spawn_many_remote_idle` on tokio.
+pub fn spawn_many_remote_idle_tokio(n: u64) -> Duration {
+    let rt = tokio_rt();
+    let start = Instant::now();
+    let handles: Vec<_> = (0..n).map(|_| rt.spawn(async {})).collect();
+    rt.block_on(async move {
+        for h in handles {
+            expect_ok(h.await, "task");
+        }
+    });
+    start.elapsed()
+}
+
+/// `spawn_many_remote_busy` on tokio.
+pub fn spawn_many_remote_busy_tokio(n: u64) -> Duration {
+    let rt = tokio_rt();
+    let busy = Arc::new(AtomicBool::new(true));
+    for _ in 0..RT_WORKERS * 2 {
+        let busy = busy.clone();
+        rt.spawn(async move {
+            while busy.load(Ordering::Relaxed) {
+                yield_once().await;
+            }
+        });
+    }
+    let start = Instant::now();
+    let handles: Vec<_> = (0..n).map(|_| rt.spawn(async {})).collect();
+    rt.block_on(async move {
+        for h in handles {
+            expect_ok(h.await, "task");
+        }
+    });
+    let elapsed = start.elapsed();
+    busy.store(false, Ordering::Relaxed);
+    elapsed
+}
+
+/// `yield_many` on tokio.
+pub fn yield_many_tokio(tasks: u64, per_task: u64) -> Duration {
+    let rt = tokio_rt();
+    let start = Instant::now();
+    let handles: Vec<_> = (0..tasks)
+        .map(|_| {
+            rt.spawn(async move {
+                for _ in 0..per_task {
+                    yield_once().await;
+                }
+            })
+        })
+        .collect();
+    rt.block_on(async move {
+        for h in handles {
+            expect_ok(h.await, "task");
+        }
+    });
+    start.elapsed()
+}
+
+/// `ping_pong` on tokio.
+pub fn ping_pong_tokio(n: u64) -> Duration {
+    let rt = tokio_rt();
+    let (done_tx, done_rx) = mpsc::sync_channel(1);
+    let remaining = Arc::new(AtomicUsize::new(n as usize));
+    let start = Instant::now();
+    rt.spawn(async move {
+        for _ in 0..n {
+            let (remaining, done_tx) = (remaining.clone(), done_tx.clone());
+            tokio::spawn(async move {
+                let (tx1, rx1) = tokio::sync::oneshot::channel::<()>();
+                let (tx2, rx2) = tokio::sync::oneshot::channel::<()>();
+                tokio::spawn(async move {
+                    let _ = rx1.await;
+                    let _ = tx2.send(());
+                });
+                let _ = tx1.send(());
+                let _ = rx2.await;
+                if remaining.fetch_sub(1, Ordering::Relaxed) == 1 {
+                    let _ = done_tx.send(());
+                }
+            });
+        }
+    });
+    expect_ok(done_rx.recv(), "done");
+    start.elapsed()
+}
+
+fn chain_tokio(done_tx: mpsc::SyncSender<()>, n: u64) {
+    if n == 0 {
+        let _ = done_tx.send(());
+    } else {
+        tokio::spawn(async move { chain_tokio(done_tx, n - 1) });
+    }
+}
+
+/// `chained_spawn` on tokio.
+pub fn chained_spawn_tokio(n: u64) -> Duration {
+    let rt = tokio_rt();
+    let (done_tx, done_rx) = mpsc::sync_channel(1);
+    let start = Instant::now();
+    rt.spawn(async move { chain_tokio(done_tx, n) });
+    expect_ok(done_rx.recv(), "done");
+    start.elapsed()
+}

@@ -1,0 +1,194 @@
+//! Spindle's side of the multi-thread workloads (tokio's `rt_multi_threaded` bench set), on a
+//! [`spindle::Runtime`] with [`RT_WORKERS`](crate::RT_WORKERS) workers. Each function mirrors
+//! the one of the same name in [`crate::runtime_peers`]; building and shutting down the runtime
+//! stay outside the clock.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use spindle::Runtime;
+
+use crate::{expect_ok, yield_once, RT_WORKERS};
+
+fn runtime() -> Runtime {
+    expect_ok(
+        Runtime::builder().worker_threads(RT_WORKERS).build(),
+        "Runtime::build",
+    )
+}
+
+fn spawn<F>(future: F) -> spindle::Task<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    match spindle::spawn(future) {
+        Ok(task) => task,
+        Err(e) => panic!("spindle::spawn: {e}"),
+    }
+}
+
+/// From inside a task, spawn `n` tasks; the last to run signals completion.
+pub fn spawn_many_local(n: u64) -> Duration {
+    let rt = runtime();
+    let (done_tx, done_rx) = mpsc::sync_channel(1);
+    let remaining = Arc::new(AtomicUsize::new(n as usize));
+    let start = Instant::now();
+    let spawner = expect_ok(
+        rt.spawn(async move {
+            for _ in 0..n {
+                let (remaining, done_tx) = (remaining.clone(), done_tx.clone());
+                spawn(async move {
+                    if remaining.fetch_sub(1, Ordering::Relaxed) == 1 {
+                        let _ = done_tx.send(());
+                    }
+                });
+            }
+        }),
+        "spawn",
+    );
+    expect_ok(done_rx.recv(), "done");
+    let elapsed = start.elapsed();
+    drop(spawner);
+    rt.shutdown();
+    elapsed
+}
+
+/// From a thread outside the runtime, spawn `n` tasks on an idle runtime, then await them.
+pub fn spawn_many_remote_idle(n: u64) -> Duration {
+    let rt = runtime();
+    let start = Instant::now();
+    let handles: Vec<_> = (0..n)
+        .map(|_| expect_ok(rt.spawn(async {}), "spawn"))
+        .collect();
+    expect_ok(
+        rt.block_on(async move {
+            for h in handles {
+                expect_ok(h.await, "task");
+            }
+        }),
+        "block_on",
+    );
+    let elapsed = start.elapsed();
+    rt.shutdown();
+    elapsed
+}
+
+/// As `spawn_many_remote_idle`, while every worker is kept busy by tasks that keep yielding.
+pub fn spawn_many_remote_busy(n: u64) -> Duration {
+    let rt = runtime();
+    let busy = Arc::new(AtomicBool::new(true));
+    for _ in 0..RT_WORKERS * 2 {
+        let busy = busy.clone();
+        expect_ok(
+            rt.spawn(async move {
+                while busy.load(Ordering::Relaxed) {
+                    yield_once().await;
+                }
+            }),
+            "spawn busy",
+        );
+    }
+    let start = Instant::now();
+    let handles: Vec<_> = (0..n)
+        .map(|_| expect_ok(rt.spawn(async {}), "spawn"))
+        .collect();
+    expect_ok(
+        rt.block_on(async move {
+            for h in handles {
+                expect_ok(h.await, "task");
+            }
+        }),
+        "block_on",
+    );
+    let elapsed = start.elapsed();
+    busy.store(false, Ordering::Relaxed);
+    rt.shutdown();
+    elapsed
+}
+
+/// `tasks` tasks, each yielding `per_task` times.
+pub fn yield_many(tasks: u64, per_task: u64) -> Duration {
+    let rt = runtime();
+    let start = Instant::now();
+    let handles: Vec<_> = (0..tasks)
+        .map(|_| {
+            expect_ok(
+                rt.spawn(async move {
+                    for _ in 0..per_task {
+                        yield_once().await;
+                    }
+                }),
+                "spawn",
+            )
+        })
+        .collect();
+    expect_ok(
+        rt.block_on(async move {
+            for h in handles {
+                expect_ok(h.await, "task");
+            }
+        }),
+        "block_on",
+    );
+    let elapsed = start.elapsed();
+    rt.shutdown();
+    elapsed
+}
+
+/// `n` rounds: a task spawns a partner; they exchange one message each way over oneshots.
+pub fn ping_pong(n: u64) -> Duration {
+    let rt = runtime();
+    let (done_tx, done_rx) = mpsc::sync_channel(1);
+    let remaining = Arc::new(AtomicUsize::new(n as usize));
+    let start = Instant::now();
+    let spawner = expect_ok(
+        rt.spawn(async move {
+            for _ in 0..n {
+                let (remaining, done_tx) = (remaining.clone(), done_tx.clone());
+                spawn(async move {
+                    let (tx1, rx1) = tokio::sync::oneshot::channel::<()>();
+                    let (tx2, rx2) = tokio::sync::oneshot::channel::<()>();
+                    spawn(async move {
+                        let _ = rx1.await;
+                        let _ = tx2.send(());
+                    });
+                    let _ = tx1.send(());
+                    let _ = rx2.await;
+                    if remaining.fetch_sub(1, Ordering::Relaxed) == 1 {
+                        let _ = done_tx.send(());
+                    }
+                });
+            }
+        }),
+        "spawn",
+    );
+    expect_ok(done_rx.recv(), "done");
+    let elapsed = start.elapsed();
+    drop(spawner);
+    rt.shutdown();
+    elapsed
+}
+
+fn chain(done_tx: mpsc::SyncSender<()>, n: u64) {
+    if n == 0 {
+        let _ = done_tx.send(());
+    } else {
+        spawn(async move { chain(done_tx, n - 1) });
+    }
+}
+
+/// Each task spawns the next, `n` deep.
+pub fn chained_spawn(n: u64) -> Duration {
+    let rt = runtime();
+    let (done_tx, done_rx) = mpsc::sync_channel(1);
+    let start = Instant::now();
+    let first = expect_ok(rt.spawn(async move { chain(done_tx, n) }), "spawn");
+    expect_ok(done_rx.recv(), "done");
+    let elapsed = start.elapsed();
+    drop(first);
+    rt.shutdown();
+    elapsed
+}
