@@ -4,10 +4,13 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
+use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use spindle::{
-    gather, shield, sleep, timeout, wait, wait_for, EventLoop, LoopError, ReturnWhen, TaskError,
+    gather, get_running_loop, shield, sleep, timeout, wait, wait_for, AutoCreate,
+    DefaultEventLoopPolicy, EventLoop, EventLoopPolicy, LoopError, PolicyError, ReturnWhen,
+    TaskError,
 };
 
 /// asyncio's documentation example for `gather`: a slow factorial that reports as it goes.
@@ -22,7 +25,7 @@ async fn factorial(name: &'static str, number: u64) -> u64 {
     f
 }
 
-fn main() -> Result<(), LoopError> {
+fn main() -> Result<(), Box<dyn std::error::Error>> {
     let lp = EventLoop::new()?;
     let t0 = lp.time();
     let since = move |at: Instant| at.duration_since(t0).as_secs_f64();
@@ -182,6 +185,64 @@ fn main() -> Result<(), LoopError> {
     println!(
         "== closed: run_forever now says: {}",
         lp.run_forever().unwrap_err()
+    );
+
+    // 9. The policy: every thread has its own loop. Each thread asks the policy for its loop
+    //    (created on demand, as the default policy does only in the main thread), runs a
+    //    coroutine on it, and the policy can list every thread's loop meanwhile.
+    println!("== 9. one loop per thread, from the policy");
+    let policy = Arc::new(DefaultEventLoopPolicy::new(AutoCreate::EveryThread));
+    let all_started = Arc::new(Barrier::new(4));
+    let threads: Vec<_> = (0..3)
+        .map(|i| {
+            let (policy, all_started) = (policy.clone(), all_started.clone());
+            std::thread::Builder::new()
+                .name(format!("tour-{i}"))
+                .spawn(move || -> Result<String, PolicyError> {
+                    let lp = policy.get_event_loop()?;
+                    let id = lp.id();
+                    let same = policy.get_event_loop()?.id() == id;
+                    all_started.wait(); // every thread has its loop now
+                    all_started.wait(); // the main thread has listed them
+                    let line = lp.run_until_complete(async move {
+                        sleep(Duration::from_millis(10 * (3 - i))).await;
+                        let running = get_running_loop().map(|l| l.id()).unwrap_or(0);
+                        format!(
+                            "   thread tour-{i}: loop {id} (stable: {same}), running loop {running}"
+                        )
+                    })?;
+                    lp.close()?;
+                    Ok(line)
+                })
+                .expect("spawn a thread")
+        })
+        .collect();
+    all_started.wait();
+    println!(
+        "   the policy lists {} loops, one per thread",
+        policy.loops().len()
+    );
+    all_started.wait();
+    for thread in threads {
+        match thread.join() {
+            Ok(Ok(line)) => println!("{line}"),
+            Ok(Err(e)) => println!("   a thread failed: {e}"),
+            Err(_) => println!("   a thread panicked"),
+        }
+    }
+    println!(
+        "   after they closed their loops, the policy lists {}",
+        policy.loops().len()
+    );
+    let orphan = std::thread::Builder::new()
+        .name("worker-3".into())
+        .spawn(|| spindle::get_event_loop().map(|_| ()))
+        .expect("spawn a thread")
+        .join()
+        .expect("thread");
+    println!(
+        "   a thread with no loop, under the default policy: {}",
+        orphan.unwrap_err()
     );
     Ok(())
 }
