@@ -9,8 +9,7 @@ use std::time::{Duration, Instant};
 
 use spindle::{
     gather, get_running_loop, shield, sleep, timeout, wait, wait_for, AutoCreate,
-    DefaultEventLoopPolicy, EventLoop, EventLoopPolicy, LoopError, PolicyError, ReturnWhen,
-    TaskError,
+    DefaultEventLoopPolicy, EventLoop, EventLoopPolicy, PolicyError, ReturnWhen, TaskError,
 };
 
 /// asyncio's documentation example for `gather`: a slow factorial that reports as it goes.
