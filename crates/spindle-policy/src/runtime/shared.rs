@@ -77,6 +77,9 @@ impl Shared {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
+        if self.is_shutdown() {
+            return Err(SpawnError::new(future, PolicyError::ShutDown));
+        }
         let (runnable, task) = spawn_stealable(future, self)
             .map_err(|rejected| SpawnError::new(rejected.into_inner(), PolicyError::ShutDown))?;
         self.schedule_step(runnable, true);
