@@ -39,16 +39,21 @@ pub fn spawn_many_local_tokio(n: u64) -> Duration {
     start.elapsed()
 }
 
-/// `spawn_many_remote_idle` on tokio.
-pub fn spawn_many_remote_idle_tokio(n: u64) -> Duration {
-    let rt = tokio_rt();
-    let start = Instant::now();
+/// Spawns `n` empty tasks from this (non-worker) thread, then awaits them all in `block_on`.
+fn spawn_remote_and_await(rt: &tokio::runtime::Runtime, n: u64) {
     let handles: Vec<_> = (0..n).map(|_| rt.spawn(async {})).collect();
     rt.block_on(async move {
         for h in handles {
             expect_ok(h.await, "task");
         }
     });
+}
+
+/// `spawn_many_remote_idle` on tokio.
+pub fn spawn_many_remote_idle_tokio(n: u64) -> Duration {
+    let rt = tokio_rt();
+    let start = Instant::now();
+    spawn_remote_and_await(&rt, n);
     start.elapsed()
 }
 
@@ -65,12 +70,7 @@ pub fn spawn_many_remote_busy_tokio(n: u64) -> Duration {
         });
     }
     let start = Instant::now();
-    let handles: Vec<_> = (0..n).map(|_| rt.spawn(async {})).collect();
-    rt.block_on(async move {
-        for h in handles {
-            expect_ok(h.await, "task");
-        }
-    });
+    spawn_remote_and_await(&rt, n);
     let elapsed = start.elapsed();
     busy.store(false, Ordering::Relaxed);
     elapsed

@@ -56,10 +56,8 @@ pub fn spawn_many_local(n: u64) -> Duration {
     elapsed
 }
 
-/// From a thread outside the runtime, spawn `n` tasks on an idle runtime, then await them.
-pub fn spawn_many_remote_idle(n: u64) -> Duration {
-    let rt = runtime();
-    let start = Instant::now();
+/// Spawns `n` empty tasks from this (non-worker) thread, then awaits them all in `block_on`.
+fn spawn_remote_and_await(rt: &Runtime, n: u64) {
     let handles: Vec<_> = (0..n)
         .map(|_| expect_ok(rt.spawn(async {}), "spawn"))
         .collect();
@@ -71,6 +69,13 @@ pub fn spawn_many_remote_idle(n: u64) -> Duration {
         }),
         "block_on",
     );
+}
+
+/// From a thread outside the runtime, spawn `n` tasks on an idle runtime, then await them.
+pub fn spawn_many_remote_idle(n: u64) -> Duration {
+    let rt = runtime();
+    let start = Instant::now();
+    spawn_remote_and_await(&rt, n);
     let elapsed = start.elapsed();
     rt.shutdown();
     elapsed
@@ -92,17 +97,7 @@ pub fn spawn_many_remote_busy(n: u64) -> Duration {
         );
     }
     let start = Instant::now();
-    let handles: Vec<_> = (0..n)
-        .map(|_| expect_ok(rt.spawn(async {}), "spawn"))
-        .collect();
-    expect_ok(
-        rt.block_on(async move {
-            for h in handles {
-                expect_ok(h.await, "task");
-            }
-        }),
-        "block_on",
-    );
+    spawn_remote_and_await(&rt, n);
     let elapsed = start.elapsed();
     busy.store(false, Ordering::Relaxed);
     rt.shutdown();

@@ -547,9 +547,6 @@ impl RuntimeHandle {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        if self.shared.is_shutdown() {
-            return Err(SpawnError::new(future, PolicyError::ShutDown));
-        }
         self.shared.spawn(future)
     }
 
@@ -645,7 +642,6 @@ where
     // No `Arc` clone: the borrow of this thread's slot lasts for the spawn.
     CURRENT.with(|current| match &*current.borrow() {
         None => Err(SpawnError::new(future, PolicyError::NoRuntime)),
-        Some(shared) if shared.is_shutdown() => Err(SpawnError::new(future, PolicyError::ShutDown)),
         Some(shared) => shared.spawn(future),
     })
 }
