@@ -11,25 +11,22 @@
 //! own thread while it runs, a threadsafe submission skips the inbox and goes straight into the
 //! ready queue, so it keeps its place among `call_soon`s exactly as in asyncio.
 //!
-//! Each submission is wrapped with a small shared state, one byte:
-//! `PENDING -> STARTED` (the loop runs the work), `PENDING -> CANCELLED` ([`ThreadsafeHandle::
-//! cancel`]: the loop drops the work on its thread when it reaches it), or `PENDING -> GIVE_BACK`.
-//! The last one serves a refused submission: the inbox hands the wrapper back (the loop is
-//! closed), the submitter sets `GIVE_BACK` (nobody else has seen the state yet) and calls the
-//! wrapper, which, instead of running the work, parks it in a thread-local give-back slot (it
-//! runs on the submitter's thread, synchronously), where the submitter takes it and returns it
-//! in [`SubmitError`]. So a closure submitted to a closed
-//! loop comes back to its caller, and an accepted one runs exactly once (the inbox runs what it
-//! accepted even when the loop closes; see `spindle_loop::Remote`).
+//! Each submission is one allocation (a `Submission`): the work, and the receipt's state, one
+//! byte: `PENDING -> STARTED` (the loop runs the work) or `PENDING -> CANCELLED`
+//! ([`ThreadsafeHandle::cancel`]: the loop drops the work on its thread when it reaches it). The
+//! inbox queues the shared allocation itself ([`Remote::submit_shared`]), so a threadsafe
+//! callback costs one allocation. A refused submission (the loop is closed) comes back whole:
+//! nobody else has seen it, and the submitter takes its work back out and returns it in
+//! [`SubmitError`]. So a closure submitted to a closed loop comes back to its caller, and an
+//! accepted one runs exactly once (the inbox runs what it accepted even when the loop closes; see
+//! `spindle_loop::Remote`).
 
-use std::any::Any;
-use std::cell::RefCell;
 use std::fmt;
 
-use spindle_loop::{EventLoop, Remote};
+use spindle_loop::{EventLoop, Remote, RemoteCallback};
 
 use crate::error::{BridgeError, SubmitError};
-use crate::sync::{Arc, AtomicU8, Ordering};
+use crate::sync::{lock, AtomicU8, Mutex, Ordering};
 
 /// Submitted, not yet started.
 const PENDING: u8 = 0;
@@ -37,42 +34,70 @@ const PENDING: u8 = 0;
 const STARTED: u8 = 1;
 /// Cancelled before it started: the work is dropped unrun.
 const CANCELLED: u8 = 2;
-/// Refused by the inbox: the wrapper hands the work back instead of running it.
-const GIVE_BACK: u8 = 3;
 
 /// Something that accepts work for a loop's thread: the loop's [`Remote`] (and, under loom, the
 /// modelled inbox). Refused work comes back.
 pub(crate) trait Inbox {
-    fn submit<W: FnOnce() + Send + 'static>(&self, work: W) -> Result<(), W>;
+    fn submit_shared(
+        &self,
+        callback: std::sync::Arc<dyn RemoteCallback>,
+    ) -> Result<(), std::sync::Arc<dyn RemoteCallback>>;
 }
 
 impl Inbox for Remote {
-    fn submit<W: FnOnce() + Send + 'static>(&self, work: W) -> Result<(), W> {
+    fn submit_shared(
+        &self,
+        callback: std::sync::Arc<dyn RemoteCallback>,
+    ) -> Result<(), std::sync::Arc<dyn RemoteCallback>> {
         // On the loop's own thread while it runs, straight into its ready queue: one FIFO with
         // `call_soon`, exactly as asyncio (which appends both to `_ready`).
         if let Some(lp) = EventLoop::running().filter(|lp| lp.id() == self.loop_id()) {
+            let queued = callback.clone();
             return lp
-                .call_soon(work)
+                .call_soon(move || queued.run())
                 .map(drop)
-                .map_err(|rejected| rejected.into_inner());
+                .map_err(|_| callback);
         }
-        // Both refuse only when the loop is closed.
-        Remote::submit(self, work).map_err(|rejected| rejected.into_inner())
+        // Refuses only when the loop is closed.
+        Remote::submit_shared(self, callback)
     }
 }
 
-/// The receipt's shared state: one byte (`PENDING`, `STARTED`, `CANCELLED`, `GIVE_BACK`).
-/// Kept this small on purpose: it is the one allocation a threadsafe callback adds to the
-/// inbox's, and the loop touches it once per callback.
-struct HandleState {
+/// One submission: its work and its receipt's state, in one allocation (see the module docs).
+struct Submission<V, R> {
     state: AtomicU8,
+    work: Mutex<Option<(V, R)>>,
 }
 
-thread_local! {
-    /// Where a refused submission's work is parked on its way back to its submitter. The
-    /// wrapper runs in give-back mode only on the submitting thread, synchronously, so a
-    /// thread-local slot is all the sharing it needs (see the module docs).
-    static GIVE_BACK_SLOT: RefCell<Option<Box<dyn Any>>> = const { RefCell::new(None) };
+impl<V: Send, R: FnOnce(V) + Send> RemoteCallback for Submission<V, R> {
+    fn run(&self) {
+        let work = lock(&self.work).take();
+        // AcqRel/Acquire pairs with the CAS in `ThreadsafeHandle::cancel`: exactly one of the two
+        // moves the state out of PENDING.
+        match self
+            .state
+            .compare_exchange(PENDING, STARTED, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => {
+                if let Some((value, run)) = work {
+                    run(value);
+                }
+            }
+            // Cancelled: the work is dropped here, on the loop's thread.
+            Err(_) => drop(work),
+        }
+    }
+}
+
+/// What a receipt reads of its submission (type-erased).
+trait ReceiptState: Send + Sync {
+    fn state(&self) -> &AtomicU8;
+}
+
+impl<V: Send, R: FnOnce(V) + Send> ReceiptState for Submission<V, R> {
+    fn state(&self) -> &AtomicU8 {
+        &self.state
+    }
 }
 
 /// Submits `value` to `inbox`, to be consumed on the loop's thread by `run`; a refused `value`
@@ -87,37 +112,20 @@ where
     V: Send + 'static,
     R: FnOnce(V) + Send + 'static,
 {
-    let state = Arc::new(HandleState {
+    // std's Arc even under loom: it is the loop crate's currency, and its count is not part of
+    // the protocol the models check (the state byte and the work's lock are).
+    let submission = std::sync::Arc::new(Submission {
         state: AtomicU8::new(PENDING),
+        work: Mutex::new(Some((value, run))),
     });
-    let shared = state.clone();
-    let wrapper = move || {
-        // AcqRel/Acquire pairs with the CAS in `ThreadsafeHandle::cancel`: exactly one of the two
-        // moves the state out of PENDING.
-        match shared
-            .state
-            .compare_exchange(PENDING, STARTED, Ordering::AcqRel, Ordering::Acquire)
-        {
-            Ok(_) => run(value),
-            Err(GIVE_BACK) => {
-                GIVE_BACK_SLOT.with(|slot| *slot.borrow_mut() = Some(Box::new(value)))
-            }
-            // Cancelled: `value` and `run` are dropped here, on the loop's thread.
-            Err(_) => {}
-        }
-    };
-    match inbox.submit(wrapper) {
-        Ok(()) => Ok(ThreadsafeHandle { state }),
-        Err(wrapper) => {
-            // Nobody else has seen this state: the handle was never handed out and the wrapper
-            // never reached the loop.
-            state.state.store(GIVE_BACK, Ordering::Relaxed);
-            wrapper();
-            let parked = GIVE_BACK_SLOT.with(|slot| slot.borrow_mut().take());
-            match parked.map(|boxed| boxed.downcast::<V>()) {
-                Some(Ok(value)) => Err(SubmitError::new(*value, BridgeError::Closed)),
-                // The wrapper parks exactly the `V` it owns, and runs on this thread.
-                _ => unreachable!("a refused submission always parks its value for the caller"),
+    match inbox.submit_shared(submission.clone()) {
+        Ok(()) => Ok(ThreadsafeHandle { state: submission }),
+        Err(refused) => {
+            // Nobody else has seen it: the receipt was never handed out, the loop never ran it.
+            drop(refused);
+            match lock(&submission.work).take() {
+                Some((value, _run)) => Err(SubmitError::new(value, BridgeError::Closed)),
+                None => unreachable!("a refused submission still holds its work"),
             }
         }
     }
@@ -141,7 +149,7 @@ where
 /// ```
 #[derive(Clone)]
 pub struct ThreadsafeHandle {
-    state: Arc<HandleState>,
+    state: std::sync::Arc<dyn ReceiptState>,
 }
 
 impl ThreadsafeHandle {
@@ -159,7 +167,7 @@ impl ThreadsafeHandle {
     /// ```
     pub fn cancel(&self) -> bool {
         self.state
-            .state
+            .state()
             .compare_exchange(PENDING, CANCELLED, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
     }
@@ -173,17 +181,16 @@ impl ThreadsafeHandle {
     /// assert!(!receipt.cancelled());
     /// ```
     pub fn cancelled(&self) -> bool {
-        self.state.state.load(Ordering::Acquire) == CANCELLED
+        self.state.state().load(Ordering::Acquire) == CANCELLED
     }
 }
 
 impl fmt::Debug for ThreadsafeHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = match self.state.state.load(Ordering::Acquire) {
+        let state = match self.state.state().load(Ordering::Acquire) {
             PENDING => "pending",
             STARTED => "started",
-            CANCELLED => "cancelled",
-            _ => "returned",
+            _ => "cancelled",
         };
         f.debug_struct("ThreadsafeHandle")
             .field("state", &state)
@@ -351,7 +358,10 @@ impl fmt::Debug for LoopHandle {
 
 #[cfg(loom)]
 impl Inbox for spindle_loop::__loom::Inbox {
-    fn submit<W: FnOnce() + Send + 'static>(&self, work: W) -> Result<(), W> {
-        spindle_loop::__loom::Inbox::submit(self, work)
+    fn submit_shared(
+        &self,
+        callback: std::sync::Arc<dyn RemoteCallback>,
+    ) -> Result<(), std::sync::Arc<dyn RemoteCallback>> {
+        spindle_loop::__loom::Inbox::submit_shared(self, callback)
     }
 }

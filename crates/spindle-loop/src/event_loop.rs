@@ -97,6 +97,7 @@ pub trait WorkerHook {
 pub(crate) enum Ready {
     Callback(Callback),
     Remote(Box<dyn FnOnce() + Send>),
+    Shared(Arc<dyn crate::remote::RemoteCallback>),
     Task(TaskRunnable),
 }
 
@@ -246,6 +247,7 @@ impl Inner {
             let Some(item) = self.remote.pop() else { break };
             let item = match item {
                 RemoteItem::Callback(f) => Ready::Remote(f),
+                RemoteItem::Shared(callback) => Ready::Shared(callback),
                 RemoteItem::Task(runnable) => Ready::Task(runnable),
             };
             self.ready.borrow_mut().push_back(item);
@@ -327,18 +329,14 @@ impl Inner {
                 }
                 (callback.name(), Some(callback.created_at()), None)
             }
+            Ready::Shared(callback) => {
+                self.callbacks_run.set(self.callbacks_run.get() + 1);
+                self.run_remote(move || callback.run());
+                ("threadsafe callback", None, None)
+            }
             Ready::Remote(f) => {
                 self.callbacks_run.set(self.callbacks_run.get() + 1);
-                if let Err(payload) = catch_unwind(AssertUnwindSafe(f)) {
-                    let mut ctx = ExceptionContext::new(
-                        ExceptionKind::CallbackPanicked,
-                        "Exception in threadsafe callback",
-                    );
-                    ctx.panic = Some(task::panic_message(&*payload).into());
-                    ctx.callback = Some("threadsafe callback");
-                    drop(payload);
-                    self.report(ctx);
-                }
+                self.run_remote(f);
                 ("threadsafe callback", None, None)
             }
             Ready::Task(runnable) => {
@@ -398,6 +396,7 @@ impl Inner {
                 dropped_any = true;
                 self.discard(match item {
                     RemoteItem::Callback(f) => Ready::Remote(f),
+                    RemoteItem::Shared(callback) => Ready::Shared(callback),
                     RemoteItem::Task(runnable) => Ready::Task(runnable),
                 });
             }
@@ -432,17 +431,23 @@ impl Inner {
                     tracing::error!("a callback's destructor panicked during close()");
                 }
             }
-            Ready::Remote(f) => {
-                if let Err(payload) = catch_unwind(AssertUnwindSafe(f)) {
-                    let mut ctx = ExceptionContext::new(
-                        ExceptionKind::CallbackPanicked,
-                        "Exception in threadsafe callback run by close()",
-                    );
-                    ctx.panic = Some(task::panic_message(&*payload).into());
-                    self.report(ctx);
-                }
-            }
+            Ready::Shared(callback) => self.run_remote(move || callback.run()),
+            Ready::Remote(f) => self.run_remote(f),
             Ready::Task(runnable) => drop(runnable),
+        }
+    }
+
+    /// Runs a threadsafe callback; a panic goes to the exception handler.
+    fn run_remote(&self, f: impl FnOnce()) {
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(f)) {
+            let mut ctx = ExceptionContext::new(
+                ExceptionKind::CallbackPanicked,
+                "Exception in threadsafe callback",
+            );
+            ctx.panic = Some(task::panic_message(&*payload).into());
+            ctx.callback = Some("threadsafe callback");
+            drop(payload);
+            self.report(ctx);
         }
     }
 }

@@ -97,7 +97,7 @@ pub use future::{FutureCallback, LoopFuture};
 pub use gather::__private;
 pub use gather::{gather, gather_tasks, Children, Gather, GatherSettled};
 pub use handle::{Handle, TimerHandle};
-pub use remote::Remote;
+pub use remote::{Remote, RemoteCallback};
 pub use shield::{shield, Shield};
 pub use sleep::{sleep, sleep_until, yield_now, Sleep, YieldNow};
 pub use stealable::{spawn_stealable, Inline, Runnable, Scheduler, SchedulerId, TaskSet};
@@ -183,6 +183,14 @@ pub mod __loom {
             self.0.submit(f).map_err(|rejected| rejected.into_inner())
         }
 
+        /// Producer side: a callback in its submitter's own allocation.
+        pub fn submit_shared(
+            &self,
+            callback: std::sync::Arc<dyn crate::RemoteCallback>,
+        ) -> Result<(), std::sync::Arc<dyn crate::RemoteCallback>> {
+            self.0.submit_shared(callback)
+        }
+
         /// Loop side: park with no timeout (returns at once if something is queued).
         pub fn park(&self) {
             let mut events = polling::Events::new();
@@ -193,10 +201,12 @@ pub mod __loom {
         pub fn run_pending(&self) -> usize {
             let mut ran = 0;
             while let Some(item) = self.0.pop() {
-                if let RemoteItem::Callback(f) = item {
-                    f();
-                    ran += 1;
+                match item {
+                    RemoteItem::Callback(f) => f(),
+                    RemoteItem::Shared(callback) => callback.run(),
+                    RemoteItem::Task(_) => continue,
                 }
+                ran += 1;
             }
             ran
         }

@@ -42,6 +42,13 @@ const CLOSED: usize = 1 << 0;
 const FINAL: usize = 1 << 1;
 /// One submitter in flight (the count lives above the flag bits).
 const SUBMITTER: usize = 1 << 2;
+/// How long a loop about to park watches its inbox first: about one cross-thread round trip of a
+/// busy producer, far below a syscall pair plus a context switch (several microseconds each).
+#[cfg(not(loom))]
+const PARK_SPIN: Duration = Duration::from_micros(20);
+/// Inbox checks between two looks at the clock while spinning.
+#[cfg(not(loom))]
+const PARK_SPIN_BATCH: u32 = 32;
 
 /// Every live loop's `Remote`, by loop id: how a task's waker finds its loop's inbox from another
 /// thread without each task holding a reference count on it (one fewer atomic pair per spawn).
@@ -63,10 +70,40 @@ pub(crate) fn lookup(loop_id: u64) -> Option<Arc<Remote>> {
     dir.as_ref()?.get(&loop_id)?.upgrade()
 }
 
+/// A threadsafe callback that shares one allocation with whatever its submitter keeps beside it
+/// (a cancellation receipt, say): submitted with [`Remote::submit_shared`], which queues the
+/// `Arc` itself, so the callback costs one allocation instead of two.
+///
+/// ```
+/// use std::sync::{Arc, Mutex};
+/// use spindle_loop::{EventLoop, RemoteCallback};
+///
+/// struct Print(Mutex<Option<String>>);
+/// impl RemoteCallback for Print {
+///     fn run(&self) {
+///         if let Some(line) = self.0.lock().unwrap().take() {
+///             println!("{line}");
+///         }
+///     }
+/// }
+/// let lp = EventLoop::new().unwrap();
+/// let cb = Arc::new(Print(Mutex::new(Some("from another thread".into()))));
+/// let remote = lp.remote();
+/// std::thread::spawn(move || remote.submit_shared(cb).map_err(|_| ()).unwrap()).join().unwrap();
+/// lp.stop();
+/// lp.run_forever().unwrap();
+/// ```
+pub trait RemoteCallback: Send + Sync {
+    /// Runs the callback, once, on the loop's thread (also when `close()` drains it).
+    fn run(&self);
+}
+
 /// What crosses into a loop from another thread.
 pub(crate) enum RemoteItem {
     /// A `call_soon_threadsafe` callback.
     Callback(Box<dyn FnOnce() + Send>),
+    /// A callback in its submitter's own allocation.
+    Shared(Arc<dyn RemoteCallback>),
     /// A task woken from another thread (or while its loop was not running).
     Task(TaskRunnable),
 }
@@ -142,14 +179,41 @@ impl Remote {
     /// assert_eq!(rx.recv().unwrap(), 5);
     /// ```
     pub fn submit<F: FnOnce() + Send + 'static>(&self, f: F) -> Result<(), Rejected<F>> {
+        self.accept(f, |f| RemoteItem::Callback(Box::new(f)))
+            .map_err(|f| Rejected::new(f, LoopError::Closed))
+    }
+
+    /// Like [`submit`](Self::submit), for a callback that lives in its submitter's own shared
+    /// allocation (see [`RemoteCallback`]); on a closed loop the `Arc` comes back.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use spindle_loop::{EventLoop, RemoteCallback};
+    /// struct Nothing;
+    /// impl RemoteCallback for Nothing { fn run(&self) {} }
+    /// let lp = EventLoop::new().unwrap();
+    /// let remote = lp.remote();
+    /// lp.close().unwrap();
+    /// assert!(remote.submit_shared(Arc::new(Nothing)).is_err());
+    /// ```
+    pub fn submit_shared(
+        &self,
+        callback: Arc<dyn RemoteCallback>,
+    ) -> Result<(), Arc<dyn RemoteCallback>> {
+        self.accept(callback, RemoteItem::Shared)
+    }
+
+    /// The submit protocol (see the module docs): `value` is queued, or comes back if the
+    /// loop is closed.
+    fn accept<T>(&self, value: T, wrap: impl FnOnce(T) -> RemoteItem) -> Result<(), T> {
         // Acquire pairs with the AcqRel fetch_or in `close`: if CLOSED is not yet visible, the
         // closer will wait for this submitter's decrement before draining.
         let prev = self.state.fetch_add(SUBMITTER, Ordering::Acquire);
         if prev & CLOSED != 0 {
             self.state.fetch_sub(SUBMITTER, Ordering::Release);
-            return Err(Rejected::new(f, LoopError::Closed));
+            return Err(value);
         }
-        self.queue.push(RemoteItem::Callback(Box::new(f)));
+        self.queue.push(wrap(value));
         // Release pairs with the Acquire load in `close`'s wait: the push above is visible to
         // the closer once it sees the count drop.
         self.state.fetch_sub(SUBMITTER, Ordering::Release);
@@ -256,6 +320,9 @@ impl Remote {
 
     /// Loop thread: blocks until a producer pushes, a notify arrives, or the timeout passes.
     pub(crate) fn park(&self, events: &mut polling::Events, timeout: Option<Duration>) {
+        if self.spin_for_work(timeout) {
+            return;
+        }
         self.parked.store(true, Ordering::Relaxed);
         // Pairs with the fence in `notify_if_parked`.
         fence(Ordering::SeqCst);
@@ -266,6 +333,35 @@ impl Remote {
         self.parker.wait(events, timeout);
         self.parked.store(false, Ordering::Relaxed);
         self.woken.store(false, Ordering::Relaxed);
+    }
+
+    /// Loop thread, before parking: watch the inbox for a short while. A producer in the middle
+    /// of a burst (or a round trip's next request) is then picked up without a park/notify pair
+    /// of syscalls. Bounded by [`PARK_SPIN`], and skipped when the wait would be shorter, so an
+    /// idle loop spins once for at most that long and then sleeps. Returns `true` if work came.
+    #[cfg(not(loom))]
+    fn spin_for_work(&self, timeout: Option<Duration>) -> bool {
+        if timeout.is_some_and(|t| t <= PARK_SPIN) {
+            return false;
+        }
+        let deadline = std::time::Instant::now() + PARK_SPIN;
+        loop {
+            for _ in 0..PARK_SPIN_BATCH {
+                if !self.queue.is_empty() || self.woken.load(Ordering::Relaxed) {
+                    return true;
+                }
+                std::hint::spin_loop();
+            }
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+        }
+    }
+
+    /// Under loom, spinning adds nothing but states to explore.
+    #[cfg(loom)]
+    fn spin_for_work(&self, _timeout: Option<Duration>) -> bool {
+        false
     }
 
     /// Loop thread: takes the next item.
