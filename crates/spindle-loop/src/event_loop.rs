@@ -101,6 +101,13 @@ pub(crate) enum Ready {
     Task(TaskRunnable),
 }
 
+/// What `run_item` ran, for debug mode's slow-step report.
+enum Ran {
+    Callback(Callback),
+    Threadsafe,
+    Task(Option<TaskRef>, &'static Location<'static>),
+}
+
 /// Counters and sizes of one loop, for tests, metrics and tools.
 ///
 /// ```
@@ -310,7 +317,8 @@ impl Inner {
 
     fn run_item(&self, item: Ready) {
         let started = self.debug.get().then(Instant::now);
-        let (name, created_at, task) = match item {
+        // What debug mode's slow-step report needs; its name and site are looked up only then.
+        let ran = match item {
             Ready::Callback(callback) => {
                 if callback.is_cancelled() {
                     return;
@@ -327,17 +335,17 @@ impl Inner {
                     drop(payload);
                     self.report(ctx);
                 }
-                (callback.name(), Some(callback.created_at()), None)
+                Ran::Callback(callback)
             }
             Ready::Shared(callback) => {
                 self.callbacks_run.set(self.callbacks_run.get() + 1);
                 self.run_remote(move || callback.run());
-                ("threadsafe callback", None, None)
+                Ran::Threadsafe
             }
             Ready::Remote(f) => {
                 self.callbacks_run.set(self.callbacks_run.get() + 1);
                 self.run_remote(f);
-                ("threadsafe callback", None, None)
+                Ran::Threadsafe
             }
             Ready::Task(runnable) => {
                 self.task_steps.set(self.task_steps.get() + 1);
@@ -351,27 +359,51 @@ impl Inner {
                 // Panics inside the task's future are caught by the task itself; this one only
                 // guards the loop against a panic in async-task's own machinery.
                 let _ = catch_unwind(AssertUnwindSafe(|| runnable.run()));
-                ("task step", Some(created_at), task)
+                Ran::Task(task, created_at)
             }
         };
         if let Some(started) = started {
-            let elapsed = started.elapsed();
-            if elapsed >= self.slow_callback.get() {
-                let what = match &task {
-                    Some(task) => format!("task {}", task.name()),
-                    None => format!("callback {name}"),
-                };
-                let mut ctx = ExceptionContext::new(
-                    ExceptionKind::SlowCallback,
-                    format!("Executing {what} took {:.3} seconds", elapsed.as_secs_f64()),
-                );
-                ctx.callback = task.is_none().then_some(name);
-                ctx.task = task;
-                ctx.created_at = created_at;
-                ctx.elapsed = Some(elapsed);
-                self.report(ctx);
-            }
+            self.report_if_slow(started.elapsed(), ran);
         }
+    }
+
+    /// Debug mode: report a callback or task step that ran longer than the threshold.
+    fn report_if_slow(&self, elapsed: Duration, ran: Ran) {
+        if elapsed < self.slow_callback.get() {
+            return;
+        }
+        let (what, callback, task, created_at) = match ran {
+            Ran::Callback(cb) => (
+                format!("callback {}", cb.name()),
+                Some(cb.name()),
+                None,
+                Some(cb.created_at()),
+            ),
+            Ran::Threadsafe => (
+                "threadsafe callback".to_string(),
+                Some("threadsafe callback"),
+                None,
+                None,
+            ),
+            Ran::Task(task, created_at) => (
+                format!(
+                    "task {}",
+                    task.as_ref().map_or_else(|| "?".to_string(), |t| t.name())
+                ),
+                None,
+                task,
+                Some(created_at),
+            ),
+        };
+        let mut ctx = ExceptionContext::new(
+            ExceptionKind::SlowCallback,
+            format!("Executing {what} took {:.3} seconds", elapsed.as_secs_f64()),
+        );
+        ctx.callback = callback;
+        ctx.task = task;
+        ctx.created_at = created_at;
+        ctx.elapsed = Some(elapsed);
+        self.report(ctx);
     }
 
     /// Drops everything still scheduled, on this thread. See [`EventLoop::close`].
