@@ -385,3 +385,31 @@ mod tests {
         assert!(timer_deadline(t0, 0, 100, d) > t0);
     }
 }
+
+/// Tells a waiting thread when the last of `n` tasks has finished (the "last one to finish
+/// sends" pattern of tokio's own multi-thread benchmarks). Clone one per task.
+#[derive(Clone)]
+pub struct Countdown {
+    remaining: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    done: std::sync::mpsc::SyncSender<()>,
+}
+
+impl Countdown {
+    /// A countdown from `n`, and the receiver that gets one message when it reaches zero.
+    pub fn new(n: u64) -> (Countdown, std::sync::mpsc::Receiver<()>) {
+        let (done, rx) = std::sync::mpsc::sync_channel(1);
+        let remaining = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(n as usize));
+        (Countdown { remaining, done }, rx)
+    }
+
+    /// One task finished; the last one signals.
+    pub fn finish_one(&self) {
+        if self
+            .remaining
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed)
+            == 1
+        {
+            let _ = self.done.send(());
+        }
+    }
+}

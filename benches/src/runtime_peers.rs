@@ -3,12 +3,12 @@
 //! mirror tokio's own `rt_multi_threaded` benchmarks; yields use the shared [`yield_once`] on
 //! every side.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::{expect_ok, yield_once, RT_WORKERS};
+use crate::{expect_ok, yield_once, Countdown, RT_WORKERS};
 
 fn tokio_rt() -> tokio::runtime::Runtime {
     expect_ok(
@@ -22,17 +22,12 @@ fn tokio_rt() -> tokio::runtime::Runtime {
 /// `spawn_many_local` on tokio.
 pub fn spawn_many_local_tokio(n: u64) -> Duration {
     let rt = tokio_rt();
-    let (done_tx, done_rx) = mpsc::sync_channel(1);
-    let remaining = Arc::new(AtomicUsize::new(n as usize));
+    let (countdown, done_rx) = Countdown::new(n);
     let start = Instant::now();
     rt.spawn(async move {
         for _ in 0..n {
-            let (remaining, done_tx) = (remaining.clone(), done_tx.clone());
-            tokio::spawn(async move {
-                if remaining.fetch_sub(1, Ordering::Relaxed) == 1 {
-                    let _ = done_tx.send(());
-                }
-            });
+            let countdown = countdown.clone();
+            tokio::spawn(async move { countdown.finish_one() });
         }
     });
     expect_ok(done_rx.recv(), "done");
@@ -100,12 +95,11 @@ pub fn yield_many_tokio(tasks: u64, per_task: u64) -> Duration {
 /// `ping_pong` on tokio.
 pub fn ping_pong_tokio(n: u64) -> Duration {
     let rt = tokio_rt();
-    let (done_tx, done_rx) = mpsc::sync_channel(1);
-    let remaining = Arc::new(AtomicUsize::new(n as usize));
+    let (countdown, done_rx) = Countdown::new(n);
     let start = Instant::now();
     rt.spawn(async move {
         for _ in 0..n {
-            let (remaining, done_tx) = (remaining.clone(), done_tx.clone());
+            let countdown = countdown.clone();
             tokio::spawn(async move {
                 let (tx1, rx1) = tokio::sync::oneshot::channel::<()>();
                 let (tx2, rx2) = tokio::sync::oneshot::channel::<()>();
@@ -115,9 +109,7 @@ pub fn ping_pong_tokio(n: u64) -> Duration {
                 });
                 let _ = tx1.send(());
                 let _ = rx2.await;
-                if remaining.fetch_sub(1, Ordering::Relaxed) == 1 {
-                    let _ = done_tx.send(());
-                }
+                countdown.finish_one();
             });
         }
     });

@@ -3,14 +3,14 @@
 //! the one of the same name in [`crate::runtime_peers`]; building and shutting down the runtime
 //! stay outside the clock.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use spindle::Runtime;
 
-use crate::{expect_ok, yield_once, RT_WORKERS};
+use crate::{expect_ok, yield_once, Countdown, RT_WORKERS};
 
 fn runtime() -> Runtime {
     expect_ok(
@@ -33,18 +33,13 @@ where
 /// From inside a task, spawn `n` tasks; the last to run signals completion.
 pub fn spawn_many_local(n: u64) -> Duration {
     let rt = runtime();
-    let (done_tx, done_rx) = mpsc::sync_channel(1);
-    let remaining = Arc::new(AtomicUsize::new(n as usize));
+    let (countdown, done_rx) = Countdown::new(n);
     let start = Instant::now();
     let spawner = expect_ok(
         rt.spawn(async move {
             for _ in 0..n {
-                let (remaining, done_tx) = (remaining.clone(), done_tx.clone());
-                spawn(async move {
-                    if remaining.fetch_sub(1, Ordering::Relaxed) == 1 {
-                        let _ = done_tx.send(());
-                    }
-                });
+                let countdown = countdown.clone();
+                spawn(async move { countdown.finish_one() });
             }
         }),
         "spawn",
@@ -136,13 +131,12 @@ pub fn yield_many(tasks: u64, per_task: u64) -> Duration {
 /// `n` rounds: a task spawns a partner; they exchange one message each way over oneshots.
 pub fn ping_pong(n: u64) -> Duration {
     let rt = runtime();
-    let (done_tx, done_rx) = mpsc::sync_channel(1);
-    let remaining = Arc::new(AtomicUsize::new(n as usize));
+    let (countdown, done_rx) = Countdown::new(n);
     let start = Instant::now();
     let spawner = expect_ok(
         rt.spawn(async move {
             for _ in 0..n {
-                let (remaining, done_tx) = (remaining.clone(), done_tx.clone());
+                let countdown = countdown.clone();
                 spawn(async move {
                     let (tx1, rx1) = tokio::sync::oneshot::channel::<()>();
                     let (tx2, rx2) = tokio::sync::oneshot::channel::<()>();
@@ -152,9 +146,7 @@ pub fn ping_pong(n: u64) -> Duration {
                     });
                     let _ = tx1.send(());
                     let _ = rx2.await;
-                    if remaining.fetch_sub(1, Ordering::Relaxed) == 1 {
-                        let _ = done_tx.send(());
-                    }
+                    countdown.finish_one();
                 });
             }
         }),

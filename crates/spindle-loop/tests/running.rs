@@ -66,27 +66,13 @@ fn run_until_complete_stopped_first_is_an_error_and_the_task_resumes_later() {
     let done = lp
         .run_until_complete(async {
             for _ in 0..3 {
-                spindle_yield().await;
+                spindle_loop::yield_now().await;
             }
             "second"
         })
         .unwrap();
     assert_eq!(done, "second");
     assert_eq!(progressed.get(), 2);
-}
-
-async fn spindle_yield() {
-    let mut yielded = false;
-    std::future::poll_fn(move |cx| {
-        if yielded {
-            Poll::Ready(())
-        } else {
-            yielded = true;
-            cx.waker().wake_by_ref();
-            Poll::Pending
-        }
-    })
-    .await
 }
 
 #[test]

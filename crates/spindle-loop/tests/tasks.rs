@@ -13,20 +13,6 @@ fn one_iteration(lp: &EventLoop) {
     lp.run_forever().unwrap();
 }
 
-async fn yield_once() {
-    let mut yielded = false;
-    std::future::poll_fn(move |cx| {
-        if yielded {
-            Poll::Ready(())
-        } else {
-            yielded = true;
-            cx.waker().wake_by_ref();
-            Poll::Pending
-        }
-    })
-    .await
-}
-
 #[test]
 fn create_task_does_not_start_the_body_before_the_next_iteration() {
     let lp = EventLoop::new().unwrap();
@@ -168,7 +154,7 @@ fn dropping_an_unawaited_task_handle_detaches_it() {
     let f = finished.clone();
     drop(
         lp.create_task(async move {
-            yield_once().await;
+            spindle_loop::yield_now().await;
             f.set(true);
         })
         .unwrap(),
