@@ -585,22 +585,37 @@ impl<O: TaskOwner> CompletionGuard<O> {
         } else {
             Vec::new()
         };
-        let owner = self.owner.owner_loop();
-        // The registry's reference: released here, used below for callbacks and reports.
-        let task = self.owner.unregister(header);
-        if let Some(owner) = &owner {
-            if let Some(task) = &task {
-                for callback in callbacks {
-                    let task = task.clone();
-                    let _ = owner.call_soon_internal(move || callback(&task), header.created_at);
+        // The registry's reference, released here and used below for callbacks and reports. A
+        // task its owner never registered (a stealable task that finished without going idle)
+        // is completing inside its own step, where the current-task pointer names it.
+        let reports = match outcome {
+            Outcome::Panicked(_) => prev & DETACHED != 0 && prev & RETRIEVED == 0,
+            Outcome::Destroyed => true,
+            _ => false,
+        };
+        let registered = self.owner.unregister(header);
+        let task = if registered.is_none() && (!callbacks.is_empty() || reports) {
+            current_task_ref().filter(|current| current.header == self.header)
+        } else {
+            registered
+        };
+        // The owner's loop only when something needs it: most tasks have no callbacks.
+        if !callbacks.is_empty() || prev & STOP_ON_DONE != 0 {
+            if let Some(owner) = self.owner.owner_loop() {
+                if let Some(task) = &task {
+                    for callback in callbacks {
+                        let task = task.clone();
+                        let _ =
+                            owner.call_soon_internal(move || callback(&task), header.created_at);
+                    }
                 }
-            }
-            if prev & STOP_ON_DONE != 0 {
-                owner.stop();
+                if prev & STOP_ON_DONE != 0 {
+                    owner.stop();
+                }
             }
         }
         match outcome {
-            Outcome::Panicked(_) if prev & DETACHED != 0 && prev & RETRIEVED == 0 => {
+            Outcome::Panicked(_) if reports => {
                 self.report(header.unretrieved_context(task));
             }
             Outcome::Destroyed => {
