@@ -81,6 +81,12 @@ impl Drop for CurrentTask {
     }
 }
 
+/// The header of the task whose step is running on this thread (no reference count taken; valid
+/// for the rest of that step, see `current_task_ref`).
+fn current_task_header() -> Option<NonNull<TaskHeader>> {
+    CURRENT.with(|c| c.get()).map(|(header, _)| header)
+}
+
 /// The task whose step is running on this thread, if any.
 pub(crate) fn current_task_ref() -> Option<TaskRef> {
     let (header, waker) = CURRENT.with(|c| c.get())?;
@@ -1146,11 +1152,10 @@ impl<T> Future for Task<T> {
             Poll::Ready(outcome) => Poll::Ready(outcome),
             Poll::Pending => {
                 // Record the await edge for cancellation to flow down (asyncio's _fut_waiter).
-                let target = this.header;
-                if let Some(current) = current_task_ref() {
-                    if current.header != target {
-                        current.header().set_awaiting(this.task_ref());
-                    }
+                if let Some(current) = current_task_header().filter(|c| *c != this.header) {
+                    // SAFETY: the current task's header stays valid for the rest of its step,
+                    // and this poll runs inside that step (see `current_task_ref`).
+                    unsafe { current.as_ref() }.set_awaiting(this.task_ref());
                 }
                 Poll::Pending
             }
