@@ -135,12 +135,13 @@ impl Error for BridgeError {}
 /// ```
 impl<T> From<SubmitError<T>> for BridgeError {
     fn from(error: SubmitError<T>) -> Self {
-        error.reason
+        error.into_reason()
     }
 }
 
 /// A submission was refused. It carries back what the caller handed over (a closure, a future),
-/// untouched: take it with [`SubmitError::into_inner`].
+/// untouched: take it with [`into_inner`](spindle_loop::Rejected::into_inner). The loop crate's
+/// [`Rejected`](spindle_loop::Rejected), with the bridge's error as the reason.
 ///
 /// ```
 /// use spindle_bridge::{BridgeError, EventLoopExt};
@@ -156,62 +157,7 @@ impl<T> From<SubmitError<T>> for BridgeError {
 /// f(); // it came back: run it elsewhere
 /// assert_eq!(rx.recv().unwrap(), 7);
 /// ```
-pub struct SubmitError<T> {
-    value: T,
-    reason: BridgeError,
-}
-
-impl<T> SubmitError<T> {
-    pub(crate) fn new(value: T, reason: BridgeError) -> Self {
-        SubmitError { value, reason }
-    }
-
-    /// Why the submission was refused.
-    ///
-    /// ```
-    /// use spindle_bridge::{to_thread, BridgeError};
-    /// // No loop runs on this thread.
-    /// let err = to_thread(|| 1).unwrap_err();
-    /// assert_eq!(err.reason(), &BridgeError::NoRunningLoop);
-    /// ```
-    pub fn reason(&self) -> &BridgeError {
-        &self.reason
-    }
-
-    /// What the caller handed over, given back untouched.
-    ///
-    /// ```
-    /// let f = spindle_bridge::to_thread(|| "back").unwrap_err().into_inner();
-    /// assert_eq!(f(), "back");
-    /// ```
-    pub fn into_inner(self) -> T {
-        self.value
-    }
-}
-
-impl<T> fmt::Debug for SubmitError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SubmitError")
-            .field("reason", &self.reason)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<T> fmt::Display for SubmitError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} (what was submitted is returned: call into_inner())",
-            self.reason
-        )
-    }
-}
-
-impl<T> Error for SubmitError<T> {
-    fn source(&self) -> Option<&(dyn Error + 'static)> {
-        Some(&self.reason)
-    }
-}
+pub type SubmitError<T> = spindle_loop::Rejected<T, BridgeError>;
 
 impl BridgeError {
     /// The error for a caught panic, from its payload.

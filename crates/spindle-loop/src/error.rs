@@ -212,13 +212,21 @@ impl Error for TaskError {
 /// let f = err.into_inner();
 /// f(); // the closure came back; run it elsewhere
 /// ```
-pub struct Rejected<T> {
+pub struct Rejected<T, E = LoopError> {
     value: T,
-    reason: LoopError,
+    reason: E,
 }
 
-impl<T> Rejected<T> {
-    pub(crate) fn new(value: T, reason: LoopError) -> Self {
+impl<T, E> Rejected<T, E> {
+    /// A refusal of `value`, for `reason`. The crates above the loop use it with their own
+    /// error type (`spindle-bridge`'s `SubmitError`, `spindle-policy`'s `SpawnError`).
+    ///
+    /// ```
+    /// use spindle_loop::{LoopError, Rejected};
+    /// let err = Rejected::new(5, LoopError::Closed);
+    /// assert_eq!(err.into_inner(), 5);
+    /// ```
+    pub fn new(value: T, reason: E) -> Self {
         Rejected { value, reason }
     }
 
@@ -231,7 +239,7 @@ impl<T> Rejected<T> {
     /// let err = lp.create_task(async {}).unwrap_err();
     /// assert_eq!(err.reason(), &LoopError::Closed);
     /// ```
-    pub fn reason(&self) -> &LoopError {
+    pub fn reason(&self) -> &E {
         &self.reason
     }
 
@@ -249,9 +257,19 @@ impl<T> Rejected<T> {
     pub fn into_inner(self) -> T {
         self.value
     }
+
+    /// The reason, dropping what was handed over (for `?` into the reason's error type).
+    ///
+    /// ```
+    /// use spindle_loop::{LoopError, Rejected};
+    /// assert_eq!(Rejected::new((), LoopError::Closed).into_reason(), LoopError::Closed);
+    /// ```
+    pub fn into_reason(self) -> E {
+        self.reason
+    }
 }
 
-impl<T> fmt::Debug for Rejected<T> {
+impl<T, E: fmt::Debug> fmt::Debug for Rejected<T, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Rejected")
             .field("reason", &self.reason)
@@ -259,7 +277,7 @@ impl<T> fmt::Debug for Rejected<T> {
     }
 }
 
-impl<T> fmt::Display for Rejected<T> {
+impl<T, E: fmt::Display> fmt::Display for Rejected<T, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
@@ -269,7 +287,7 @@ impl<T> fmt::Display for Rejected<T> {
     }
 }
 
-impl<T> Error for Rejected<T> {
+impl<T, E: Error + 'static> Error for Rejected<T, E> {
     fn source(&self) -> Option<&(dyn Error + 'static)> {
         Some(&self.reason)
     }

@@ -111,7 +111,8 @@ pub(crate) fn current_thread_label() -> String {
     }
 }
 
-/// A spawn was refused; the future (or closure) comes back with the reason.
+/// A spawn was refused; the future (or closure) comes back with the reason. The loop crate's
+/// [`Rejected`](spindle_loop::Rejected), with the policy's error as the reason.
 ///
 /// ```
 /// let rt = spindle_policy::Runtime::builder().worker_threads(1).build().unwrap();
@@ -121,57 +122,4 @@ pub(crate) fn current_thread_label() -> String {
 /// assert_eq!(err.reason(), &spindle_policy::PolicyError::ShutDown);
 /// let _future = err.into_inner();
 /// ```
-pub struct SpawnError<T> {
-    value: T,
-    reason: PolicyError,
-}
-
-impl<T> SpawnError<T> {
-    pub(crate) fn new(value: T, reason: PolicyError) -> Self {
-        SpawnError { value, reason }
-    }
-
-    /// Why it was refused.
-    ///
-    /// ```
-    /// let err = spindle_policy::spawn(async {}).unwrap_err();
-    /// assert_eq!(err.reason(), &spindle_policy::PolicyError::NoRuntime);
-    /// ```
-    pub fn reason(&self) -> &PolicyError {
-        &self.reason
-    }
-
-    /// What was handed over, back untouched.
-    ///
-    /// ```
-    /// let fut = spindle_policy::spawn(async { 5 }).unwrap_err().into_inner();
-    /// assert_eq!(spindle_policy::run(fut).unwrap(), 5);
-    /// ```
-    pub fn into_inner(self) -> T {
-        self.value
-    }
-}
-
-impl<T> fmt::Debug for SpawnError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SpawnError")
-            .field("reason", &self.reason)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<T> fmt::Display for SpawnError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} (what was submitted is returned: call into_inner())",
-            self.reason
-        )
-    }
-}
-
-impl<T> Error for SpawnError<T> {
-    fn source(&self) -> Option<&(dyn Error + 'static)> {
-        Some(&self.reason)
-    }
-}
+pub type SpawnError<T> = spindle_loop::Rejected<T, PolicyError>;
