@@ -35,10 +35,11 @@ use std::time::{Duration, Instant};
 
 use spindle_loop::{EventLoop, TaskRef};
 
-use crate::error::{panic_message, BridgeError};
+use crate::error::BridgeError;
 use crate::sync::{
     lock, spin_until, wait, wait_timeout, Arc, AtomicU8, Condvar, Mutex, Ordering, SPIN_FOR,
 };
+use spindle_loop::panic_message;
 
 /// The work started and can no longer be cancelled (blocking-pool jobs only: a coroutine can
 /// always be cancelled until it is done).

@@ -162,17 +162,6 @@ pub type SubmitError<T> = spindle_loop::Rejected<T, BridgeError>;
 impl BridgeError {
     /// The error for a caught panic, from its payload.
     pub(crate) fn from_panic(payload: &(dyn std::any::Any + Send)) -> BridgeError {
-        BridgeError::Panicked(panic_message(payload).into())
-    }
-}
-
-/// The message of a panic payload (`panic!` with a literal or a formatted string).
-pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&'static str>() {
-        (*s).to_owned()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "Box<dyn Any>".to_owned()
+        BridgeError::Panicked(spindle_loop::panic_message(payload).into())
     }
 }

@@ -101,7 +101,7 @@ pub use remote::{Remote, RemoteCallback};
 pub use shield::{shield, Shield};
 pub use sleep::{sleep, sleep_until, yield_now, Sleep, YieldNow};
 pub use stealable::{spawn_stealable, Inline, Runnable, Scheduler, SchedulerId, TaskSet};
-pub use task::{Task, TaskCallback, TaskRef};
+pub use task::{panic_message, Task, TaskCallback, TaskRef};
 pub use wait::{wait, ReturnWhen, Wait};
 pub use wait_for::{timeout, wait_for, wait_for_task, Timeout, WaitFor};
 

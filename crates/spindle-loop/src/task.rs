@@ -495,8 +495,14 @@ fn drop_future<F, O: TaskOwner>(future: Pin<&mut Option<F>>, guard: &CompletionG
     }
 }
 
-/// Extracts the message of a panic payload.
-pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+/// The message of a panic payload (`panic!` with a literal or a formatted string), as the
+/// exception handler and `TaskError::Panicked` report it.
+///
+/// ```
+/// let payload = std::panic::catch_unwind(|| panic!("disk {} full", 2)).unwrap_err();
+/// assert_eq!(spindle_loop::panic_message(&*payload), "disk 2 full");
+/// ```
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&'static str>() {
         (*s).to_string()
     } else if let Some(s) = payload.downcast_ref::<String>() {
