@@ -1087,16 +1087,11 @@ where
     F: Future + 'static,
     F::Output: 'static,
 {
-    let created_at = Location::caller();
-    let Some(lp) = EventLoop::running() else {
-        return Err(Rejected::new(future, LoopError::NoRunningLoop));
-    };
-    if lp.inner.closed.get() {
-        return Err(Rejected::new(future, LoopError::Closed));
+    // `create_task` is `#[track_caller]` too: the task records this function's caller.
+    match EventLoop::running() {
+        Some(lp) => lp.create_task(future),
+        None => Err(Rejected::new(future, LoopError::NoRunningLoop)),
     }
-    let (runnable, task) = task::spawn_local(&lp.inner, future, created_at);
-    lp.inner.push_ready_task(runnable);
-    Ok(task)
 }
 
 /// The same as [`spawn_local`], under asyncio's name.

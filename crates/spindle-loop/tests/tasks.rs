@@ -236,3 +236,15 @@ fn a_task_is_woken_from_another_thread_through_the_inbox() {
     assert_eq!(out, "woken");
     assert!(lp.stats().wakeups <= 1);
 }
+
+#[test]
+fn module_level_spawn_local_records_its_callers_location() {
+    let lp = EventLoop::new().unwrap();
+    let (line, recorded) = lp
+        .run_until_complete(async {
+            let t = spindle_loop::spawn_local(async {}).unwrap();
+            (line!() - 1, t.task_ref().created_at().line())
+        })
+        .unwrap();
+    assert_eq!(recorded, line);
+}
