@@ -31,17 +31,12 @@ where
     F: Future + 'static,
     F::Output: 'static,
 {
-    if EventLoop::running().is_some() {
-        return Err(PolicyError::AlreadyRunning);
-    }
-    let policy = get_event_loop_policy();
-    let lp = policy.new_event_loop()?;
-    policy.set_event_loop(Some(lp.clone()));
-    let result = lp.run_until_complete(future);
-    shut_down(&lp);
-    policy.set_event_loop(None);
-    lp.close()?;
-    Ok(result?)
+    // asyncio's own definition: a fresh Runner, one run, then close (which cancels what is
+    // left, unsets the loop and closes it). A close error takes precedence over the result.
+    let runner = Runner::new();
+    let result = runner.run(future);
+    runner.close()?;
+    result
 }
 
 /// Cancels every task still alive on `lp` and runs the loop until they have all finished.
