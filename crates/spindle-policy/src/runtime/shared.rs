@@ -3,7 +3,7 @@
 use std::cell::RefCell;
 use std::future::Future;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use crossbeam_deque::{Injector, Stealer};
@@ -14,8 +14,6 @@ use super::metrics::WorkerCounters;
 use super::worker::WorkerCore;
 use crate::error::{PolicyError, SpawnError};
 
-static NEXT_RUNTIME_ID: AtomicU64 = AtomicU64::new(1);
-
 thread_local! {
     /// The worker core of the runtime worker running on this thread, if any.
     pub(crate) static WORKER: RefCell<Option<Rc<WorkerCore>>> = const { RefCell::new(None) };
@@ -24,7 +22,6 @@ thread_local! {
 }
 
 pub(crate) struct Shared {
-    pub(crate) id: u64,
     pub(crate) injector: Injector<Runnable>,
     pub(crate) stealers: Vec<Stealer<Runnable>>,
     /// Set once every worker has started (before `build()` returns).
@@ -48,7 +45,6 @@ impl Shared {
     pub(crate) fn new(stealers: Vec<Stealer<Runnable>>) -> Self {
         let workers = stealers.len();
         Shared {
-            id: NEXT_RUNTIME_ID.fetch_add(1, Ordering::Relaxed),
             injector: Injector::new(),
             stealers,
             remotes: OnceLock::new(),
@@ -93,7 +89,7 @@ impl Shared {
         let runnable = WORKER.with(|worker| {
             let worker = worker.borrow();
             match worker.as_ref() {
-                Some(core) if core.runtime_id() == self.id => {
+                Some(core) if core.belongs_to(self) => {
                     core.push(runnable, is_new);
                     None
                 }

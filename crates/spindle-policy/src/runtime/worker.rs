@@ -47,7 +47,6 @@ pub(crate) struct WorkerCore {
     event_loop: std::cell::RefCell<Option<spindle_loop::EventLoop>>,
     /// Each sibling's published step count at our last look (see `steal`).
     seen_ticks: Vec<Cell<u32>>,
-    scheduler_id: spindle_loop::SchedulerId,
 }
 
 impl WorkerCore {
@@ -55,7 +54,6 @@ impl WorkerCore {
         let seen_ticks = (0..shared.num_workers())
             .map(|_| Cell::new(u32::MAX))
             .collect();
-        let scheduler_id = spindle_loop::SchedulerId::of(&shared);
         WorkerCore {
             index,
             shared,
@@ -68,16 +66,16 @@ impl WorkerCore {
             rng: Cell::new(0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1).wrapping_mul(0x2545_F491)),
             event_loop: std::cell::RefCell::new(None),
             seen_ticks,
-            scheduler_id,
         }
     }
 
-    pub(crate) fn runtime_id(&self) -> u64 {
-        self.shared.id
+    /// Whether this worker is one of `shared`'s (the runtime is identified by its allocation).
+    pub(crate) fn belongs_to(&self, shared: &Shared) -> bool {
+        std::ptr::eq(Arc::as_ptr(&self.shared), shared)
     }
 
     pub(crate) fn scheduler_id(&self) -> spindle_loop::SchedulerId {
-        self.scheduler_id
+        spindle_loop::SchedulerId::of(&self.shared)
     }
 
     fn counters(&self) -> &WorkerCounters {
@@ -86,19 +84,20 @@ impl WorkerCore {
 
     /// A step scheduled on this worker's thread.
     pub(crate) fn push(&self, runnable: Runnable, is_new: bool) {
-        let to_queue = if is_new {
-            Some(runnable)
+        let lifo_occupied = if is_new {
+            self.local.push(runnable);
+            self.has_lifo()
         } else {
             // A woken task runs next (cache-hot); the one it displaces goes to the queue.
-            self.lifo.replace(Some(runnable))
+            if let Some(displaced) = self.lifo.replace(Some(runnable)) {
+                self.local.push(displaced);
+            }
+            true
         };
-        if let Some(runnable) = to_queue {
-            self.local.push(runnable);
-        }
         // More than one task waits here: a parked sibling could take some while we are busy
         // (and a worker stuck in a long callback must not hold them back). One task is ours to
         // run next; waking a sibling for it would only bounce it between threads (tokio's rule).
-        if !self.is_searching.get() && usize::from(self.has_lifo()) + self.local.len() > 1 {
+        if !self.is_searching.get() && usize::from(lifo_occupied) + self.local.len() > 1 {
             self.shared.notify_one();
         }
     }
