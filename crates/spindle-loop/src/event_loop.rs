@@ -101,6 +101,16 @@ pub(crate) enum Ready {
     Task(TaskRunnable),
 }
 
+impl From<RemoteItem> for Ready {
+    fn from(item: RemoteItem) -> Self {
+        match item {
+            RemoteItem::Callback(f) => Ready::Remote(f),
+            RemoteItem::Shared(callback) => Ready::Shared(callback),
+            RemoteItem::Task(runnable) => Ready::Task(runnable),
+        }
+    }
+}
+
 /// What `run_item` ran, for debug mode's slow-step report.
 enum Ran {
     Callback(Callback),
@@ -249,20 +259,20 @@ impl Inner {
     fn drain_remote(&self) {
         // Bounded by what is there now, so producers faster than the loop cannot keep it here.
         let mut budget = self.remote.len();
+        if budget == 0 {
+            return;
+        }
+        let mut ready = self.ready.borrow_mut();
         while budget > 0 {
             budget -= 1;
             let Some(item) = self.remote.pop() else { break };
-            let item = match item {
-                RemoteItem::Callback(f) => Ready::Remote(f),
-                RemoteItem::Shared(callback) => Ready::Shared(callback),
-                RemoteItem::Task(runnable) => Ready::Task(runnable),
-            };
-            self.ready.borrow_mut().push_back(item);
+            ready.push_back(item.into());
         }
     }
 
     fn run_once(&self) {
         self.iterations.set(self.iterations.get() + 1);
+        self.timers.borrow_mut().maybe_rebuild();
         self.drain_remote();
         let hook = self.worker_hook.borrow().clone();
         let timeout = if !self.ready.borrow().is_empty()
@@ -271,9 +281,7 @@ impl Inner {
         {
             Some(Duration::ZERO)
         } else {
-            let mut timers = self.timers.borrow_mut();
-            timers.maybe_rebuild();
-            timers.next_deadline().map(|deadline| {
+            self.timers.borrow_mut().next_deadline().map(|deadline| {
                 deadline
                     .saturating_duration_since(Instant::now())
                     .min(MAX_WAIT)
@@ -292,7 +300,6 @@ impl Inner {
         {
             let mut timers = self.timers.borrow_mut();
             if !timers.is_empty() {
-                timers.maybe_rebuild();
                 let now = Instant::now();
                 let mut ready = self.ready.borrow_mut();
                 while let Some(callback) = timers.pop_due(now) {
@@ -426,11 +433,7 @@ impl Inner {
             }
             while let Some(item) = self.remote.pop() {
                 dropped_any = true;
-                self.discard(match item {
-                    RemoteItem::Callback(f) => Ready::Remote(f),
-                    RemoteItem::Shared(callback) => Ready::Shared(callback),
-                    RemoteItem::Task(runnable) => Ready::Task(runnable),
-                });
+                self.discard(item.into());
             }
             let timers = self.timers.borrow_mut().drain();
             dropped_any |= !timers.is_empty();
