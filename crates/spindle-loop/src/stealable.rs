@@ -276,7 +276,7 @@ impl TaskSet {
             }
         };
         header.set_slot((index << SHARD_BITS) | shard_index);
-        shard.slots[index] = Some(TaskRef::from_waker(waker, header));
+        shard.slots[index] = Some(TaskRef::new(waker.clone(), header));
         shard.live += 1;
     }
 

@@ -695,11 +695,6 @@ impl TaskRef {
         self.waker.wake_by_ref();
     }
 
-    /// A reference built from a borrowed waker of the task (taking a count of its own).
-    pub(crate) fn from_waker(waker: &Waker, header: &TaskHeader) -> Self {
-        TaskRef::new(waker.clone(), header)
-    }
-
     pub(crate) fn header(&self) -> &TaskHeader {
         // SAFETY: `self.waker` holds a reference count on the task's allocation, and async-task
         // drops the metadata (the header) only when the last reference is gone.
