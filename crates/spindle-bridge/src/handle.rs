@@ -11,97 +11,68 @@
 //! own thread while it runs, a threadsafe submission skips the inbox and goes straight into the
 //! ready queue, so it keeps its place among `call_soon`s exactly as in asyncio.
 //!
-//! Each submission is one allocation (a `Submission`): the work, and the receipt's state, one
-//! byte: `PENDING -> STARTED` (the loop runs the work) or `PENDING -> CANCELLED`
+//! Each submission carries its work and its receipt's state (see `receipt`): the state goes
+//! `PENDING -> STARTED` (the loop runs the work) or `PENDING -> CANCELLED`
 //! ([`ThreadsafeHandle::cancel`]: the loop drops the work on its thread when it reaches it). The
-//! inbox queues the shared allocation itself ([`Remote::submit_shared`]), so a threadsafe
-//! callback costs one allocation. A refused submission (the loop is closed) comes back whole:
-//! nobody else has seen it, and the submitter takes its work back out and returns it in
-//! [`SubmitError`]. So a closure submitted to a closed loop comes back to its caller, and an
-//! accepted one runs exactly once (the inbox runs what it accepted even when the loop closes; see
-//! `spindle_loop::Remote`).
+//! work travels inline through the inbox ([`Remote::submit_value`]) and the state comes from a
+//! chunk the producer thread allocates once per 32 submissions, so a small threadsafe callback
+//! costs no allocation of its own. A refused submission (the loop is closed) comes back whole:
+//! nobody else has seen it, and it is returned in [`SubmitError`]. So a closure submitted to a
+//! closed loop comes back to its caller, and an accepted one runs exactly once (the inbox runs
+//! what it accepted even when the loop closes; see `spindle_loop::Remote`).
 
 use std::fmt;
 
-use spindle_loop::{EventLoop, Remote, RemoteCallback};
+use std::cell::Cell;
+use std::rc::Rc;
+
+use spindle_loop::{EventLoop, Remote};
 
 use crate::error::{BridgeError, SubmitError};
-use crate::sync::{lock, AtomicU8, Mutex, Ordering};
-
-/// Submitted, not yet started.
-const PENDING: u8 = 0;
-/// The loop started the work.
-const STARTED: u8 = 1;
-/// Cancelled before it started: the work is dropped unrun.
-const CANCELLED: u8 = 2;
+use crate::receipt::{self, Receipt, Slot, State};
 
 /// Something that accepts work for a loop's thread: the loop's [`Remote`] (and, under loom, the
 /// modelled inbox). Refused work comes back.
 pub(crate) trait Inbox {
-    fn submit_shared(
-        &self,
-        callback: std::sync::Arc<dyn RemoteCallback>,
-    ) -> Result<(), std::sync::Arc<dyn RemoteCallback>>;
+    /// Queues `value` for `run` on the loop's thread; on a closed loop `value` comes back.
+    fn submit_value<T, R>(&self, value: T, run: R) -> Result<(), T>
+    where
+        T: Send + 'static,
+        R: FnOnce(T) + Send + 'static;
 }
 
 impl Inbox for Remote {
-    fn submit_shared(
-        &self,
-        callback: std::sync::Arc<dyn RemoteCallback>,
-    ) -> Result<(), std::sync::Arc<dyn RemoteCallback>> {
+    fn submit_value<T, R>(&self, value: T, run: R) -> Result<(), T>
+    where
+        T: Send + 'static,
+        R: FnOnce(T) + Send + 'static,
+    {
         // On the loop's own thread while it runs, straight into its ready queue: one FIFO with
         // `call_soon`, exactly as asyncio (which appends both to `_ready`).
         if let Some(lp) = EventLoop::running().filter(|lp| lp.id() == self.loop_id()) {
-            let queued = callback.clone();
-            return lp
-                .call_soon(move || queued.run())
-                .map(drop)
-                .map_err(|_| callback);
-        }
-        // Refuses only when the loop is closed.
-        Remote::submit_shared(self, callback)
-    }
-}
-
-/// One submission: its work and its receipt's state, in one allocation (see the module docs).
-struct Submission<V, R> {
-    state: AtomicU8,
-    work: Mutex<Option<(V, R)>>,
-}
-
-impl<V: Send, R: FnOnce(V) + Send> RemoteCallback for Submission<V, R> {
-    fn run(&self) {
-        let work = lock(&self.work).take();
-        // AcqRel/Acquire pairs with the CAS in `ThreadsafeHandle::cancel`: exactly one of the two
-        // moves the state out of PENDING.
-        match self
-            .state
-            .compare_exchange(PENDING, STARTED, Ordering::AcqRel, Ordering::Acquire)
-        {
-            Ok(_) => {
-                if let Some((value, run)) = work {
+            // Kept out of the closure so that a refusal can hand `value` back.
+            let work = Rc::new(Cell::new(Some((value, run))));
+            let queued = work.clone();
+            let scheduled = lp.call_soon(move || {
+                if let Some((value, run)) = queued.take() {
                     run(value);
                 }
-            }
-            // Cancelled: the work is dropped here, on the loop's thread.
-            Err(_) => drop(work),
+            });
+            return match scheduled {
+                Ok(_) => Ok(()),
+                Err(_) => match work.take() {
+                    Some((value, _run)) => Err(value),
+                    None => unreachable!("a refused callback never ran"),
+                },
+            };
         }
+        // Refuses only when the loop is closed.
+        Remote::submit_value(self, value, run).map_err(|rejected| rejected.into_inner())
     }
 }
 
-/// What a receipt reads of its submission (type-erased).
-trait ReceiptState: Send + Sync {
-    fn state(&self) -> &AtomicU8;
-}
-
-impl<V: Send, R: FnOnce(V) + Send> ReceiptState for Submission<V, R> {
-    fn state(&self) -> &AtomicU8 {
-        &self.state
-    }
-}
-
-/// Submits `value` to `inbox`, to be consumed on the loop's thread by `run`; a refused `value`
-/// comes back in the error, untouched.
+/// Submits `value` to `inbox`, to be consumed on the loop's thread by `run` unless the receipt
+/// cancels it first; a refused `value` comes back in the error, untouched.
 pub(crate) fn submit_value<I, V, R>(
     inbox: &I,
     value: V,
@@ -112,22 +83,17 @@ where
     V: Send + 'static,
     R: FnOnce(V) + Send + 'static,
 {
-    // std's Arc even under loom: it is the loop crate's currency, and its count is not part of
-    // the protocol the models check (the state byte and the work's lock are).
-    let submission = std::sync::Arc::new(Submission {
-        state: AtomicU8::new(PENDING),
-        work: Mutex::new(Some((value, run))),
-    });
-    match inbox.submit_shared(submission.clone()) {
-        Ok(()) => Ok(ThreadsafeHandle { state: submission }),
-        Err(refused) => {
-            // Nobody else has seen it: the receipt was never handed out, the loop never ran it.
-            drop(refused);
-            match lock(&submission.work).take() {
-                Some((value, _run)) => Err(SubmitError::new(value, BridgeError::Closed)),
-                None => unreachable!("a refused submission still holds its work"),
-            }
+    let (slot, receipt) = receipt::next();
+    let submitted = inbox.submit_value((slot, value), move |(slot, value): (Slot, V)| {
+        // Cancelled first: `value` and `run` are dropped here, on the loop's thread.
+        if slot.start() {
+            run(value);
         }
+    });
+    match submitted {
+        Ok(()) => Ok(ThreadsafeHandle { receipt }),
+        // Nobody else has seen it: the receipt was never handed out, the loop never ran it.
+        Err((_slot, value)) => Err(SubmitError::new(value, BridgeError::Closed)),
     }
 }
 
@@ -149,7 +115,7 @@ where
 /// ```
 #[derive(Clone)]
 pub struct ThreadsafeHandle {
-    state: std::sync::Arc<dyn ReceiptState>,
+    receipt: Receipt,
 }
 
 impl ThreadsafeHandle {
@@ -166,10 +132,7 @@ impl ThreadsafeHandle {
     /// assert!(!receipt.cancel()); // it already ran
     /// ```
     pub fn cancel(&self) -> bool {
-        self.state
-            .state()
-            .compare_exchange(PENDING, CANCELLED, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
+        self.receipt.cancel()
     }
 
     /// Whether the callback was cancelled.
@@ -181,16 +144,16 @@ impl ThreadsafeHandle {
     /// assert!(!receipt.cancelled());
     /// ```
     pub fn cancelled(&self) -> bool {
-        self.state.state().load(Ordering::Acquire) == CANCELLED
+        self.receipt.state() == State::Cancelled
     }
 }
 
 impl fmt::Debug for ThreadsafeHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = match self.state.state().load(Ordering::Acquire) {
-            PENDING => "pending",
-            STARTED => "started",
-            _ => "cancelled",
+        let state = match self.receipt.state() {
+            State::Pending => "pending",
+            State::Started => "started",
+            State::Cancelled => "cancelled",
         };
         f.debug_struct("ThreadsafeHandle")
             .field("state", &state)
@@ -358,10 +321,11 @@ impl fmt::Debug for LoopHandle {
 
 #[cfg(loom)]
 impl Inbox for spindle_loop::__loom::Inbox {
-    fn submit_shared(
-        &self,
-        callback: std::sync::Arc<dyn RemoteCallback>,
-    ) -> Result<(), std::sync::Arc<dyn RemoteCallback>> {
-        spindle_loop::__loom::Inbox::submit_shared(self, callback)
+    fn submit_value<T, R>(&self, value: T, run: R) -> Result<(), T>
+    where
+        T: Send + 'static,
+        R: FnOnce(T) + Send + 'static,
+    {
+        spindle_loop::__loom::Inbox::submit_value(self, value, run)
     }
 }

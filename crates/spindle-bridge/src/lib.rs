@@ -64,8 +64,8 @@
 //!
 //! ## Cross-thread protocols
 //!
-//! Each module documents its own: the give-back of refused submissions and the receipt's
-//! cancel-vs-run race (`handle`), the future's resolution (`concurrent`), the coroutine's route
+//! Each module documents its own: the give-back of refused submissions (`handle`), the
+//! receipt's cancel-vs-run race and its chunked state (`receipt`), the future's resolution (`concurrent`), the coroutine's route
 //! and drop guard (`run`), the pool's queue (`pool`). All the atomics, locks and condvars come
 //! from one `sync` module that switches to `loom` under `--cfg loom`; the models are in
 //! `loom-tests/tests/bridge.rs`.
@@ -79,6 +79,7 @@ mod executor;
 mod ext;
 mod handle;
 mod pool;
+mod receipt;
 mod run;
 mod sync;
 

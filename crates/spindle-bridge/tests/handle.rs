@@ -49,6 +49,60 @@ fn callbacks_from_one_thread_run_in_submission_order() {
     lt.finish();
 }
 
+/// Counts drops of its clones' shared counter's owner (one value, one drop).
+struct Dropped(Arc<AtomicUsize>);
+impl Drop for Dropped {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn small_and_large_callbacks_keep_their_order_and_each_is_dropped_once() {
+    // Small closures travel inline through the inbox, large ones boxed; cancelled ones of both
+    // kinds are dropped unrun. Receipts come from chunks of 32, so 100 spans several.
+    let lt = LoopThread::start();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let drops = Arc::new(AtomicUsize::new(0));
+    let mut cancelled = Vec::new();
+    for i in 0..100usize {
+        let (log, guard) = (log.clone(), Dropped(drops.clone()));
+        let receipt = if i % 2 == 0 {
+            lt.handle
+                .call_soon_threadsafe(move || {
+                    let _guard = guard;
+                    log.lock().unwrap().push(i);
+                })
+                .map_err(drop)
+        } else {
+            let ballast = [i; 16];
+            lt.handle
+                .call_soon_threadsafe(move || {
+                    let _guard = guard;
+                    log.lock().unwrap().push(ballast[15]);
+                })
+                .map_err(drop)
+        }
+        .unwrap();
+        if i % 5 == 0 && receipt.cancel() {
+            cancelled.push(i);
+        }
+    }
+    let (tx, rx) = mpsc::channel();
+    lt.handle
+        .call_soon_threadsafe(move || tx.send(()).unwrap())
+        .unwrap();
+    rx.recv_timeout(HANG).unwrap();
+    let expected: Vec<usize> = (0..100).filter(|i| !cancelled.contains(i)).collect();
+    assert_eq!(*log.lock().unwrap(), expected);
+    assert_eq!(
+        drops.load(Ordering::SeqCst),
+        100,
+        "every closure dropped exactly once"
+    );
+    lt.finish();
+}
+
 #[test]
 fn threadsafe_and_call_soon_callbacks_interleave_in_one_queue() {
     // Same thread, loop running: the order of scheduling is the order of running.

@@ -33,6 +33,7 @@ use crate::exception::{
 };
 use crate::future::LoopFuture;
 use crate::handle::{new_callback, Callback, Handle, TimerHandle};
+use crate::inline_call::InlineCall;
 use crate::registry::TaskRegistry;
 use crate::remote::{Remote, RemoteItem};
 use crate::task::{self, Task, TaskHeader, TaskRef, TaskRunnable};
@@ -94,27 +95,19 @@ pub trait WorkerHook {
 }
 
 /// One item of the ready queue.
+///
+/// Two words: threadsafe callbacks are carried inline (see `InlineCall`), too large for this
+/// queue, so they wait in `Inner::inbox_calls` and each is queued here as a clone of the loop's
+/// `inbox_marker` callback, which runs the next of them. Both queues are FIFO and one marker is
+/// queued per callback, so they pair up in order.
 pub(crate) enum Ready {
     Callback(Callback),
-    Remote(Box<dyn FnOnce() + Send>),
-    Shared(Arc<dyn crate::remote::RemoteCallback>),
     Task(TaskRunnable),
-}
-
-impl From<RemoteItem> for Ready {
-    fn from(item: RemoteItem) -> Self {
-        match item {
-            RemoteItem::Callback(f) => Ready::Remote(f),
-            RemoteItem::Shared(callback) => Ready::Shared(callback),
-            RemoteItem::Task(runnable) => Ready::Task(runnable),
-        }
-    }
 }
 
 /// What `run_item` ran, for debug mode's slow-step report.
 enum Ran {
     Callback(Callback),
-    Threadsafe,
     Task(Option<TaskRef>, &'static Location<'static>),
 }
 
@@ -153,6 +146,10 @@ pub(crate) struct Inner {
     /// The batch being run: swapped with `ready` at the start of each batch, so the batch needs
     /// one borrow, and what it schedules lands in `ready` for the next iteration.
     batch: RefCell<VecDeque<Ready>>,
+    /// Threadsafe callbacks drained from the inbox, one per `inbox_marker` in the ready queue.
+    inbox_calls: RefCell<VecDeque<InlineCall>>,
+    /// The callback queued in the ready queue for each threadsafe callback (see `Ready`).
+    inbox_marker: Callback,
     timers: RefCell<Timers>,
     remote: Arc<Remote>,
     running: Cell<bool>,
@@ -263,10 +260,30 @@ impl Inner {
             return;
         }
         let mut ready = self.ready.borrow_mut();
+        let mut calls = self.inbox_calls.borrow_mut();
         while budget > 0 {
             budget -= 1;
             let Some(item) = self.remote.pop() else { break };
-            ready.push_back(item.into());
+            ready.push_back(self.enqueue(item, &mut calls));
+        }
+    }
+
+    /// The ready-queue item for one inbox item (a threadsafe callback waits in `calls`).
+    fn enqueue(&self, item: RemoteItem, calls: &mut VecDeque<InlineCall>) -> Ready {
+        match item {
+            RemoteItem::Call(call) => {
+                calls.push_back(call);
+                Ready::Callback(self.inbox_marker.clone())
+            }
+            RemoteItem::Task(runnable) => Ready::Task(runnable),
+        }
+    }
+
+    /// Runs the threadsafe callback the `inbox_marker` just reached stands for.
+    pub(crate) fn run_next_inbox_call(&self) {
+        let call = self.inbox_calls.borrow_mut().pop_front();
+        if let Some(call) = call {
+            self.run_remote(|| call.call());
         }
     }
 
@@ -344,16 +361,6 @@ impl Inner {
                 }
                 Ran::Callback(callback)
             }
-            Ready::Shared(callback) => {
-                self.callbacks_run.set(self.callbacks_run.get() + 1);
-                self.run_remote(move || callback.run());
-                Ran::Threadsafe
-            }
-            Ready::Remote(f) => {
-                self.callbacks_run.set(self.callbacks_run.get() + 1);
-                self.run_remote(f);
-                Ran::Threadsafe
-            }
             Ready::Task(runnable) => {
                 self.task_steps.set(self.task_steps.get() + 1);
                 let header = runnable.metadata();
@@ -380,17 +387,18 @@ impl Inner {
             return;
         }
         let (what, callback, task, created_at) = match ran {
+            // A threadsafe callback's stand-in (see `Ready`): where the loop was made is no help.
+            Ran::Callback(cb) if cb.is_threadsafe() => (
+                "threadsafe callback".to_string(),
+                Some("threadsafe callback"),
+                None,
+                None,
+            ),
             Ran::Callback(cb) => (
                 format!("callback {}", cb.name()),
                 Some(cb.name()),
                 None,
                 Some(cb.created_at()),
-            ),
-            Ran::Threadsafe => (
-                "threadsafe callback".to_string(),
-                Some("threadsafe callback"),
-                None,
-                None,
             ),
             Ran::Task(task, created_at) => (
                 format!(
@@ -433,7 +441,8 @@ impl Inner {
             }
             while let Some(item) = self.remote.pop() {
                 dropped_any = true;
-                self.discard(item.into());
+                let item = self.enqueue(item, &mut self.inbox_calls.borrow_mut());
+                self.discard(item);
             }
             let timers = self.timers.borrow_mut().drain();
             dropped_any |= !timers.is_empty();
@@ -466,8 +475,6 @@ impl Inner {
                     tracing::error!("a callback's destructor panicked during close()");
                 }
             }
-            Ready::Shared(callback) => self.run_remote(move || callback.run()),
-            Ready::Remote(f) => self.run_remote(f),
             Ready::Task(runnable) => drop(runnable),
         }
     }
@@ -534,6 +541,8 @@ impl EventLoop {
             me: me.clone(),
             ready: RefCell::new(VecDeque::new()),
             batch: RefCell::new(VecDeque::new()),
+            inbox_calls: RefCell::new(VecDeque::new()),
+            inbox_marker: crate::handle::new_inbox_marker(me.clone()),
             timers: RefCell::new(Timers::default()),
             remote,
             running: Cell::new(false),

@@ -42,6 +42,38 @@ pub(crate) trait CallSlot {
     }
     /// The timer heap let go of the cell (only for `EXTERNAL` cells).
     fn left_heap(&self) {}
+    /// Whether this stands for a threadsafe callback (see [`new_inbox_marker`]).
+    fn is_threadsafe(&self) -> bool {
+        false
+    }
+}
+
+/// The ready queue's stand-in for the next threadsafe callback drained from the inbox: those
+/// wait in the loop's own FIFO (`Inner::inbox_calls`), and each is represented in the ready
+/// queue by a clone of this one cell, so the ready queue's item stays two words (an enum of a
+/// callback and a task; a third variant would make every item three).
+struct InboxSlot(Weak<Inner>);
+
+impl CallSlot for InboxSlot {
+    fn call(&self) {
+        if let Some(inner) = self.0.upgrade() {
+            inner.run_next_inbox_call();
+        }
+    }
+
+    /// `close()` runs the threadsafe callbacks the inbox accepted instead of dropping them:
+    /// their producers were told they would run (see `Remote`).
+    fn clear(&self) {
+        self.call();
+    }
+
+    fn name(&self) -> &'static str {
+        "threadsafe callback"
+    }
+
+    fn is_threadsafe(&self) -> bool {
+        true
+    }
 }
 
 /// A `Send` sleep's timer as the heap holds it: firing wakes the sleeper, and its cancelled
@@ -106,6 +138,16 @@ pub(crate) fn new_callback<F: FnOnce() + 'static>(
     })
 }
 
+/// The one cell a loop queues for each threadsafe callback it drains (see `InboxSlot`).
+#[track_caller]
+pub(crate) fn new_inbox_marker(inner: Weak<Inner>) -> Callback {
+    Rc::new(CallbackCell {
+        state: Cell::new(0),
+        created_at: Location::caller(),
+        slot: InboxSlot(inner),
+    })
+}
+
 /// The heap's cell for a [`WakeTimer`].
 pub(crate) fn new_wake_callback(
     timer: Arc<WakeTimer>,
@@ -164,6 +206,11 @@ impl CallbackCell<dyn CallSlot> {
 
     pub(crate) fn name(&self) -> &'static str {
         self.slot.name()
+    }
+
+    /// Whether this is the stand-in for a threadsafe callback (see `new_inbox_marker`).
+    pub(crate) fn is_threadsafe(&self) -> bool {
+        self.slot.is_threadsafe()
     }
 
     pub(crate) fn created_at(&self) -> &'static Location<'static> {

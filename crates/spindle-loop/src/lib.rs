@@ -72,6 +72,8 @@ mod exception;
 mod future;
 mod gather;
 mod handle;
+#[allow(unsafe_code)] // InlineCall: a small closure carried inline through the inbox
+mod inline_call;
 mod parker;
 mod registry;
 mod remote;
@@ -97,7 +99,7 @@ pub use future::{FutureCallback, LoopFuture};
 pub use gather::__private;
 pub use gather::{gather, gather_tasks, Children, Gather, GatherSettled};
 pub use handle::{Handle, TimerHandle};
-pub use remote::{Remote, RemoteCallback};
+pub use remote::Remote;
 pub use shield::{shield, Shield};
 pub use sleep::{sleep, sleep_until, yield_now, Sleep, YieldNow};
 pub use stealable::{spawn_stealable, Inline, Runnable, Scheduler, SchedulerId, TaskSet};
@@ -183,12 +185,15 @@ pub mod __loom {
             self.0.submit(f).map_err(|rejected| rejected.into_inner())
         }
 
-        /// Producer side: a callback in its submitter's own allocation.
-        pub fn submit_shared(
-            &self,
-            callback: std::sync::Arc<dyn crate::RemoteCallback>,
-        ) -> Result<(), std::sync::Arc<dyn crate::RemoteCallback>> {
-            self.0.submit_shared(callback)
+        /// Producer side: `value`, to be consumed by `run` on the loop's thread.
+        pub fn submit_value<T, R>(&self, value: T, run: R) -> Result<(), T>
+        where
+            T: Send + 'static,
+            R: FnOnce(T) + Send + 'static,
+        {
+            self.0
+                .submit_value(value, run)
+                .map_err(|rejected| rejected.into_inner())
         }
 
         /// Loop side: park with no timeout (returns at once if something is queued).
@@ -202,8 +207,7 @@ pub mod __loom {
             let mut ran = 0;
             while let Some(item) = self.0.pop() {
                 match item {
-                    RemoteItem::Callback(f) => f(),
-                    RemoteItem::Shared(callback) => callback.run(),
+                    RemoteItem::Call(call) => call.call(),
                     RemoteItem::Task(_) => continue,
                 }
                 ran += 1;
