@@ -309,6 +309,17 @@ pub fn timer_deadline(
     t0 + Duration::from_nanos(ns)
 }
 
+/// A deadline already past at `start`, for timer `i` of `n`: the `n` deadlines are spread over
+/// the 50 ms before `start` in a scrambled order (a fixed permutation of `0..n`), so a timer
+/// structure sees them out of order (the `timers_due_scrambled_100k` row).
+pub fn scrambled_past_deadline(start: std::time::Instant, i: u64, n: u64) -> std::time::Instant {
+    // An odd multiplier is a permutation modulo a power of two; n need not be one, so take
+    // the slot modulo n (a few collisions only add ties).
+    let slot = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) % n.max(1);
+    let back = Duration::from_nanos(50_000_000 * slot / n.max(1));
+    start.checked_sub(back).unwrap_or(start)
+}
+
 /// Runs `produce` on a new thread once this one is ready, and `consume` here; returns the
 /// time from the producer's start to the end of `consume`.
 fn producer_consumer(produce: impl FnOnce() + Send + 'static, consume: impl FnOnce()) -> Duration {

@@ -221,6 +221,18 @@ pub fn timers_binary_heap(n: u64, spread: Duration) -> Duration {
 /// like [`timers_tokio`] but every task sleeps until an instant taken before
 /// any was spawned, so every timer is already due. Returns the whole time.
 pub fn timers_due_tokio(n: u64) -> Duration {
+    timers_due_tokio_at(n, |start, _| start)
+}
+
+/// `timers_due_scrambled_100k` on tokio: as [`timers_due_tokio`], each task sleeping until its
+/// own past, scrambled deadline ([`crate::scrambled_past_deadline`]).
+pub fn timers_due_scrambled_tokio(n: u64) -> Duration {
+    timers_due_tokio_at(n, |start, i| crate::scrambled_past_deadline(start, i, n))
+}
+
+/// `n` tasks on a current-thread runtime, task `i` sleeping until `deadline(start, i)` (in the
+/// past), then counting itself; the whole time.
+fn timers_due_tokio_at(n: u64, deadline: impl Fn(Instant, u64) -> Instant) -> Duration {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
@@ -229,9 +241,9 @@ pub fn timers_due_tokio(n: u64) -> Duration {
     let done = counter.clone();
     let start = Instant::now();
     rt.block_on(async move {
-        let deadline = tokio::time::Instant::from_std(start);
-        for _ in 0..n {
+        for i in 0..n {
             let c = counter.clone();
+            let deadline = tokio::time::Instant::from_std(deadline(start, i));
             drop(tokio::spawn(async move {
                 tokio::time::sleep_until(deadline).await;
                 c.fetch_add(1, Ordering::Relaxed);
@@ -246,18 +258,30 @@ pub fn timers_due_tokio(n: u64) -> Duration {
     elapsed
 }
 
+/// `timers_due_scrambled_100k` floor: the scrambled past deadlines through a bare
+/// `BinaryHeap<Reverse<(Instant, u64)>>`, pushed then popped.
+pub fn timers_due_scrambled_binary_heap(n: u64) -> Duration {
+    timers_due_binary_heap_at(n, |start, i| crate::scrambled_past_deadline(start, i, n))
+}
+
 /// `timers_due_100k` floor: push `n` already-due deadlines onto a
 /// `BinaryHeap<Reverse<(Instant, u64)>>`, then pop and count them all.
 pub fn timers_due_binary_heap(n: u64) -> Duration {
+    timers_due_binary_heap_at(n, |start, _| start)
+}
+
+/// Pushes deadline `deadline(start, i)` (in the past) for each `i` onto a bare binary heap,
+/// then pops and counts every due one; the whole time.
+fn timers_due_binary_heap_at(n: u64, deadline: impl Fn(Instant, u64) -> Instant) -> Duration {
     let counter = Cell::new(0u64);
     let start = Instant::now();
     let mut heap = BinaryHeap::new();
     for i in 0..n {
-        heap.push(Reverse((start, i)));
+        heap.push(Reverse((deadline(start, i), i)));
     }
     let now = Instant::now();
-    while let Some(&Reverse((deadline, _))) = heap.peek() {
-        if deadline > now {
+    while let Some(&Reverse((due, _))) = heap.peek() {
+        if due > now {
             break;
         }
         heap.pop();
@@ -328,6 +352,8 @@ mod tests {
         timers_binary_heap(100, Duration::from_millis(2));
         timers_due_tokio(100);
         timers_due_binary_heap(100);
+        timers_due_scrambled_tokio(100);
+        timers_due_scrambled_binary_heap(100);
         yield_many_tokio(10, 10);
         yield_many_tokio_yield_now(10, 10);
     }

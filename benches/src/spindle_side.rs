@@ -143,6 +143,24 @@ pub fn call_later_due(n: u64) -> Duration {
     elapsed
 }
 
+/// `timers_due_scrambled_100k`: as [`call_later_due`], with `call_at` and deadlines already
+/// past but scrambled ([`crate::scrambled_past_deadline`]), so they arrive out of order.
+pub fn call_at_due_scrambled(n: u64) -> Duration {
+    let lp = new_loop();
+    let counter = Rc::new(Cell::new(0u64));
+    let start = Instant::now();
+    for i in 0..n {
+        let c = counter.clone();
+        let deadline = crate::scrambled_past_deadline(start, i, n);
+        let _ = expect_ok(lp.call_at(deadline, move || c.set(c.get() + 1)), "call_at");
+    }
+    drain(&lp, &counter, n);
+    let elapsed = start.elapsed();
+    assert_eq!(counter.get(), n);
+    close(lp);
+    elapsed
+}
+
 /// `yield_many`: inside `run_until_complete`, create `tasks` tasks that each
 /// await [`crate::YieldOnce`] `yields` times (spindle has no `yield_now` yet;
 /// the tokio side uses the same future), then await them all.
@@ -182,6 +200,7 @@ mod tests {
         spawn_many_local(100);
         timers(100, Duration::from_millis(2));
         call_later_due(100);
+        call_at_due_scrambled(100);
         yield_many(10, 10);
     }
 }

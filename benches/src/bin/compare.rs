@@ -101,6 +101,25 @@ fn workloads() -> Vec<Workload> {
                 ),
             ],
         },
+        // The same, with deadlines arriving out of order: timers_due_100k's arrive in order,
+        // which spindle's timer queue takes in O(1) each (its sorted run); these go through
+        // its heap.
+        Workload {
+            name: "timers_due_scrambled_100k",
+            unit: "timer",
+            ops: TIMERS_DUE_N,
+            spindle: Box::new(|| spindle_side::call_at_due_scrambled(TIMERS_DUE_N)),
+            peers: vec![
+                (
+                    "tokio_current_thread",
+                    Box::new(|| peers::timers_due_scrambled_tokio(TIMERS_DUE_N)),
+                ),
+                (
+                    "binary_heap_floor",
+                    Box::new(|| peers::timers_due_scrambled_binary_heap(TIMERS_DUE_N)),
+                ),
+            ],
+        },
         Workload {
             name: "yield_many",
             unit: "yield",
