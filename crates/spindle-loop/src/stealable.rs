@@ -335,11 +335,14 @@ pub trait Scheduler: Send + Sync + 'static {
     /// one of its workers, found through a thread-local), schedule `runnable` here and return
     /// `Ok`; otherwise hand it back, and it goes to [`schedule`](Self::schedule) through a weak
     /// reference. The default has no fast path.
-    fn schedule_here(id: SchedulerId, runnable: Runnable) -> Result<(), Runnable>
+    ///
+    /// `yielded`: the task woke itself during its own step (a yield, as `yield_now` does), so
+    /// it belongs behind the work already queued rather than first in line.
+    fn schedule_here(id: SchedulerId, runnable: Runnable, yielded: bool) -> Result<(), Runnable>
     where
         Self: Sized,
     {
-        let _ = id;
+        let _ = (id, yielded);
         Err(runnable)
     }
 }
@@ -438,7 +441,9 @@ where
         },
         // Captures nothing, so it is zero-sized, and async-task then takes no extra reference
         // count around each call (it does for a schedule function with state).
-        |runnable| schedule_stealable::<S>(runnable),
+        async_task::WithInfo(|runnable, info: async_task::ScheduleInfo| {
+            schedule_stealable::<S>(runnable, info.woken_while_running)
+        }),
     );
     let handle = Task::new(join, &TaskRef::new(runnable.waker(), runnable.metadata()));
     Ok((Runnable(runnable), handle))
@@ -473,9 +478,9 @@ impl Scheduler for Inline {
 /// The schedule function of stealable tasks: the fast path ([`Scheduler::schedule_here`]) takes
 /// no atomic; the slow path upgrades the header's weak reference. If the scheduler is gone, the
 /// step is dropped here (a `Send` task may be dropped on any thread).
-fn schedule_stealable<S: Scheduler>(runnable: TaskRunnable) {
+fn schedule_stealable<S: Scheduler>(runnable: TaskRunnable, yielded: bool) {
     let id = SchedulerId(runnable.metadata().scheduler_id);
-    if let Err(Runnable(runnable)) = S::schedule_here(id, Runnable(runnable)) {
+    if let Err(Runnable(runnable)) = S::schedule_here(id, Runnable(runnable), yielded) {
         let scheduler = runnable
             .metadata()
             .scheduler

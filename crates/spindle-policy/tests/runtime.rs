@@ -384,3 +384,49 @@ fn metrics_count_polls_parks_and_callbacks_per_worker() {
     // The 10 call_soon callbacks, plus the threadsafe one that started the task.
     assert!(metrics[0].callbacks_run >= 11, "{:?}", metrics[0]);
 }
+
+/// Wakes its own task and returns `Pending` once: a bare yield, independent of any combinator.
+async fn yield_once() {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if yielded {
+            return Poll::Ready(());
+        }
+        yielded = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    })
+    .await;
+}
+
+#[test]
+fn a_yielding_task_goes_behind_the_tasks_already_queued() {
+    // One worker, so the order is the worker's queue order. A task that wakes itself must not
+    // take the slot that makes a just-woken task run next: it yielded to the others.
+    let rt = runtime(1);
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let (l, m) = (log.clone(), log.clone());
+    let started = rt
+        .spawn(async move {
+            let yielder = spindle_policy::spawn(async move {
+                for i in 0..3 {
+                    l.lock().unwrap().push(format!("a{i}"));
+                    yield_once().await;
+                }
+            })
+            .unwrap();
+            let other = spindle_policy::spawn(async move {
+                m.lock().unwrap().push("b".to_string());
+            })
+            .unwrap();
+            (yielder, other)
+        })
+        .unwrap();
+    let (yielder, other) = rt.block_on(started).unwrap().unwrap();
+    rt.block_on(async move {
+        yielder.await.unwrap();
+        other.await.unwrap();
+    })
+    .unwrap();
+    assert_eq!(*log.lock().unwrap(), ["a0", "b", "a1", "a2"]);
+}

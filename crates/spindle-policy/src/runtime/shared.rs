@@ -125,11 +125,13 @@ impl Scheduler for Shared {
     }
 
     /// A task woken on one of this runtime's workers: into that worker's LIFO slot, with no
-    /// atomic on the way (the thread-local says which worker this is).
-    fn schedule_here(id: SchedulerId, runnable: Runnable) -> Result<(), Runnable> {
+    /// atomic on the way (the thread-local says which worker this is); a task that yielded (woke
+    /// itself) goes to the back of the queue instead, behind the tasks it yielded to (tokio's
+    /// rule, and asyncio's `sleep(0)`).
+    fn schedule_here(id: SchedulerId, runnable: Runnable, yielded: bool) -> Result<(), Runnable> {
         WORKER.with(|worker| match worker.borrow().as_ref() {
             Some(core) if core.scheduler_id() == id => {
-                core.push(runnable, false);
+                core.push(runnable, yielded);
                 Ok(())
             }
             _ => Err(runnable),

@@ -4,8 +4,9 @@
 //! ready batch, so callbacks, timers and local tasks keep their turn. It takes the next step
 //! from, in order: the injector every [`INJECTOR_INTERVAL`] ticks (so tasks pushed from outside
 //! are not starved by a busy local queue), the LIFO slot (the task just woken on this worker; at
-//! most [`LIFO_CAP`] times in a row, so two tasks waking each other cannot starve the queue), its
-//! local queue, the injector. Out of work, before its loop blocks, it searches (steals a batch
+//! most [`LIFO_CAP`] times in a row, so two tasks waking each other cannot starve the queue; a
+//! task that woke itself, a yield, goes to the back of the queue instead), its local queue, the
+//! injector. Out of work, before its loop blocks, it searches (steals a batch
 //! from the injector, then from siblings starting at a random one) and parks only if that finds
 //! nothing; the handshake is `Idle`'s.
 
@@ -82,9 +83,10 @@ impl WorkerCore {
         &self.shared.counters[self.index]
     }
 
-    /// A step scheduled on this worker's thread.
-    pub(crate) fn push(&self, runnable: Runnable, is_new: bool) {
-        let lifo_occupied = if is_new {
+    /// A step scheduled on this worker's thread: a new or yielded task (`to_back`) to the back
+    /// of the queue, a woken one to the LIFO slot.
+    pub(crate) fn push(&self, runnable: Runnable, to_back: bool) {
+        let lifo_occupied = if to_back {
             self.local.push(runnable);
             self.has_lifo()
         } else {
