@@ -345,6 +345,18 @@ pub trait Scheduler: Send + Sync + 'static {
         let _ = (id, yielded);
         Err(runnable)
     }
+
+    /// The fast path to a task's set: if the calling thread belongs to the scheduler `id`,
+    /// call `f` with its [`TaskSet`] and return its result; otherwise return `None` without
+    /// calling it, and the set is reached through a weak reference. The default has no fast
+    /// path.
+    fn with_task_set_here<R>(id: SchedulerId, f: &mut dyn FnMut(&TaskSet) -> R) -> Option<R>
+    where
+        Self: Sized,
+    {
+        let _ = (id, f);
+        None
+    }
 }
 
 /// Identifies a scheduler instance (the address of its `Arc`), for
@@ -366,28 +378,41 @@ impl SchedulerId {
     }
 }
 
-/// A stealable task's owner: its scheduler, through the header's weak reference (taken only
-/// when an idle task registers or leaves its set).
-struct SetOwner;
+/// A stealable task's owner: its scheduler's [`TaskSet`], reached through the thread-local fast
+/// path ([`Scheduler::with_task_set_here`]) on the scheduler's own threads, else through the
+/// header's weak reference (only when an idle task registers or leaves its set).
+struct SetOwner<S>(std::marker::PhantomData<fn() -> S>);
 
-impl TaskOwner for SetOwner {
+impl<S: Scheduler> SetOwner<S> {
+    /// Runs `f` on the task's set, if its scheduler still exists.
+    fn with_set<R>(header: &TaskHeader, f: impl FnOnce(&TaskSet) -> R) -> Option<R> {
+        let mut f = Some(f);
+        let here = S::with_task_set_here(SchedulerId(header.scheduler_id), &mut |set| {
+            f.take().map(|f| f(set))
+        });
+        match here {
+            Some(result) => result,
+            // Upgrading touches the scheduler's shared reference count (contended between
+            // workers): only off the scheduler's threads.
+            None => {
+                let scheduler = header.scheduler.as_ref()?.upgrade()?;
+                f.take().map(|f| f(scheduler.task_set()))
+            }
+        }
+    }
+}
+
+impl<S: Scheduler> TaskOwner for SetOwner<S> {
     fn unregister(&self, header: &TaskHeader) -> Option<TaskRef> {
         if header.slot() == usize::MAX {
             return None; // never went idle: never registered
         }
-        header
-            .scheduler
-            .as_ref()?
-            .upgrade()?
-            .task_set()
-            .remove(header)
+        Self::with_set(header, |set| set.remove(header)).flatten()
     }
 
     fn on_pending(&self, header: &TaskHeader, waker: &Waker) {
         if header.slot() == usize::MAX {
-            if let Some(scheduler) = header.scheduler.as_ref().and_then(|w| w.upgrade()) {
-                scheduler.task_set().register(header, waker);
-            }
+            Self::with_set(header, |set| set.register(header, waker));
         }
     }
 
@@ -435,7 +460,7 @@ where
             future: Some(future),
             guard: CompletionGuard {
                 header: NonNull::from(header),
-                owner: SetOwner,
+                owner: SetOwner::<S>(std::marker::PhantomData),
                 armed: true,
             },
         },

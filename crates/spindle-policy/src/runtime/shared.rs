@@ -141,4 +141,13 @@ impl Scheduler for Shared {
     fn task_set(&self) -> &TaskSet {
         &self.tasks
     }
+
+    /// On one of this runtime's workers: its set, through the worker's own reference (no
+    /// touch of the shared reference count, which every worker would contend for).
+    fn with_task_set_here<R>(id: SchedulerId, f: &mut dyn FnMut(&TaskSet) -> R) -> Option<R> {
+        WORKER.with(|worker| match worker.borrow().as_ref() {
+            Some(core) if core.scheduler_id() == id => Some(f(&core.shared().tasks)),
+            _ => None,
+        })
+    }
 }

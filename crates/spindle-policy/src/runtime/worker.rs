@@ -75,6 +75,11 @@ impl WorkerCore {
         std::ptr::eq(Arc::as_ptr(&self.shared), shared)
     }
 
+    /// The runtime this worker belongs to.
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
     pub(crate) fn scheduler_id(&self) -> spindle_loop::SchedulerId {
         spindle_loop::SchedulerId::of(&self.shared)
     }
