@@ -19,8 +19,12 @@
 //!   [`Cells`], dropped by the loop's thread. This thread takes all [`CHUNK`] of them when it
 //!   creates the chunk, while the count is in its own cache, and hands them out one by one.
 //! - the receipts' side: each [`Receipt`] holds one reference to the chunk's [`Receipts`]
-//!   group (which holds one reference to the cells), cloned and usually dropped on the
-//!   producer's thread.
+//!   group (which holds one reference to the cells), usually dropped on the producer's thread.
+//!   A receipt dropped on the thread whose current chunk it belongs to hands its reference back
+//!   to that chunk, which gives it to the next receipt: the usual submit-and-forget costs no
+//!   reference-count operation on this side at all (each one is a locked instruction, which
+//!   waits behind the producer's pending writes to the inbox: measured at a quarter of a
+//!   producer's own time per operation).
 //!
 //! Sharing one count between the two sides measured 100 ns per callback against 41 ns (the
 //! producer's receipt drops and the loop's slot drops contending for one cache line).
@@ -70,10 +74,27 @@ impl Slot {
 }
 
 /// The submitter's side of one submission's state.
-#[derive(Clone)]
 pub(crate) struct Receipt {
-    group: Arc<Receipts>,
+    /// Always `Some`, except while being dropped (its reference goes back to the chunk).
+    group: Option<Arc<Receipts>>,
     index: u8,
+}
+
+impl Clone for Receipt {
+    fn clone(&self) -> Self {
+        Receipt {
+            group: self.group.clone(),
+            index: self.index,
+        }
+    }
+}
+
+impl Drop for Receipt {
+    fn drop(&mut self) {
+        if let Some(group) = self.group.take() {
+            give_back(group);
+        }
+    }
 }
 
 /// What a receipt's state reads as.
@@ -85,20 +106,25 @@ pub(crate) enum State {
 }
 
 impl Receipt {
-    fn cell(&self) -> &AtomicU8 {
-        &self.group.cells.states[usize::from(self.index)]
+    fn cell(&self) -> Option<&AtomicU8> {
+        let group = self.group.as_ref()?;
+        Some(&group.cells.states[usize::from(self.index)])
     }
 
     /// Cancels the work if it has not started; `true` if this call did.
     pub(crate) fn cancel(&self) -> bool {
         // Pairs with the CAS in `Slot::start`.
-        self.cell()
-            .compare_exchange(PENDING, CANCELLED, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
+        self.cell().is_some_and(|cell| {
+            cell.compare_exchange(PENDING, CANCELLED, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        })
     }
 
     pub(crate) fn state(&self) -> State {
-        match self.cell().load(Ordering::Acquire) {
+        let Some(cell) = self.cell() else {
+            return State::Cancelled; // unreachable: only a receipt being dropped has no group
+        };
+        match cell.load(Ordering::Acquire) {
             PENDING => State::Pending,
             STARTED => State::Started,
             _ => State::Cancelled,
@@ -111,18 +137,22 @@ struct Chunk {
     /// The loop-side references not handed out yet (all taken at creation; see the module docs).
     slots: Vec<Arc<Cells>>,
     receipts: Arc<Receipts>,
+    /// References to `receipts` given back by receipts dropped on this thread, for the next.
+    spare: Vec<Arc<Receipts>>,
 }
 
 impl Chunk {
-    fn new(mut slots: Vec<Arc<Cells>>) -> Chunk {
+    fn new(mut slots: Vec<Arc<Cells>>, mut spare: Vec<Arc<Receipts>>) -> Chunk {
         let cells = Arc::new(Cells {
             states: std::array::from_fn(|_| AtomicU8::new(PENDING)),
         });
         slots.clear();
         slots.extend((0..CHUNK).map(|_| cells.clone()));
+        spare.clear();
         Chunk {
             slots,
             receipts: Arc::new(Receipts { cells }),
+            spare,
         }
     }
 
@@ -131,8 +161,9 @@ impl Chunk {
         let cells = self.slots.pop()?;
         // After the pop, `len` counts the ones left: indices run CHUNK-1 down to 0.
         let index = u8::try_from(self.slots.len()).ok()?;
+        let group = self.spare.pop().unwrap_or_else(|| self.receipts.clone());
         let receipt = Receipt {
-            group: self.receipts.clone(),
+            group: Some(group),
             index,
         };
         Some((Slot { cells, index }, receipt))
@@ -152,9 +183,12 @@ pub(crate) fn next() -> (Slot, Receipt) {
         if let Some(taken) = current.as_mut().and_then(Chunk::take) {
             return taken;
         }
-        // Reuse the spent chunk's vector for the new chunk's references.
-        let spare = current.take().map(|spent| spent.slots).unwrap_or_default();
-        let chunk = current.insert(Chunk::new(spare));
+        // Reuse the spent chunk's vectors for the new chunk's references.
+        let (slots, spare) = current
+            .take()
+            .map(|spent| (spent.slots, spent.spare))
+            .unwrap_or_default();
+        let chunk = current.insert(Chunk::new(slots, spare));
         chunk
             .take()
             .unwrap_or_else(|| unreachable!("a new chunk has {CHUNK} states"))
@@ -169,8 +203,30 @@ pub(crate) fn next() -> (Slot, Receipt) {
     fresh()
 }
 
+/// A dropped receipt's reference: back to this thread's current chunk if it is that chunk's
+/// (see the module docs), else dropped.
+#[cfg(not(loom))]
+fn give_back(group: Arc<Receipts>) {
+    let _ = CURRENT.try_with(|current| {
+        if let Ok(mut current) = current.try_borrow_mut() {
+            if let Some(chunk) = current.as_mut() {
+                if Arc::ptr_eq(&chunk.receipts, &group) {
+                    chunk.spare.push(group);
+                }
+            }
+        }
+    });
+    // Not this thread's current chunk (or it is being torn down): an ordinary drop.
+}
+
+/// Under loom: an ordinary drop.
+#[cfg(loom)]
+fn give_back(group: Arc<Receipts>) {
+    drop(group);
+}
+
 fn fresh() -> (Slot, Receipt) {
-    Chunk::new(Vec::new())
+    Chunk::new(Vec::new(), Vec::new())
         .take()
         .unwrap_or_else(|| unreachable!("a new chunk has {CHUNK} states"))
 }
@@ -212,6 +268,28 @@ mod tests {
             };
             assert_eq!(receipt.state(), expected, "{i}");
         }
+    }
+
+    #[test]
+    fn a_receipt_dropped_on_its_thread_hands_its_reference_to_the_next() {
+        // Not the chunk's last state (index 0), so the next one comes from the same chunk.
+        let (_slot, first) = std::iter::repeat_with(next)
+            .find(|(_, receipt)| receipt.index != 0)
+            .unwrap();
+        let group = first.group.clone().unwrap();
+        let count = Arc::strong_count(&group);
+        drop(first);
+        assert_eq!(
+            Arc::strong_count(&group),
+            count,
+            "kept by the chunk, not dropped"
+        );
+        let (_slot, second) = next();
+        assert!(Arc::ptr_eq(second.group.as_ref().unwrap(), &group));
+        assert_eq!(Arc::strong_count(&group), count, "reused, not cloned");
+        // Dropped elsewhere, a receipt lets go of its reference as usual.
+        std::thread::spawn(move || drop(second)).join().unwrap();
+        assert_eq!(Arc::strong_count(&group), count - 1);
     }
 
     #[test]
