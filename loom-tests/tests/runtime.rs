@@ -242,3 +242,49 @@ fn shutdown_vs_spawn_each_task_is_refused_or_cancelled() {
         assert!(scheduler.set.is_empty());
     });
 }
+
+/// A worker's LIFO slot (`spindle_loop::RunnableSlot`, the real one): the owner puts a task in
+/// and displaces it with another, then takes what is left, while a stealing sibling takes from
+/// the slot. Every task runs exactly once: none is lost between the swaps, none taken twice.
+#[test]
+fn lifo_slot_owner_vs_thief_each_task_runs_once() {
+    loom::model(|| {
+        let scheduler = std::sync::Arc::new(spindle_loop::Inline::default());
+        let ran = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let spawn = |scheduler: &std::sync::Arc<spindle_loop::Inline>| {
+            let ran = ran.clone();
+            spindle_loop::spawn_stealable(
+                async move {
+                    ran.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                },
+                scheduler,
+            )
+            .map_err(|_| "spawn refused")
+            .unwrap()
+        };
+        let (first, first_task) = spawn(&scheduler);
+        let (second, second_task) = spawn(&scheduler);
+        let slot = Arc::new(spindle_loop::RunnableSlot::new());
+        assert!(slot.replace(first).is_none());
+        let thief = {
+            let slot = slot.clone();
+            thread::spawn(move || {
+                if let Some(stolen) = slot.take() {
+                    stolen.run();
+                }
+            })
+        };
+        if let Some(displaced) = slot.replace(second) {
+            displaced.run();
+        }
+        if let Some(next) = slot.take() {
+            next.run();
+        }
+        thief.join().unwrap();
+        // The thief may have taken nothing, the first task or the second; either way both ran,
+        // each once.
+        assert_eq!(ran.load(std::sync::atomic::Ordering::SeqCst), 2);
+        assert!(first_task.done() && second_task.done());
+        assert!(!slot.is_occupied());
+    });
+}

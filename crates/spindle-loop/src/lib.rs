@@ -79,6 +79,8 @@ mod registry;
 mod remote;
 mod shield;
 mod sleep;
+#[allow(unsafe_code)] // RunnableSlot: a runnable's raw pointer in an atomic
+mod slot;
 mod stealable;
 mod sync;
 #[allow(unsafe_code)] // TaskRef: a waker plus a pointer into the task's allocation
@@ -102,6 +104,7 @@ pub use handle::{Handle, TimerHandle};
 pub use remote::Remote;
 pub use shield::{shield, Shield};
 pub use sleep::{sleep, sleep_until, yield_now, Sleep, YieldNow};
+pub use slot::RunnableSlot;
 pub use stealable::{spawn_stealable, Inline, Runnable, Scheduler, SchedulerId, TaskSet};
 pub use task::{panic_message, Task, TaskCallback, TaskRef};
 pub use wait::{wait, ReturnWhen, Wait};

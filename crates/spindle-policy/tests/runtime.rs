@@ -408,15 +408,16 @@ fn a_yielding_task_goes_behind_the_tasks_already_queued() {
     let (l, m) = (log.clone(), log.clone());
     let started = rt
         .spawn(async move {
+            // Spawned first, so the yielder (spawned last) takes the slot and runs first.
+            let other = spindle_policy::spawn(async move {
+                m.lock().unwrap().push("b".to_string());
+            })
+            .unwrap();
             let yielder = spindle_policy::spawn(async move {
                 for i in 0..3 {
                     l.lock().unwrap().push(format!("a{i}"));
                     yield_once().await;
                 }
-            })
-            .unwrap();
-            let other = spindle_policy::spawn(async move {
-                m.lock().unwrap().push("b".to_string());
             })
             .unwrap();
             (yielder, other)

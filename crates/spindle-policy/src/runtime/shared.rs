@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use crossbeam_deque::{Injector, Stealer};
-use spindle_loop::{spawn_stealable, Remote, Runnable, Scheduler, SchedulerId, Task, TaskSet};
+use spindle_loop::{
+    spawn_stealable, Remote, Runnable, RunnableSlot, Scheduler, SchedulerId, Task, TaskSet,
+};
 
 use super::idle::Idle;
 use super::metrics::WorkerCounters;
@@ -24,6 +26,9 @@ thread_local! {
 pub(crate) struct Shared {
     pub(crate) injector: Injector<Runnable>,
     pub(crate) stealers: Vec<Stealer<Runnable>>,
+    /// Each worker's LIFO slot: its owner's next step, which a sibling takes only when the owner
+    /// is stuck (see `WorkerCore::steal`).
+    pub(crate) lifos: Vec<Padded<RunnableSlot>>,
     /// Set once every worker has started (before `build()` returns).
     pub(crate) remotes: OnceLock<Vec<Arc<Remote>>>,
     /// The workers' loop handles, set with `remotes`.
@@ -32,14 +37,23 @@ pub(crate) struct Shared {
     pub(crate) tasks: TaskSet,
     pub(crate) counters: Vec<WorkerCounters>,
     /// Each worker's step counter, published for thieves (see `WorkerCore::steal`).
-    pub(crate) ticks: Vec<PaddedTick>,
+    pub(crate) ticks: Vec<Padded<std::sync::atomic::AtomicU32>>,
     pub(crate) shutdown: AtomicBool,
 }
 
-/// A worker's published step count, alone on its cache line (the owner writes it every step).
+/// A value alone on its cache line(s): each worker writes its own step count and LIFO slot all
+/// the time, and siblings read them, so two workers' values must not share a line (128 bytes:
+/// adjacent-line prefetch pairs 64-byte lines).
 #[repr(align(128))]
 #[derive(Default)]
-pub(crate) struct PaddedTick(pub(crate) std::sync::atomic::AtomicU32);
+pub(crate) struct Padded<T>(pub(crate) T);
+
+impl<T> std::ops::Deref for Padded<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
 
 impl Shared {
     pub(crate) fn new(stealers: Vec<Stealer<Runnable>>) -> Self {
@@ -47,12 +61,13 @@ impl Shared {
         Shared {
             injector: Injector::new(),
             stealers,
+            lifos: (0..workers).map(|_| Padded::default()).collect(),
             remotes: OnceLock::new(),
             loops: OnceLock::new(),
             idle: Idle::new(workers),
             tasks: TaskSet::new(),
             counters: (0..workers).map(|_| WorkerCounters::default()).collect(),
-            ticks: (0..workers).map(|_| PaddedTick::default()).collect(),
+            ticks: (0..workers).map(|_| Padded::default()).collect(),
             shutdown: AtomicBool::new(false),
         }
     }
@@ -78,19 +93,20 @@ impl Shared {
         }
         let (runnable, task) = spawn_stealable(future, self)
             .map_err(|rejected| SpawnError::new(rejected.into_inner(), PolicyError::ShutDown))?;
-        self.schedule_step(runnable, true);
+        self.schedule_new(runnable);
         Ok(task)
     }
 
-    /// Where a stealable task's step goes: a new task to the back of this worker's queue, a
-    /// woken one to its LIFO slot; from any other thread, to the injector and a parked worker
-    /// is woken (see `Idle`).
-    pub(crate) fn schedule_step(&self, runnable: Runnable, is_new: bool) {
+    /// Where a new stealable task's first step goes: on one of our workers, into its LIFO slot
+    /// like a woken task (it runs next, while what it was given is still in cache; what it
+    /// displaces goes to the queue, where a sibling may steal it: tokio's rule); from any other
+    /// thread, to the injector, and a parked worker is woken (see `Idle`).
+    fn schedule_new(&self, runnable: Runnable) {
         let runnable = WORKER.with(|worker| {
             let worker = worker.borrow();
             match worker.as_ref() {
                 Some(core) if core.belongs_to(self) => {
-                    core.push(runnable, is_new);
+                    core.push(runnable, false);
                     None
                 }
                 _ => Some(runnable),

@@ -3,12 +3,16 @@
 //! Per loop iteration the worker runs up to [`STEP_BUDGET`] stealable steps after the loop's own
 //! ready batch, so callbacks, timers and local tasks keep their turn. It takes the next step
 //! from, in order: the injector every [`INJECTOR_INTERVAL`] ticks (so tasks pushed from outside
-//! are not starved by a busy local queue), the LIFO slot (the task just woken on this worker; at
-//! most [`LIFO_CAP`] times in a row, so two tasks waking each other cannot starve the queue; a
-//! task that woke itself, a yield, goes to the back of the queue instead), its local queue, the
-//! injector. Out of work, before its loop blocks, it searches (steals a batch
+//! are not starved by a busy local queue), the LIFO slot (the task just spawned or woken on this
+//! worker, so a task and the one it hands work to run back to back while their data is in
+//! cache; at most [`LIFO_CAP`] slot steps in a row, so two tasks waking each other cannot starve
+//! the queue; a task that woke itself, a yield, goes to the back of the queue instead), its
+//! local queue, the injector. Out of work, before its loop blocks, it searches (steals a batch
 //! from the injector, then from siblings starting at a random one) and parks only if that finds
-//! nothing; the handshake is `Idle`'s.
+//! nothing; the handshake is `Idle`'s. A sibling's last queued task, or the task in its LIFO
+//! slot (a [`spindle_loop::RunnableSlot`], so that it can be taken), is that sibling's next step
+//! and is stolen only if the sibling made no progress since the thief's previous look: stuck
+//! in a long synchronous callback, it must not hold back what it queued.
 
 use std::cell::Cell;
 use std::sync::atomic::Ordering;
@@ -39,7 +43,6 @@ pub(crate) struct WorkerCore {
     index: usize,
     shared: Arc<Shared>,
     local: Worker<Runnable>,
-    lifo: Cell<Option<Runnable>>,
     is_searching: Cell<bool>,
     parked: Cell<bool>,
     tick: Cell<u32>,
@@ -59,7 +62,6 @@ impl WorkerCore {
             index,
             shared,
             local,
-            lifo: Cell::new(None),
             is_searching: Cell::new(false),
             parked: Cell::new(false),
             tick: Cell::new(0),
@@ -88,15 +90,15 @@ impl WorkerCore {
         &self.shared.counters[self.index]
     }
 
-    /// A step scheduled on this worker's thread: a new or yielded task (`to_back`) to the back
-    /// of the queue, a woken one to the LIFO slot.
+    /// A step scheduled on this worker's thread: a yielded task (`to_back`) to the back of the
+    /// queue, a new or woken one to the LIFO slot.
     pub(crate) fn push(&self, runnable: Runnable, to_back: bool) {
         let lifo_occupied = if to_back {
             self.local.push(runnable);
             self.has_lifo()
         } else {
             // A woken task runs next (cache-hot); the one it displaces goes to the queue.
-            if let Some(displaced) = self.lifo.replace(Some(runnable)) {
+            if let Some(displaced) = self.lifo().replace(runnable) {
                 self.local.push(displaced);
             }
             true
@@ -137,16 +139,20 @@ impl WorkerCore {
             .store(tick, std::sync::atomic::Ordering::Relaxed);
         if tick % INJECTOR_INTERVAL == 0 {
             if let Some(runnable) = self.pop_injector() {
+                *lifo_steps = 0;
                 return Some(runnable);
             }
         }
-        if let Some(runnable) = self.lifo.take() {
+        if let Some(runnable) = self.lifo().take() {
             if *lifo_steps < LIFO_CAP {
                 *lifo_steps += 1;
                 return Some(runnable);
             }
             self.local.push(runnable);
         }
+        // A step from the queue starts a new chain: the cap counts LIFO steps in a row (tokio's
+        // rule), not LIFO steps per budget, which would turn the slot off for the rest of it.
+        *lifo_steps = 0;
         self.local.pop().or_else(|| self.pop_injector())
     }
 
@@ -188,15 +194,27 @@ impl WorkerCore {
                 continue;
             }
             let stealer = &self.shared.stealers[victim];
-            if stealer.len() == 1 {
-                // A single queued task is its owner's next step, unless the owner is stuck (a
-                // long synchronous callback): take it only if the owner made no progress since
-                // our last look. Stealing it from a busy owner would just bounce a chain of
-                // spawns between cores.
+            let queued = stealer.len();
+            if queued <= 1 {
+                // A single queued task, or the one in the owner's LIFO slot, is its owner's
+                // next step, unless the owner is stuck (a long synchronous callback): take it
+                // only if the owner made no progress since our last look. Stealing it from a
+                // busy owner would just bounce a chain of spawns between cores.
+                if queued == 0 && !self.shared.lifos[victim].is_occupied() {
+                    continue;
+                }
                 let now = self.shared.ticks[victim]
                     .0
                     .load(std::sync::atomic::Ordering::Relaxed);
                 if self.seen_ticks[victim].replace(now) != now {
+                    continue;
+                }
+                if queued == 0 {
+                    if let Some(runnable) = self.shared.lifos[victim].take() {
+                        self.local.push(runnable);
+                        self.record_steal(before);
+                        return true;
+                    }
                     continue;
                 }
             }
@@ -222,11 +240,13 @@ impl WorkerCore {
         WorkerCounters::add(&counters.stolen_tasks, moved);
     }
 
+    /// This worker's LIFO slot (in `Shared`, so a sibling can take from it when we are stuck).
+    fn lifo(&self) -> &spindle_loop::RunnableSlot {
+        &self.shared.lifos[self.index]
+    }
+
     fn has_lifo(&self) -> bool {
-        let runnable = self.lifo.take();
-        let has = runnable.is_some();
-        self.lifo.set(runnable);
-        has
+        self.lifo().is_occupied()
     }
 
     /// Shutdown: run every step left in this worker's queues and the injector, each cancelled
