@@ -62,6 +62,7 @@ impl RunnableSlot {
     /// assert!(slot.replace(first).is_none());
     /// assert!(slot.replace(second).is_some()); // `first` comes back
     /// ```
+    #[inline]
     pub fn replace(&self, runnable: Runnable) -> Option<Runnable> {
         let new = runnable.0.into_raw().as_ptr();
         // AcqRel: Release publishes the task we put in to whoever swaps it out; Acquire makes
@@ -74,6 +75,7 @@ impl RunnableSlot {
     /// ```
     /// assert!(spindle_loop::RunnableSlot::new().take().is_none());
     /// ```
+    #[inline]
     pub fn take(&self) -> Option<Runnable> {
         // A load first: an empty slot (the common case for a thief) costs no locked instruction.
         if self.ptr.load(Ordering::Relaxed).is_null() {
@@ -88,10 +90,12 @@ impl RunnableSlot {
     /// ```
     /// assert!(!spindle_loop::RunnableSlot::new().is_occupied());
     /// ```
+    #[inline]
     pub fn is_occupied(&self) -> bool {
         !self.ptr.load(Ordering::Relaxed).is_null()
     }
 
+    #[inline]
     fn from_raw(ptr: *mut ()) -> Option<Runnable> {
         let ptr = NonNull::new(ptr)?;
         // SAFETY: a non-null value of `ptr` came from `into_raw` in `replace`, and the swap that

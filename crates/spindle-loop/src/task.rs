@@ -69,6 +69,7 @@ struct CurrentTask {
 }
 
 impl CurrentTask {
+    #[inline]
     fn enter(header: NonNull<TaskHeader>, waker: &Waker) -> Self {
         let previous = CURRENT.with(|c| c.replace(Some((header, NonNull::from(waker)))));
         CurrentTask { previous }
@@ -76,6 +77,7 @@ impl CurrentTask {
 }
 
 impl Drop for CurrentTask {
+    #[inline]
     fn drop(&mut self) {
         CURRENT.with(|c| c.set(self.previous));
     }
@@ -224,6 +226,7 @@ impl TaskHeader {
         self.slow.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    #[inline]
     fn state(&self) -> u32 {
         self.state.load(Ordering::Acquire)
     }
@@ -232,6 +235,7 @@ impl TaskHeader {
         self.id
     }
 
+    #[inline]
     pub(crate) fn slot(&self) -> usize {
         self.slot.load(Ordering::Relaxed)
     }
@@ -277,6 +281,7 @@ impl TaskHeader {
         }
     }
 
+    #[inline]
     fn cancel_requested(&self) -> bool {
         self.state() & CANCEL_REQUESTED != 0
     }

@@ -62,6 +62,7 @@ impl Idle {
     }
 
     /// Work was made visible: the parked worker to wake, if one should be.
+    #[inline]
     pub fn worker_to_notify(&self) -> Option<usize> {
         // SeqCst pairs with the SeqCst updates below: a pusher that sees no searcher and all
         // workers unparked relies on those workers finding the task.
