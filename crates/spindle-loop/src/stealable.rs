@@ -410,6 +410,7 @@ impl<S: Scheduler> TaskOwner for SetOwner<S> {
         Self::with_set(header, |set| set.remove(header)).flatten()
     }
 
+    #[inline]
     fn on_pending(&self, header: &TaskHeader, waker: &Waker) {
         if header.slot() == usize::MAX {
             Self::with_set(header, |set| set.register(header, waker));

@@ -119,6 +119,7 @@ impl Shared {
     }
 
     /// Wakes one parked worker if the idle protocol says so.
+    #[inline]
     pub(crate) fn notify_one(&self) {
         if let Some(worker) = self.idle.worker_to_notify() {
             if let Some(remote) = self.remotes.get().and_then(|r| r.get(worker)) {
