@@ -343,7 +343,7 @@ fn producer_consumer(produce: impl FnOnce() + Send + 'static, consume: impl FnOn
 /// The shape of every `call_soon_threadsafe` workload: a producer thread calls `submit(i)` for
 /// `i` in `0..n` (each submitting a closure that calls [`sink`]`(i)`), then drops `submit`
 /// (which closes a channel); `consume` runs the closures on this thread until the producer is
-/// done. Checks every closure ran once and returns the time charged by [`producer_consumer`].
+/// done. Checks every closure ran once and returns the time charged by `producer_consumer`.
 pub fn threadsafe_closures<S>(n: u64, mut submit: S, consume: impl FnOnce()) -> Duration
 where
     S: FnMut(u64) + Send + 'static,

@@ -1,5 +1,5 @@
 //! The peers of [`crate::runtime_spindle`]: tokio's multi-thread runtime with
-//! [`RT_WORKERS`](crate::RT_WORKERS) workers, and async-executor on as many threads. Bodies
+//! [`RT_WORKERS`] workers, and async-executor on as many threads. Bodies
 //! mirror tokio's own `rt_multi_threaded` benchmarks; yields use the shared [`yield_once`] on
 //! every side.
 

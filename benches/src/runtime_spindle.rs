@@ -1,5 +1,5 @@
 //! Spindle's side of the multi-thread workloads (tokio's `rt_multi_threaded` bench set), on a
-//! [`spindle::Runtime`] with [`RT_WORKERS`](crate::RT_WORKERS) workers. Each function mirrors
+//! [`spindle::Runtime`] with [`RT_WORKERS`] workers. Each function mirrors
 //! the one of the same name in [`crate::runtime_peers`]; building and shutting down the runtime
 //! stay outside the clock.
 
