@@ -157,31 +157,7 @@ pub fn spawn_many_async_task(n: u64) -> Duration {
 /// `tokio::spawn` needs `Send`. Tokio's timer wheel has 1 ms resolution and
 /// rounds deadlines up, which shows here as up to ~1 ms / `n` per timer.
 pub fn timers_tokio(n: u64, spread: Duration) -> Duration {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .expect("tokio current_thread runtime with time");
-    let counter = Arc::new(AtomicU64::new(0));
-    let done = counter.clone();
-    let t0 = Instant::now();
-    rt.block_on(async move {
-        for i in 0..n {
-            let c = counter.clone();
-            let deadline = tokio::time::Instant::from_std(timer_deadline(t0, i, n, spread));
-            // Dropping the JoinHandle detaches the task.
-            drop(tokio::spawn(async move {
-                tokio::time::sleep_until(deadline).await;
-                c.fetch_add(1, Ordering::Relaxed);
-            }));
-        }
-        tokio::time::sleep_until(tokio::time::Instant::from_std(t0 + spread)).await;
-        // The last timers share our deadline and may run after us.
-        while counter.load(Ordering::Relaxed) < n {
-            tokio::task::yield_now().await;
-        }
-    });
-    let wall = t0.elapsed();
-    assert_eq!(done.load(Ordering::Relaxed), n);
+    let wall = tokio_timers_at(n, |t0, i| timer_deadline(t0, i, n, spread), Some(spread));
     wall.saturating_sub(spread)
 }
 
@@ -221,18 +197,29 @@ pub fn timers_binary_heap(n: u64, spread: Duration) -> Duration {
 /// like [`timers_tokio`] but every task sleeps until an instant taken before
 /// any was spawned, so every timer is already due. Returns the whole time.
 pub fn timers_due_tokio(n: u64) -> Duration {
-    timers_due_tokio_at(n, |start, _| start)
+    tokio_timers_at(n, |start, _| start, None)
 }
 
 /// `timers_due_scrambled_100k` on tokio: as [`timers_due_tokio`], each task sleeping until its
 /// own past, scrambled deadline ([`crate::scrambled_past_deadline`]).
 pub fn timers_due_scrambled_tokio(n: u64) -> Duration {
-    timers_due_tokio_at(n, |start, i| crate::scrambled_past_deadline(start, i, n))
+    tokio_timers_at(
+        n,
+        |start, i| crate::scrambled_past_deadline(start, i, n),
+        None,
+    )
 }
 
-/// `n` tasks on a current-thread runtime, task `i` sleeping until `deadline(start, i)` (in the
-/// past), then counting itself; the whole time.
-fn timers_due_tokio_at(n: u64, deadline: impl Fn(Instant, u64) -> Instant) -> Duration {
+/// `n` tasks on a current-thread runtime with the time driver, task `i` sleeping until
+/// `deadline(start, i)`, then counting itself (`Arc<AtomicU64>`: `tokio::spawn` needs `Send`);
+/// the time from `start` until all have counted. With `sleep_first`, the runtime's own task
+/// first sleeps that long after `start` (so it does not spin through a spread of future
+/// deadlines), then yields until the last timers, which may share its deadline, have run.
+fn tokio_timers_at(
+    n: u64,
+    deadline: impl Fn(Instant, u64) -> Instant,
+    sleep_first: Option<Duration>,
+) -> Duration {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
@@ -244,10 +231,14 @@ fn timers_due_tokio_at(n: u64, deadline: impl Fn(Instant, u64) -> Instant) -> Du
         for i in 0..n {
             let c = counter.clone();
             let deadline = tokio::time::Instant::from_std(deadline(start, i));
+            // Dropping the JoinHandle detaches the task.
             drop(tokio::spawn(async move {
                 tokio::time::sleep_until(deadline).await;
                 c.fetch_add(1, Ordering::Relaxed);
             }));
+        }
+        if let Some(wait) = sleep_first {
+            tokio::time::sleep_until(tokio::time::Instant::from_std(start + wait)).await;
         }
         while counter.load(Ordering::Relaxed) < n {
             tokio::task::yield_now().await;
