@@ -533,7 +533,8 @@ impl RuntimeHandle {
     }
 
     /// Spawns a `Send` task that any worker may run (stealable), from any thread. On a worker
-    /// it starts on that worker's queue; elsewhere it goes to the injector and wakes a parked
+    /// it takes that worker's LIFO slot (it runs next; a task it displaces goes to the queue,
+    /// where siblings can steal it); elsewhere it goes to the injector and wakes a parked
     /// worker. After shutdown the future comes back in the error.
     ///
     /// ```
