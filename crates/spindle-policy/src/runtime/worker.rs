@@ -97,7 +97,7 @@ impl WorkerCore {
             self.local.push(runnable);
             self.has_lifo()
         } else {
-            // A woken task runs next (cache-hot); the one it displaces goes to the queue.
+            // A new or woken task runs next (cache-hot); the one it displaces goes to the queue.
             if let Some(displaced) = self.lifo().replace(runnable) {
                 self.local.push(displaced);
             }
