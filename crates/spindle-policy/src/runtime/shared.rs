@@ -80,8 +80,9 @@ impl Shared {
         self.shutdown.load(Ordering::Acquire)
     }
 
-    /// Spawns a stealable task: onto this worker's queue if called on one of our workers,
-    /// else onto the injector.
+    /// Spawns a stealable task: its first step is scheduled as a woken one's is (see
+    /// `schedule_here`: on one of our workers it runs next, cache-hot, and what it displaces
+    /// goes to the queue, where siblings can steal it; tokio's rule), else onto the injector.
     #[track_caller]
     pub(crate) fn spawn<F>(self: &Arc<Self>, future: F) -> Result<Task<F::Output>, SpawnError<F>>
     where
@@ -93,29 +94,10 @@ impl Shared {
         }
         let (runnable, task) = spawn_stealable(future, self)
             .map_err(|rejected| SpawnError::new(rejected.into_inner(), PolicyError::ShutDown))?;
-        self.schedule_new(runnable);
-        Ok(task)
-    }
-
-    /// Where a new stealable task's first step goes: on one of our workers, into its LIFO slot
-    /// like a woken task (it runs next, while what it was given is still in cache; what it
-    /// displaces goes to the queue, where a sibling may steal it: tokio's rule); from any other
-    /// thread, to the injector, and a parked worker is woken (see `Idle`).
-    fn schedule_new(&self, runnable: Runnable) {
-        let runnable = WORKER.with(|worker| {
-            let worker = worker.borrow();
-            match worker.as_ref() {
-                Some(core) if core.belongs_to(self) => {
-                    core.push(runnable, false);
-                    None
-                }
-                _ => Some(runnable),
-            }
-        });
-        if let Some(runnable) = runnable {
-            self.injector.push(runnable);
-            self.notify_one();
+        if let Err(runnable) = Self::schedule_here(SchedulerId::of(self), runnable, false) {
+            self.schedule(runnable);
         }
+        Ok(task)
     }
 
     /// Wakes one parked worker if the idle protocol says so.
@@ -146,13 +128,13 @@ impl Scheduler for Shared {
     /// itself) goes to the back of the queue instead, behind the tasks it yielded to (tokio's
     /// rule, and asyncio's `sleep(0)`).
     fn schedule_here(id: SchedulerId, runnable: Runnable, yielded: bool) -> Result<(), Runnable> {
-        WORKER.with(|worker| match worker.borrow().as_ref() {
-            Some(core) if core.scheduler_id() == id => {
+        let mut runnable = Some(runnable);
+        on_worker_of(id, |core| {
+            if let Some(runnable) = runnable.take() {
                 core.push(runnable, yielded);
-                Ok(())
             }
-            _ => Err(runnable),
-        })
+        });
+        runnable.map_or(Ok(()), Err)
     }
 
     fn task_set(&self) -> &TaskSet {
@@ -162,9 +144,15 @@ impl Scheduler for Shared {
     /// On one of this runtime's workers: its set, through the worker's own reference (no
     /// touch of the shared reference count, which every worker would contend for).
     fn with_task_set_here<R>(id: SchedulerId, f: &mut dyn FnMut(&TaskSet) -> R) -> Option<R> {
-        WORKER.with(|worker| match worker.borrow().as_ref() {
-            Some(core) if core.scheduler_id() == id => Some(f(&core.shared().tasks)),
-            _ => None,
-        })
+        on_worker_of(id, |core| f(&core.shared().tasks))
     }
+}
+
+/// Calls `f` with this thread's worker if it is one of the runtime `id`'s (the fast paths of
+/// [`Scheduler`]: a thread-local instead of the shared reference count).
+fn on_worker_of<R>(id: SchedulerId, f: impl FnOnce(&WorkerCore) -> R) -> Option<R> {
+    WORKER.with(|worker| match worker.borrow().as_ref() {
+        Some(core) if core.scheduler_id() == id => Some(f(core)),
+        _ => None,
+    })
 }

@@ -72,11 +72,6 @@ impl WorkerCore {
         }
     }
 
-    /// Whether this worker is one of `shared`'s (the runtime is identified by its allocation).
-    pub(crate) fn belongs_to(&self, shared: &Shared) -> bool {
-        std::ptr::eq(Arc::as_ptr(&self.shared), shared)
-    }
-
     /// The runtime this worker belongs to.
     pub(crate) fn shared(&self) -> &Shared {
         &self.shared
