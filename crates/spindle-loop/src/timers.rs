@@ -167,11 +167,20 @@ impl Timers {
         }
     }
 
+    /// Whether the earliest entry is the heap's top (else the run's front, if any).
+    fn earliest_in_heap(&self) -> bool {
+        match (self.heap.peek(), self.run.front()) {
+            (Some(heap), Some(run)) => heap.key() < run.key(),
+            (heap, _) => heap.is_some(),
+        }
+    }
+
     /// The earliest entry, cancelled or not.
     fn peek(&self) -> Option<&TimerEntry> {
-        match (self.heap.peek(), self.run.front()) {
-            (Some(heap), Some(run)) if heap.key() < run.key() => Some(heap),
-            (heap, run) => run.or(heap),
+        if self.earliest_in_heap() {
+            self.heap.peek()
+        } else {
+            self.run.front()
         }
     }
 
@@ -203,11 +212,7 @@ impl Timers {
     }
 
     fn pop_top(&mut self) -> Option<TimerEntry> {
-        let from_heap = match (self.heap.peek(), self.run.front()) {
-            (Some(heap), Some(run)) => heap.key() < run.key(),
-            (heap, _) => heap.is_some(),
-        };
-        let entry = if from_heap {
+        let entry = if self.earliest_in_heap() {
             self.heap.pop()
         } else {
             self.run.pop_front()
