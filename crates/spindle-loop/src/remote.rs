@@ -165,8 +165,7 @@ impl Remote {
     /// assert_eq!(rx.recv().unwrap(), 5);
     /// ```
     pub fn submit<F: FnOnce() + Send + 'static>(&self, f: F) -> Result<(), Rejected<F>> {
-        self.accept(f, |f| RemoteItem::Call(InlineCall::new(f)))
-            .map_err(|f| Rejected::new(f, LoopError::Closed))
+        self.submit_value(f, |f: F| f())
     }
 
     /// Like [`submit`](Self::submit), for work in two parts: `value` is consumed by `run` on the
