@@ -289,6 +289,16 @@ fn timers_due_binary_heap_at(n: u64, deadline: impl Fn(Instant, u64) -> Instant)
 /// `tasks` tasks that each await [`crate::YieldOnce`] `yields` times, then
 /// await them all. Same yield future as spindle's side.
 pub fn yield_many_tokio(tasks: u64, yields: u64) -> Duration {
+    yield_many_tokio_with(tasks, yields, yield_once)
+}
+
+/// `tasks` tokio tasks on a current-thread runtime, each awaiting `yield_fn()` `yields` times,
+/// then all awaited; the whole time.
+fn yield_many_tokio_with<Y: std::future::Future<Output = ()> + Send + 'static>(
+    tasks: u64,
+    yields: u64,
+    yield_fn: fn() -> Y,
+) -> Duration {
     let rt = tokio_current_thread();
     let start = Instant::now();
     rt.block_on(async move {
@@ -296,7 +306,7 @@ pub fn yield_many_tokio(tasks: u64, yields: u64) -> Duration {
         for _ in 0..tasks {
             handles.push(tokio::spawn(async move {
                 for _ in 0..yields {
-                    yield_once().await;
+                    yield_fn().await;
                 }
             }));
         }
@@ -311,22 +321,7 @@ pub fn yield_many_tokio(tasks: u64, yields: u64) -> Duration {
 /// [`crate::YieldOnce`], for reference: tokio defers that wake-up until after
 /// its driver has been polled.
 pub fn yield_many_tokio_yield_now(tasks: u64, yields: u64) -> Duration {
-    let rt = tokio_current_thread();
-    let start = Instant::now();
-    rt.block_on(async move {
-        let mut handles = Vec::with_capacity(tasks as usize);
-        for _ in 0..tasks {
-            handles.push(tokio::spawn(async move {
-                for _ in 0..yields {
-                    tokio::task::yield_now().await;
-                }
-            }));
-        }
-        for h in handles {
-            h.await.expect("tokio task");
-        }
-    });
-    start.elapsed()
+    yield_many_tokio_with(tasks, yields, tokio::task::yield_now)
 }
 
 #[cfg(test)]

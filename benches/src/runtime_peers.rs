@@ -19,19 +19,26 @@ fn tokio_rt() -> tokio::runtime::Runtime {
     )
 }
 
-/// `spawn_many_local` on tokio.
-pub fn spawn_many_local_tokio(n: u64) -> Duration {
+/// From inside one task on a fresh runtime, starts `n` rounds of `round` (each calls
+/// `finish_one` on its countdown once, when its work is done); the time until the last one is.
+fn rounds_from_a_task_tokio(n: u64, round: fn(Countdown)) -> Duration {
     let rt = tokio_rt();
     let (countdown, done_rx) = Countdown::new(n);
     let start = Instant::now();
     rt.spawn(async move {
         for _ in 0..n {
-            let countdown = countdown.clone();
-            tokio::spawn(async move { countdown.finish_one() });
+            round(countdown.clone());
         }
     });
     expect_ok(done_rx.recv(), "done");
     start.elapsed()
+}
+
+/// `spawn_many_local` on tokio.
+pub fn spawn_many_local_tokio(n: u64) -> Duration {
+    rounds_from_a_task_tokio(n, |countdown| {
+        tokio::spawn(async move { countdown.finish_one() });
+    })
 }
 
 /// Spawns `n` empty tasks from this (non-worker) thread, then awaits them all in `block_on`.
@@ -94,27 +101,19 @@ pub fn yield_many_tokio(tasks: u64, per_task: u64) -> Duration {
 
 /// `ping_pong` on tokio.
 pub fn ping_pong_tokio(n: u64) -> Duration {
-    let rt = tokio_rt();
-    let (countdown, done_rx) = Countdown::new(n);
-    let start = Instant::now();
-    rt.spawn(async move {
-        for _ in 0..n {
-            let countdown = countdown.clone();
+    rounds_from_a_task_tokio(n, |countdown| {
+        tokio::spawn(async move {
+            let (tx1, rx1) = tokio::sync::oneshot::channel::<()>();
+            let (tx2, rx2) = tokio::sync::oneshot::channel::<()>();
             tokio::spawn(async move {
-                let (tx1, rx1) = tokio::sync::oneshot::channel::<()>();
-                let (tx2, rx2) = tokio::sync::oneshot::channel::<()>();
-                tokio::spawn(async move {
-                    let _ = rx1.await;
-                    let _ = tx2.send(());
-                });
-                let _ = tx1.send(());
-                let _ = rx2.await;
-                countdown.finish_one();
+                let _ = rx1.await;
+                let _ = tx2.send(());
             });
-        }
-    });
-    expect_ok(done_rx.recv(), "done");
-    start.elapsed()
+            let _ = tx1.send(());
+            let _ = rx2.await;
+            countdown.finish_one();
+        });
+    })
 }
 
 fn chain_tokio(done_tx: mpsc::SyncSender<()>, n: u64) {

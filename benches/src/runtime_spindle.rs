@@ -30,16 +30,16 @@ where
     }
 }
 
-/// From inside a task, spawn `n` tasks; the last to run signals completion.
-pub fn spawn_many_local(n: u64) -> Duration {
+/// From inside one task on a fresh runtime, starts `n` rounds of `round` (each calls
+/// `finish_one` on its countdown once, when its work is done); the time until the last one is.
+fn rounds_from_a_task(n: u64, round: fn(Countdown)) -> Duration {
     let rt = runtime();
     let (countdown, done_rx) = Countdown::new(n);
     let start = Instant::now();
     let spawner = expect_ok(
         rt.spawn(async move {
             for _ in 0..n {
-                let countdown = countdown.clone();
-                spawn(async move { countdown.finish_one() });
+                round(countdown.clone());
             }
         }),
         "spawn",
@@ -49,6 +49,13 @@ pub fn spawn_many_local(n: u64) -> Duration {
     drop(spawner);
     rt.shutdown();
     elapsed
+}
+
+/// From inside a task, spawn `n` tasks; the last to run signals completion.
+pub fn spawn_many_local(n: u64) -> Duration {
+    rounds_from_a_task(n, |countdown| {
+        spawn(async move { countdown.finish_one() });
+    })
 }
 
 /// Spawns `n` empty tasks from this (non-worker) thread, then awaits them all in `block_on`.
@@ -130,33 +137,19 @@ pub fn yield_many(tasks: u64, per_task: u64) -> Duration {
 
 /// `n` rounds: a task spawns a partner; they exchange one message each way over oneshots.
 pub fn ping_pong(n: u64) -> Duration {
-    let rt = runtime();
-    let (countdown, done_rx) = Countdown::new(n);
-    let start = Instant::now();
-    let spawner = expect_ok(
-        rt.spawn(async move {
-            for _ in 0..n {
-                let countdown = countdown.clone();
-                spawn(async move {
-                    let (tx1, rx1) = tokio::sync::oneshot::channel::<()>();
-                    let (tx2, rx2) = tokio::sync::oneshot::channel::<()>();
-                    spawn(async move {
-                        let _ = rx1.await;
-                        let _ = tx2.send(());
-                    });
-                    let _ = tx1.send(());
-                    let _ = rx2.await;
-                    countdown.finish_one();
-                });
-            }
-        }),
-        "spawn",
-    );
-    expect_ok(done_rx.recv(), "done");
-    let elapsed = start.elapsed();
-    drop(spawner);
-    rt.shutdown();
-    elapsed
+    rounds_from_a_task(n, |countdown| {
+        spawn(async move {
+            let (tx1, rx1) = tokio::sync::oneshot::channel::<()>();
+            let (tx2, rx2) = tokio::sync::oneshot::channel::<()>();
+            spawn(async move {
+                let _ = rx1.await;
+                let _ = tx2.send(());
+            });
+            let _ = tx1.send(());
+            let _ = rx2.await;
+            countdown.finish_one();
+        });
+    })
 }
 
 fn chain(done_tx: mpsc::SyncSender<()>, n: u64) {
