@@ -26,13 +26,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::callback::{new_callback, Callback};
 use crate::context;
 use crate::error::{LoopError, Rejected};
 use crate::exception::{
     default_exception_handler, ExceptionContext, ExceptionHandler, ExceptionKind,
 };
 use crate::future::LoopFuture;
-use crate::handle::{new_callback, Callback, Handle, TimerHandle};
+use crate::handle::{Handle, TimerHandle};
 use crate::inline_call::InlineCall;
 use crate::registry::TaskRegistry;
 use crate::remote::{Remote, RemoteItem};
@@ -542,7 +543,7 @@ impl EventLoop {
             ready: RefCell::new(VecDeque::new()),
             batch: RefCell::new(VecDeque::new()),
             inbox_calls: RefCell::new(VecDeque::new()),
-            inbox_marker: crate::handle::new_inbox_marker(me.clone()),
+            inbox_marker: crate::callback::new_inbox_marker(me.clone()),
             timers: RefCell::new(Timers::default()),
             remote,
             running: Cell::new(false),

@@ -64,6 +64,8 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+#[allow(unsafe_code)] // Callback: a reference count without the weak count (one size class less)
+mod callback;
 mod child;
 mod context;
 mod error;

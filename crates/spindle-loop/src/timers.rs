@@ -47,7 +47,7 @@ use loom::sync::{Mutex, MutexGuard};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
-use crate::handle::{new_wake_callback, Callback};
+use crate::callback::{new_wake_callback, Callback};
 use crate::sync::{AtomicUsize, Ordering as AtomicOrdering};
 
 /// Below this many entries a rebuild is not worth it (asyncio's `_MIN_SCHEDULED_TIMER_HANDLES`).
@@ -360,7 +360,7 @@ impl WakeTimer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::handle::new_callback;
+    use crate::callback::new_callback;
     use std::cell::RefCell;
     use std::rc::Rc;
     use std::time::Duration;
