@@ -3,9 +3,10 @@
 //!
 //! # Protocol
 //!
-//! Work crosses into the loop through its inbox ([`Remote::submit`]: a crossbeam channel plus a
-//! wake-up of the loop only if it may be parked, so a burst of submissions to a busy loop costs
-//! at most one wake-up syscall). The loop drains the inbox into its one ready queue at the start
+//! Work crosses into the loop through its inbox ([`Remote::submit`]: a lock-free list whose one
+//! compare-and-swap per submission also reads whether the loop is closed or parked, and wakes it
+//! only if it is parked, so a burst of submissions to a busy loop costs at most one wake-up
+//! syscall). The loop drains the inbox into its one ready queue at the start
 //! of each iteration (and after each wait), in arrival order, so threadsafe callbacks from one
 //! thread run in the order submitted, in the same FIFO as `call_soon` callbacks. On the loop's
 //! own thread while it runs, a threadsafe submission skips the inbox and goes straight into the

@@ -74,6 +74,8 @@ mod exception;
 mod future;
 mod gather;
 mod handle;
+#[allow(unsafe_code)] // Inbox: a lock-free list of slots whose tail word carries the flags
+mod inbox;
 #[allow(unsafe_code)] // InlineCall: a small closure carried inline through the inbox
 mod inline_call;
 mod parker;
@@ -223,6 +225,11 @@ pub mod __loom {
         /// Loop side: `close()`'s first half: refuse new callbacks, wait for in-flight ones.
         pub fn close(&self) {
             self.0.close();
+        }
+
+        /// Any thread: a scheduler's nudge (`Remote::wake`).
+        pub fn wake(&self) {
+            self.0.wake();
         }
 
         /// Wake-up syscalls issued so far.
