@@ -6,6 +6,17 @@ use loom::sync::Arc;
 use loom::thread;
 use spindle_loop::__loom::Inbox;
 
+/// Submits a callback that counts its run in `ran`; the inbox must be open.
+fn submit_counting(inbox: &Inbox, ran: &Arc<AtomicUsize>) {
+    let ran = ran.clone();
+    inbox
+        .submit(move || {
+            ran.fetch_add(1, Ordering::SeqCst);
+        })
+        .map_err(|_| ())
+        .expect("the inbox is open");
+}
+
 /// Submit vs park: a callback pushed while the loop goes to sleep is never stranded. A lost
 /// wake-up shows up as a deadlock (the loop thread parked forever), which loom reports.
 #[test]
@@ -16,12 +27,7 @@ fn submit_vs_park_loses_no_wakeup() {
         let producer = {
             let (inbox, ran) = (inbox.clone(), ran.clone());
             thread::spawn(move || {
-                inbox
-                    .submit(move || {
-                        ran.fetch_add(1, Ordering::SeqCst);
-                    })
-                    .map_err(|_| ())
-                    .expect("the inbox is open");
+                submit_counting(&inbox, &ran);
             })
         };
         while ran.load(Ordering::SeqCst) == 0 {
@@ -104,23 +110,12 @@ fn producers_racing_for_a_block_s_last_slot_lose_nothing() {
     loom::model(|| {
         let inbox = Arc::new(Inbox::new());
         let ran = Arc::new(AtomicUsize::new(0));
-        let r = ran.clone();
-        inbox
-            .submit(move || {
-                r.fetch_add(1, Ordering::SeqCst);
-            })
-            .map_err(|_| ())
-            .expect("the inbox is open");
+        submit_counting(&inbox, &ran);
         let producers: Vec<_> = (0..2)
             .map(|_| {
                 let (inbox, ran) = (inbox.clone(), ran.clone());
                 thread::spawn(move || {
-                    inbox
-                        .submit(move || {
-                            ran.fetch_add(1, Ordering::SeqCst);
-                        })
-                        .map_err(|_| ())
-                        .expect("the inbox is open");
+                    submit_counting(&inbox, &ran);
                 })
             })
             .collect();
