@@ -312,7 +312,12 @@ impl Remote {
         let deadline = std::time::Instant::now() + PARK_SPIN;
         loop {
             for _ in 0..PARK_SPIN_BATCH {
-                if !self.queue.is_empty() || self.woken.load(Ordering::Relaxed) {
+                if !self.queue.is_empty() {
+                    return true;
+                }
+                // A pending wake is used up by this early return, as a full park would: left
+                // set, it would make every later park return at once (a busy loop).
+                if self.woken.load(Ordering::Relaxed) && self.woken.swap(false, Ordering::Relaxed) {
                     return true;
                 }
                 std::hint::spin_loop();

@@ -227,3 +227,20 @@ fn awaiting_a_task_destroyed_by_close_gives_cancelled() {
     lp.close().unwrap();
     assert_eq!(t.result().unwrap(), Err(TaskError::Cancelled));
 }
+
+#[test]
+fn a_wake_while_not_parked_costs_one_early_return_not_a_busy_loop() {
+    let lp = EventLoop::new().unwrap();
+    // Nobody is parked: the wake is kept for the next park, which returns at once.
+    lp.remote().wake();
+    let stopper = lp.clone();
+    lp.call_later(std::time::Duration::from_millis(100), move || {
+        stopper.stop()
+    })
+    .unwrap();
+    lp.run_forever().unwrap();
+    // Then the loop waits for its timer. One that kept returning early would have turned
+    // thousands of times in those 100 ms, at full CPU.
+    let iterations = lp.stats().iterations;
+    assert!(iterations < 20, "{iterations} iterations");
+}
