@@ -387,7 +387,7 @@ impl<S: Scheduler> SetOwner<S> {
     /// Runs `f` on the task's set, if its scheduler still exists.
     fn with_set<R>(header: &TaskHeader, f: impl FnOnce(&TaskSet) -> R) -> Option<R> {
         let mut f = Some(f);
-        let here = S::with_task_set_here(SchedulerId(header.scheduler_id), &mut |set| {
+        let here = S::with_task_set_here(SchedulerId(header.scheduler_id()), &mut |set| {
             f.take().map(|f| f(set))
         });
         match here {
@@ -455,7 +455,7 @@ where
     let mut header = TaskHeader::new(next_task_id(), STEALABLE, created_at);
     let weak: std::sync::Weak<dyn Scheduler> = Arc::downgrade(scheduler) as _;
     header.scheduler = Some(weak);
-    header.scheduler_id = SchedulerId::of(scheduler).0;
+    debug_assert_eq!(header.scheduler_id(), SchedulerId::of(scheduler).0);
     let (runnable, join) = async_task::Builder::new().metadata(header).spawn(
         move |header: &TaskHeader| TaskFuture {
             future: Some(future),
@@ -505,7 +505,7 @@ impl Scheduler for Inline {
 /// no atomic; the slow path upgrades the header's weak reference. If the scheduler is gone, the
 /// step is dropped here (a `Send` task may be dropped on any thread).
 fn schedule_stealable<S: Scheduler>(runnable: TaskRunnable, yielded: bool) {
-    let id = SchedulerId(runnable.metadata().scheduler_id);
+    let id = SchedulerId(runnable.metadata().scheduler_id());
     if let Err(Runnable(runnable)) = S::schedule_here(id, Runnable(runnable), yielded) {
         let scheduler = runnable
             .metadata()
