@@ -100,6 +100,17 @@ pub(crate) fn current_task_ref() -> Option<TaskRef> {
     Some(TaskRef { waker, header })
 }
 
+/// Drops a task's runnable on its loop's thread (`close()`), as that thread's current task:
+/// if the task never started it is in no registry, and the report of its destruction finds it
+/// this way (see `CompletionGuard::complete`).
+pub(crate) fn discard_runnable(runnable: TaskRunnable) {
+    let header = NonNull::from(runnable.metadata());
+    // A counted waker: it keeps the allocation, and so `header`, alive past the drop below.
+    let waker = runnable.waker();
+    let _current = CurrentTask::enter(header, &waker);
+    drop(runnable);
+}
+
 /// What the ready queue and the inbox carry for a task.
 pub(crate) type TaskRunnable = async_task::Runnable<TaskHeader>;
 
@@ -450,9 +461,10 @@ where
         },
         schedule_local,
     );
-    let task_ref = TaskRef::new(runnable.waker(), runnable.metadata());
-    let handle = Task::new(task, &task_ref);
-    inner.register_task(task_ref);
+    // The handle borrows the waker's parts; the registry takes the task only once it goes
+    // idle (see `LocalOwner::on_pending`).
+    let handle = Task::new(task, &TaskRef::new(runnable.waker(), runnable.metadata()));
+    inner.note_unstarted_task();
     (runnable, handle)
 }
 
@@ -561,6 +573,18 @@ pub(crate) struct LocalOwner(pub(crate) Weak<Inner>);
 impl TaskOwner for LocalOwner {
     fn unregister(&self, header: &TaskHeader) -> Option<TaskRef> {
         self.0.upgrade()?.unregister_task(header)
+    }
+
+    /// The first `Pending`: from now on the task may sit idle with its runnable inside a
+    /// waker, so the loop's registry keeps it alive and reachable (until then its runnable was
+    /// in the ready queue, or it was running).
+    #[inline]
+    fn on_pending(&self, header: &TaskHeader, waker: &Waker) {
+        if header.slot() == usize::MAX {
+            if let Some(inner) = self.0.upgrade() {
+                inner.register_task(TaskRef::new(waker.clone(), header));
+            }
+        }
     }
 
     fn owner_loop(&self) -> Option<Rc<Inner>> {

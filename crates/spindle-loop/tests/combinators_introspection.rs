@@ -76,3 +76,43 @@ fn all_tasks_lists_the_live_tasks_of_the_running_loop() {
     assert_eq!(lp.all_tasks().len(), 1);
     long.cancel();
 }
+
+/// Tasks that have not returned `Pending` yet are in no registry (their runnable is queued, or
+/// they are running their first step); `all_tasks()` and `stats()` still count them.
+#[test]
+fn all_tasks_sees_tasks_that_have_not_started_or_are_in_their_first_step() {
+    let lp = EventLoop::new().unwrap();
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    let s = seen.clone();
+    // Same batch: `first` runs while `second` still waits behind it.
+    let first = lp
+        .create_task(async move {
+            let mut live: Vec<u64> = all_tasks().iter().map(TaskRef::id).collect();
+            live.sort_unstable();
+            *s.borrow_mut() = live;
+        })
+        .unwrap();
+    let second = lp.create_task(std::future::pending::<()>()).unwrap();
+    assert_eq!(lp.stats().tasks, 2);
+    assert_eq!(
+        lp.all_tasks().len(),
+        2,
+        "both unstarted, in the ready queue"
+    );
+    let (first_id, second_id) = (first.id(), second.id());
+    lp.stop();
+    lp.run_forever().unwrap();
+    assert_eq!(
+        *seen.borrow(),
+        vec![first_id, second_id],
+        "itself and the one behind it"
+    );
+    let live: Vec<u64> = lp.all_tasks().iter().map(TaskRef::id).collect();
+    assert_eq!(live, vec![second_id], "now idle, so registered");
+    assert_eq!(lp.stats().tasks, 1);
+    second.cancel();
+    lp.stop();
+    lp.run_forever().unwrap();
+    assert_eq!(lp.stats().tasks, 0);
+    assert!(lp.all_tasks().is_empty());
+}

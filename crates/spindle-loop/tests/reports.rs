@@ -96,19 +96,38 @@ fn a_task_handle_dropped_with_an_untaken_panic_is_reported() {
     assert_eq!(seen[0].panic.as_deref(), Some("nobody looked"));
 }
 
-#[test]
-fn a_task_destroyed_while_pending_at_close_is_reported() {
+/// A pending task named `name`, run for one iteration first or not, then the loop closed:
+/// what the exception handler saw.
+fn report_of_a_task_destroyed_at_close(name: &str, start_first: bool) -> Vec<ExceptionContext> {
     let lp = EventLoop::new().unwrap();
     let seen = capture(&lp);
     let t = lp.create_task(std::future::pending::<()>()).unwrap();
-    t.set_name("forever");
-    one_iteration(&lp);
+    t.set_name(name);
+    if start_first {
+        one_iteration(&lp);
+    }
     lp.close().unwrap();
-    let seen = seen.borrow();
+    let seen = seen.borrow().clone();
+    seen
+}
+
+#[test]
+fn a_task_destroyed_while_pending_at_close_is_reported() {
+    let seen = report_of_a_task_destroyed_at_close("forever", true);
     assert_eq!(seen.len(), 1);
     assert_eq!(seen[0].kind, ExceptionKind::TaskDestroyedPending);
     assert_eq!(seen[0].task.as_ref().unwrap().name(), "forever");
     assert!(seen[0].message.contains("destroyed but it is pending"));
+}
+
+/// Before its first step a task is in no registry (its runnable is queued): the report still
+/// names it.
+#[test]
+fn a_task_destroyed_at_close_before_its_first_step_is_reported_by_name() {
+    let seen = report_of_a_task_destroyed_at_close("never started", false);
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].kind, ExceptionKind::TaskDestroyedPending);
+    assert_eq!(seen[0].task.as_ref().unwrap().name(), "never started");
 }
 
 #[test]
