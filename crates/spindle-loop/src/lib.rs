@@ -92,6 +92,8 @@ mod task;
 mod timers;
 mod wait;
 mod wait_for;
+#[allow(unsafe_code)] // waker_parts: a task's waker parts from its runnable, no clone
+mod waker_parts;
 
 pub use child::{IntoTask, Spawn};
 pub use error::{LoopError, Rejected, TaskError};

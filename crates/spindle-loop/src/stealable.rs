@@ -471,7 +471,8 @@ where
             schedule_stealable::<S>(runnable, info.woken_while_running)
         }),
     );
-    let handle = Task::new(join, &TaskRef::new(runnable.waker(), runnable.metadata()));
+    let (runnable, waker) = crate::waker_parts::waker_parts::<TaskFuture<F, SetOwner<S>>>(runnable);
+    let handle = Task::new(join, waker);
     Ok((Runnable(runnable), handle))
 }
 
