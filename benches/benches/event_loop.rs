@@ -64,6 +64,16 @@ fn tracing_span(c: &mut Criterion) {
             std::hint::black_box(&_span);
         })
     });
+    g.bench_function("span_entered_if_dispatcher_set", |b| {
+        let mut id = 0u64;
+        b.iter(|| {
+            id = id.wrapping_add(1);
+            let _span = tracing::dispatcher::has_been_set().then(|| {
+                tracing::trace_span!("spindle.task", id = std::hint::black_box(id)).entered()
+            });
+            std::hint::black_box(&_span);
+        })
+    });
     g.bench_function("no_span", |b| {
         let mut id = 0u64;
         b.iter(|| {

@@ -418,7 +418,7 @@ impl Inner {
                 let header = runnable.metadata();
                 header.begin_step();
                 let slot = header.slot();
-                let _span = tracing::trace_span!("spindle.task", id = header.id()).entered();
+                let _span = task::step_span(header.id());
                 // Only debug mode's slow-step report needs the task afterwards.
                 let task = started.map(|_| match self.tasks.borrow().get(slot) {
                     Some(task) => task.clone(),

@@ -71,7 +71,7 @@ impl Runnable {
     /// assert!(task.done());
     /// ```
     pub fn run(self) -> bool {
-        let _span = tracing::trace_span!("spindle.task", id = self.0.metadata().id()).entered();
+        let _span = crate::task::step_span(self.0.metadata().id());
         // Panics in the task's future are caught by the task; this only guards the caller
         // against a panic in async-task's own machinery.
         catch_unwind(AssertUnwindSafe(|| self.0.run())).unwrap_or(false)

@@ -112,6 +112,17 @@ pub(crate) fn discard_runnable(runnable: TaskRunnable) {
     drop(runnable);
 }
 
+/// The span of one task step (`spindle.task`), entered, or `None` while no `tracing`
+/// dispatcher was ever installed in this process (scoped or global). That check is one relaxed
+/// load; the span macro's own checks and the guard's drop cost ~1.5 ns more on every step of a
+/// program that does not trace (criterion, `task_step_span_no_subscriber`: 2.04 ns entered,
+/// 0.46 ns gated), about 5% of a yield on a runtime worker.
+#[inline]
+pub(crate) fn step_span(id: u64) -> Option<tracing::span::EnteredSpan> {
+    // `has_been_set` is what tracing's own macros use to skip their `log` fallback.
+    tracing::dispatcher::has_been_set().then(|| tracing::trace_span!("spindle.task", id).entered())
+}
+
 /// What the ready queue and the inbox carry for a task.
 pub(crate) type TaskRunnable = async_task::Runnable<TaskHeader>;
 
