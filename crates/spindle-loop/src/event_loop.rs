@@ -199,16 +199,16 @@ impl Inner {
     /// A local task returned `Pending` for the first time: the registry keeps it from now on.
     pub(crate) fn register_task(&self, task: TaskRef) {
         self.unstarted.set(self.unstarted.get().saturating_sub(1));
-        self.tasks.borrow_mut().insert(task);
+        self.tasks.borrow_mut().insert(task, |index| index);
     }
 
     /// A local task completed: the registry's reference, if it was ever registered.
     pub(crate) fn unregister_task(&self, header: &TaskHeader) -> Option<TaskRef> {
-        if header.slot() == usize::MAX {
+        if !header.is_registered() {
             self.unstarted.set(self.unstarted.get().saturating_sub(1));
             return None;
         }
-        self.tasks.borrow_mut().remove(header)
+        self.tasks.borrow_mut().remove(header.slot(), header)
     }
 
     /// Every live task: the registered ones, the unstarted ones waiting in the ready queue,
@@ -219,7 +219,7 @@ impl Inner {
             return live;
         }
         let unstarted = |item: &Ready| match item {
-            Ready::Task(runnable) if runnable.metadata().slot() == usize::MAX => {
+            Ready::Task(runnable) if !runnable.metadata().is_registered() => {
                 Some(TaskRef::new(runnable.waker(), runnable.metadata()))
             }
             _ => None,
@@ -230,7 +230,7 @@ impl Inner {
         }
         live.extend(self.ready.borrow().iter().filter_map(unstarted));
         if let Some(current) = self.current_task_ref() {
-            if current.header().slot() == usize::MAX && current.loop_id() == self.id {
+            if !current.header().is_registered() && current.loop_id() == self.id {
                 live.push(current);
             }
         }
@@ -417,13 +417,9 @@ impl Inner {
                 self.task_steps.set(self.task_steps.get() + 1);
                 let header = runnable.metadata();
                 header.begin_step();
-                let slot = header.slot();
                 let _span = task::step_span(header.id());
                 // Only debug mode's slow-step report needs the task afterwards.
-                let task = started.map(|_| match self.tasks.borrow().get(slot) {
-                    Some(task) => task.clone(),
-                    None => TaskRef::new(runnable.waker(), header),
-                });
+                let task = started.map(|_| TaskRef::new(runnable.waker(), header));
                 let created_at = header.created_at();
                 // Panics inside the task's future are caught by the task itself; this one only
                 // guards the loop against a panic in async-task's own machinery.

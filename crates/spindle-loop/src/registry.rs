@@ -1,6 +1,7 @@
-//! The loop's registry of live tasks: a slab of [`TaskRef`]s, so insert and remove are O(1),
-//! `close()` can reach every task (including idle ones, whose runnable lives inside a waker), and
-//! a pending task stays alive until it completes or the loop closes.
+//! A registry of live tasks: a slab of [`TaskRef`]s, so insert and remove are O(1), the owner
+//! can reach every task (including idle ones, whose runnable lives inside a waker: `close()`,
+//! a runtime's shutdown), and a pending task stays alive until it completes. A loop has one; a
+//! stealable [`TaskSet`](crate::TaskSet) has one per shard.
 
 use crate::task::{TaskHeader, TaskRef};
 
@@ -12,34 +13,31 @@ pub(crate) struct TaskRegistry {
 }
 
 impl TaskRegistry {
-    pub(crate) fn insert(&mut self, task: TaskRef) {
-        let slot = match self.free.pop() {
-            Some(slot) => slot,
+    /// Stores `task` and records where in its header: `slot_of` turns the registry's index
+    /// into the header's slot (a sharded owner adds its shard).
+    pub(crate) fn insert(&mut self, task: TaskRef, slot_of: impl FnOnce(usize) -> usize) {
+        let index = match self.free.pop() {
+            Some(index) => index,
             None => {
                 self.slots.push(None);
                 self.slots.len() - 1
             }
         };
-        task.header().set_slot(slot);
-        self.slots[slot] = Some(task);
+        task.header().set_slot(slot_of(index));
+        self.slots[index] = Some(task);
         self.len += 1;
     }
 
-    /// Removes the task and hands back the registry's reference to it.
-    pub(crate) fn remove(&mut self, header: &TaskHeader) -> Option<TaskRef> {
-        let slot = header.slot();
-        let entry = self.slots.get_mut(slot)?;
+    /// Removes `header`'s task from `index` and hands back the registry's reference to it.
+    pub(crate) fn remove(&mut self, index: usize, header: &TaskHeader) -> Option<TaskRef> {
+        let entry = self.slots.get_mut(index)?;
         if entry.as_ref().is_some_and(|t| t.id() == header.id()) {
-            self.free.push(slot);
+            self.free.push(index);
             self.len -= 1;
             entry.take()
         } else {
             None
         }
-    }
-
-    pub(crate) fn get(&self, slot: usize) -> Option<&TaskRef> {
-        self.slots.get(slot)?.as_ref()
     }
 
     pub(crate) fn len(&self) -> usize {

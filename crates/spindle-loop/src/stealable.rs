@@ -35,6 +35,7 @@ use crate::sync::{AtomicBool, Mutex, Ordering};
 use crate::context;
 use crate::error::{LoopError, Rejected};
 use crate::event_loop::Inner;
+use crate::registry::TaskRegistry;
 use crate::task::{
     next_task_id, CompletionGuard, Task, TaskFuture, TaskHeader, TaskOwner, TaskRef, TaskRunnable,
     STEALABLE,
@@ -116,14 +117,6 @@ impl std::fmt::Debug for Runnable {
     }
 }
 
-#[derive(Default)]
-struct Shard {
-    slots: Vec<Option<TaskRef>>,
-    free: Vec<usize>,
-    /// Live tasks in this shard (per shard, so spawn and completion touch no shared counter).
-    live: usize,
-}
-
 /// The registry of a runtime's live stealable tasks (see the module docs).
 ///
 /// ```
@@ -138,7 +131,7 @@ struct Shard {
 /// assert!(spawn_stealable(async {}, &scheduler).is_err());
 /// ```
 pub struct TaskSet {
-    shards: Box<[Mutex<Shard>]>,
+    shards: Box<[Mutex<TaskRegistry>]>,
     closed: AtomicBool,
 }
 
@@ -158,12 +151,14 @@ impl TaskSet {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let shards = (cores * 4).next_power_of_two().min(MAX_SHARDS);
         TaskSet {
-            shards: (0..shards).map(|_| Mutex::new(Shard::default())).collect(),
+            shards: (0..shards)
+                .map(|_| Mutex::new(TaskRegistry::default()))
+                .collect(),
             closed: AtomicBool::new(false),
         }
     }
 
-    fn shard(&self, index: usize) -> impl std::ops::DerefMut<Target = Shard> + '_ {
+    fn shard(&self, index: usize) -> impl std::ops::DerefMut<Target = TaskRegistry> + '_ {
         // Shards only hold plain slab bookkeeping; a panic cannot leave one inconsistent.
         self.shards[index].lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -174,7 +169,7 @@ impl TaskSet {
     /// assert_eq!(spindle_loop::TaskSet::new().len(), 0);
     /// ```
     pub fn len(&self) -> usize {
-        (0..self.shards.len()).map(|i| self.shard(i).live).sum()
+        (0..self.shards.len()).map(|i| self.shard(i).len()).sum()
     }
 
     /// Whether no task is live.
@@ -224,10 +219,7 @@ impl TaskSet {
     /// ```
     pub fn tasks(&self) -> Vec<TaskRef> {
         (0..self.shards.len())
-            .flat_map(|index| {
-                let shard = self.shard(index);
-                shard.slots.iter().flatten().cloned().collect::<Vec<_>>()
-            })
+            .flat_map(|index| self.shard(index).refs())
             .collect()
     }
 
@@ -268,34 +260,16 @@ impl TaskSet {
             waker.wake_by_ref();
             return;
         }
-        let index = match shard.free.pop() {
-            Some(index) => index,
-            None => {
-                shard.slots.push(None);
-                shard.slots.len() - 1
-            }
-        };
-        header.set_slot((index << SHARD_BITS) | shard_index);
-        shard.slots[index] = Some(TaskRef::new(waker.clone(), header));
-        shard.live += 1;
+        shard.insert(TaskRef::new(waker.clone(), header), |index| {
+            (index << SHARD_BITS) | shard_index
+        });
     }
 
+    /// Removes a registered task (see `is_registered`).
     fn remove(&self, header: &TaskHeader) -> Option<TaskRef> {
         let slot = header.slot();
-        if slot == usize::MAX {
-            return None;
-        }
         let (index, shard_index) = (slot >> SHARD_BITS, slot & (MAX_SHARDS - 1));
-        let mut shard = self.shard(shard_index);
-        let entry = shard.slots.get_mut(index)?;
-        if entry.as_ref().is_some_and(|t| t.id() == header.id()) {
-            let task = entry.take();
-            shard.free.push(index);
-            shard.live -= 1;
-            task
-        } else {
-            None
-        }
+        self.shard(shard_index).remove(index, header)
     }
 }
 
@@ -404,7 +378,7 @@ impl<S: Scheduler> SetOwner<S> {
 
 impl<S: Scheduler> TaskOwner for SetOwner<S> {
     fn unregister(&self, header: &TaskHeader) -> Option<TaskRef> {
-        if header.slot() == usize::MAX {
+        if !header.is_registered() {
             return None; // never went idle: never registered
         }
         Self::with_set(header, |set| set.remove(header)).flatten()
@@ -412,7 +386,7 @@ impl<S: Scheduler> TaskOwner for SetOwner<S> {
 
     #[inline]
     fn on_pending(&self, header: &TaskHeader, waker: &Waker) {
-        if header.slot() == usize::MAX {
+        if !header.is_registered() {
             Self::with_set(header, |set| set.register(header, waker));
         }
     }

@@ -147,6 +147,9 @@ const HAS_CALLBACKS: u32 = 1 << 9;
 /// Bits that say completion must take the slow lock.
 const NEEDS_SLOW_COMPLETION: u32 = HAS_CALLBACKS | AWAITING;
 
+/// `TaskHeader::slot` of a task in no registry.
+const NO_SLOT: u32 = u32::MAX;
+
 /// The `loop_id` of stealable tasks: they belong to no single loop.
 pub(crate) const STEALABLE: u64 = 0;
 
@@ -181,7 +184,7 @@ pub(crate) struct TaskHeader {
     loop_id: u64,
     created_at: &'static Location<'static>,
     state: AtomicU32,
-    /// Index in the loop's registry or the scheduler's task set (`u32::MAX`: not registered).
+    /// Index in the loop's registry or the scheduler's task set (`NO_SLOT`: not registered).
     /// 32 bits, beside `state`, to keep the header (moved into every task's allocation) small.
     slot: AtomicU32,
     slow: Mutex<SlowState>,
@@ -236,7 +239,7 @@ impl TaskHeader {
             loop_id,
             created_at,
             state: AtomicU32::new(0),
-            slot: AtomicU32::new(u32::MAX),
+            slot: AtomicU32::new(NO_SLOT),
             slow: Mutex::new(SlowState::default()),
             scheduler: None,
         }
@@ -257,23 +260,23 @@ impl TaskHeader {
         self.id
     }
 
+    /// Whether the task is in its owner's registry (it has been idle; see `TaskOwner`).
     #[inline]
-    pub(crate) fn slot(&self) -> usize {
-        match self.slot.load(Ordering::Relaxed) {
-            u32::MAX => usize::MAX,
-            slot => slot as usize,
-        }
+    pub(crate) fn is_registered(&self) -> bool {
+        self.slot.load(Ordering::Relaxed) != NO_SLOT
     }
 
-    /// Records the task's index (`usize::MAX`: none). An index past `u32::MAX - 1` would take
-    /// a registry of four billion live tasks, hundreds of gigabytes; it is clamped rather than
-    /// panicking, which at worst keeps that one task registered until its loop closes.
+    /// The task's index in its owner's registry (meaningful once `is_registered`).
+    #[inline]
+    pub(crate) fn slot(&self) -> usize {
+        self.slot.load(Ordering::Relaxed) as usize
+    }
+
+    /// Records the task's index. An index past `NO_SLOT - 1` would take a registry of four
+    /// billion live tasks, hundreds of gigabytes; it is clamped rather than panicking, which at
+    /// worst keeps that one task registered until its loop closes.
     pub(crate) fn set_slot(&self, slot: usize) {
-        let slot = if slot == usize::MAX {
-            u32::MAX
-        } else {
-            u32::try_from(slot).unwrap_or(u32::MAX - 1)
-        };
+        let slot = u32::try_from(slot).unwrap_or(NO_SLOT - 1).min(NO_SLOT - 1);
         self.slot.store(slot, Ordering::Relaxed);
     }
 
@@ -593,7 +596,7 @@ impl TaskOwner for LocalOwner {
     /// in the ready queue, or it was running).
     #[inline]
     fn on_pending(&self, header: &TaskHeader, waker: &Waker) {
-        if header.slot() == usize::MAX {
+        if !header.is_registered() {
             if let Some(inner) = self.0.upgrade() {
                 inner.register_task(TaskRef::new(waker.clone(), header));
             }
