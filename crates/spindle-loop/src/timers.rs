@@ -87,6 +87,13 @@ impl Ord for TimerEntry {
     }
 }
 
+/// Where a timer entry sits (see the module docs).
+#[derive(Clone, Copy)]
+enum Side {
+    Heap,
+    Run,
+}
+
 #[derive(Default)]
 pub(crate) struct Timers {
     /// The entries that came out of order.
@@ -167,55 +174,47 @@ impl Timers {
         }
     }
 
-    /// Whether the earliest entry is the heap's top (else the run's front, if any).
-    fn earliest_in_heap(&self) -> bool {
+    /// The earliest entry, cancelled or not, and the side that holds it (decided once, so
+    /// popping it does not compare the two sides again).
+    fn earliest(&self) -> Option<(Side, &TimerEntry)> {
         match (self.heap.peek(), self.run.front()) {
-            (Some(heap), Some(run)) => heap.key() < run.key(),
-            (heap, _) => heap.is_some(),
-        }
-    }
-
-    /// The earliest entry, cancelled or not.
-    fn peek(&self) -> Option<&TimerEntry> {
-        if self.earliest_in_heap() {
-            self.heap.peek()
-        } else {
-            self.run.front()
+            (Some(heap), Some(run)) if heap.key() < run.key() => Some((Side::Heap, heap)),
+            (_, Some(run)) => Some((Side::Run, run)),
+            (heap, None) => heap.map(|heap| (Side::Heap, heap)),
         }
     }
 
     /// Pops cancelled entries off the top, then returns the earliest live deadline.
     pub(crate) fn next_deadline(&mut self) -> Option<Instant> {
-        while let Some(top) = self.peek() {
+        loop {
+            let (side, top) = self.earliest()?;
             if !top.callback.is_cancelled() {
                 return Some(top.when);
             }
-            self.pop_top();
+            self.pop_from(side);
         }
-        None
     }
 
     /// Pops the next entry due at `now`, skipping cancelled ones.
     pub(crate) fn pop_due(&mut self, now: Instant) -> Option<Callback> {
         loop {
-            let top = self.peek()?;
+            let (side, top) = self.earliest()?;
             if top.callback.is_cancelled() {
-                self.pop_top();
+                self.pop_from(side);
                 continue;
             }
             if top.when > now {
                 return None;
             }
-            let entry = self.pop_top()?;
-            return Some(entry.callback);
+            return self.pop_from(side).map(|entry| entry.callback);
         }
     }
 
-    fn pop_top(&mut self) -> Option<TimerEntry> {
-        let entry = if self.earliest_in_heap() {
-            self.heap.pop()
-        } else {
-            self.run.pop_front()
+    /// Pops the earliest entry of `side` (the side `earliest` named).
+    fn pop_from(&mut self, side: Side) -> Option<TimerEntry> {
+        let entry = match side {
+            Side::Heap => self.heap.pop(),
+            Side::Run => self.run.pop_front(),
         }?;
         entry.callback.set_in_heap(false);
         if entry.callback.is_locally_cancelled() {
