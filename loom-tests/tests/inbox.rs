@@ -48,11 +48,7 @@ fn two_submitters_cost_at_most_one_wakeup_per_park() {
         let producers: Vec<_> = (0..2)
             .map(|_| {
                 let (inbox, ran) = (inbox.clone(), ran.clone());
-                thread::spawn(move || {
-                    let _ = inbox.submit(move || {
-                        ran.fetch_add(1, Ordering::SeqCst);
-                    });
-                })
+                thread::spawn(move || submit_counting(&inbox, &ran))
             })
             .collect();
         let mut parks = 0;

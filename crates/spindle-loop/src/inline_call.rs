@@ -5,8 +5,8 @@
 //! producer thread and freed by the loop's thread. With glibc that cross-thread pattern sends
 //! every allocation down malloc's slow path (the producer's thread cache is always empty, the
 //! loop's always full), which measured ~40% of a `call_soon_threadsafe`. A closure of at most
-//! [`INLINE_WORDS`] words (and at most word alignment) is stored inside the inbox's channel slot
-//! instead, which the channel allocates 31 at a time; a larger one is boxed as before.
+//! [`INLINE_WORDS`] words (and at most word alignment) is stored inside the inbox's slot instead
+//! (the inbox allocates its slots 31 at a time); a larger one is boxed as before.
 //!
 //! # Invariant
 //!

@@ -279,6 +279,13 @@ impl Remote {
         }
     }
 
+    /// Loop thread: uses up a pending [`wake`](Self::wake). Every early return of `park` on a
+    /// wake goes through here: a wake left set would make every later park return at once (a
+    /// busy loop). A load first, so the spin does not write the line on every look.
+    fn take_wake(&self) -> bool {
+        self.woken.load(Ordering::Relaxed) && self.woken.swap(false, Ordering::Relaxed)
+    }
+
     /// Loop thread: blocks until a producer pushes, a notify arrives, or the timeout passes.
     pub(crate) fn park(&self, events: &mut polling::Events, timeout: Option<Duration>) {
         if self.spin_for_work(timeout) {
@@ -289,7 +296,7 @@ impl Remote {
         }
         // Pairs with the fence in `wake`.
         fence(Ordering::SeqCst);
-        if self.woken.swap(false, Ordering::Relaxed) {
+        if self.take_wake() {
             // If a producer cleared PARKED meanwhile, its notify stays pending in the parker
             // and costs one spurious return from a later wait, which the loop tolerates.
             self.queue.clear_parked();
@@ -315,9 +322,7 @@ impl Remote {
                 if !self.queue.is_empty() {
                     return true;
                 }
-                // A pending wake is used up by this early return, as a full park would: left
-                // set, it would make every later park return at once (a busy loop).
-                if self.woken.load(Ordering::Relaxed) && self.woken.swap(false, Ordering::Relaxed) {
+                if self.take_wake() {
                     return true;
                 }
                 std::hint::spin_loop();

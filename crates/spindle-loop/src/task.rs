@@ -1030,7 +1030,7 @@ impl<T> Task<T> {
         })
     }
 
-    fn header_ref(&self) -> &TaskHeader {
+    pub(crate) fn header(&self) -> &TaskHeader {
         // SAFETY: kept alive by `self.join` (see the field docs); `header_ptr` is the header's
         // own address (the `TAKEN` tag cleared).
         unsafe { self.header_ptr().as_ref() }
@@ -1060,7 +1060,7 @@ impl<T> Task<T> {
     /// assert_eq!(lp.run_until_complete(t).unwrap(), Err(TaskError::Cancelled));
     /// ```
     pub fn cancel(&self) -> bool {
-        self.header_ref().request_cancel(&self.borrowed_waker())
+        self.header().request_cancel(&self.borrowed_waker())
     }
 
     /// See [`TaskRef::id`].
@@ -1070,7 +1070,7 @@ impl<T> Task<T> {
     /// assert!(lp.create_task(async {}).unwrap().id() > 0);
     /// ```
     pub fn id(&self) -> u64 {
-        self.header_ref().id
+        self.header().id
     }
 
     /// See [`TaskRef::name`].
@@ -1080,7 +1080,7 @@ impl<T> Task<T> {
     /// assert!(lp.create_task(async {}).unwrap().name().starts_with("Task-"));
     /// ```
     pub fn name(&self) -> String {
-        self.header_ref().name()
+        self.header().name()
     }
 
     /// See [`TaskRef::set_name`].
@@ -1092,7 +1092,7 @@ impl<T> Task<T> {
     /// assert_eq!(t.name(), "io");
     /// ```
     pub fn set_name(&self, name: impl Into<String>) {
-        self.header_ref().slow().extras().name = Some(name.into().into_boxed_str());
+        self.header().slow().extras().name = Some(name.into().into_boxed_str());
     }
 
     /// See [`TaskRef::done`].
@@ -1104,7 +1104,7 @@ impl<T> Task<T> {
     pub fn done(&self) -> bool {
         // DONE is set by the task before async-task stores its output; on another thread the
         // handle could see one without the other. Done means the result can be taken.
-        self.header_ref().state() & DONE != 0
+        self.header().state() & DONE != 0
             && self.join.as_ref().is_none_or(|join| join.is_finished())
     }
 
@@ -1115,7 +1115,7 @@ impl<T> Task<T> {
     /// assert!(!lp.create_task(async {}).unwrap().cancelled());
     /// ```
     pub fn cancelled(&self) -> bool {
-        self.header_ref().state() & CANCELLED != 0
+        self.header().state() & CANCELLED != 0
     }
 
     /// See [`TaskRef::add_done_callback`].
@@ -1153,7 +1153,7 @@ impl<T> Task<T> {
     /// assert_eq!(t.remove_done_callback(&cb), 1);
     /// ```
     pub fn remove_done_callback(&self, callback: &TaskCallback) -> usize {
-        self.header_ref().remove_callback(callback)
+        self.header().remove_callback(callback)
     }
 
     /// Takes the result of a finished task without waiting (asyncio's `Task.result()`).
@@ -1199,16 +1199,12 @@ impl<T> Task<T> {
         match outcome {
             Some(Ok(value)) => Ok(value),
             Some(Err(e)) => {
-                self.header_ref().mark_retrieved();
+                self.header().mark_retrieved();
                 Err(e)
             }
             // async-task dropped the future without output: destroyed at close.
             None => Err(TaskError::Cancelled),
         }
-    }
-
-    pub(crate) fn header(&self) -> &TaskHeader {
-        self.header_ref()
     }
 
     /// Polls for the result without recording an await edge: cancelling the polling task does
@@ -1253,7 +1249,7 @@ impl<T> Drop for Task<T> {
     fn drop(&mut self) {
         // Before `join` goes: it is what keeps the header and waker parts valid.
         if !self.taken() && self.join.is_some() {
-            self.header_ref().detach(|| self.task_ref());
+            self.header().detach(|| self.task_ref());
         }
         if let Some(join) = self.join.take() {
             join.detach();
