@@ -47,9 +47,6 @@ pub const MAX_WAIT: Duration = Duration::from_secs(24 * 60 * 60);
 /// The default `slow_callback_duration` (asyncio's 100 ms).
 pub const DEFAULT_SLOW_CALLBACK: Duration = Duration::from_millis(100);
 
-/// How far in the future a deadline that overflows `Instant` is put: far enough never to fire.
-const FAR_FUTURE: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
-
 /// `close()` keeps draining while destructors schedule more work, at most this many rounds
 /// (a destructor that reschedules forever must not hang `close`).
 const MAX_CLOSE_ROUNDS: usize = 64;
@@ -704,11 +701,7 @@ impl EventLoop {
         delay: Duration,
         f: F,
     ) -> Result<TimerHandle, Rejected<F>> {
-        let now = Instant::now();
-        let when = now
-            .checked_add(delay)
-            .or_else(|| now.checked_add(FAR_FUTURE))
-            .unwrap_or(now + MAX_WAIT);
+        let when = crate::timers::deadline_after(delay);
         self.call_at_internal(when, f, Location::caller())
     }
 

@@ -152,10 +152,7 @@ pub mod __loom {
 
         /// Sleeper, any thread: polled again with `waker`; returns whether it fired.
         pub fn poll(&self, waker: &Waker) -> bool {
-            self.timer.fired() || {
-                self.timer.set_waker(waker);
-                self.timer.fired()
-            }
+            self.timer.poll_fired(waker)
         }
 
         /// Loop thread: the deadline passed (the heap popped the entry, then ran it).

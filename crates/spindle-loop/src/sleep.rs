@@ -25,9 +25,6 @@ use crate::timers::WakeTimer;
 pub(crate) const NO_RUNNING_LOOP: &str = "spindle: this future needs a running event loop: await \
      it inside a task or run_until_complete of a spindle EventLoop (or a spindle runtime worker)";
 
-/// How far ahead a deadline that overflows `Instant` is put: far enough never to fire.
-const FAR_FUTURE: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
-
 /// A future that completes once its deadline has passed. Created by [`sleep`] and
 /// [`sleep_until`]; `Send + Sync`.
 ///
@@ -48,12 +45,10 @@ pub struct Sleep {
 }
 
 enum State {
-    /// Not polled yet; `yield_only` for `sleep(Duration::ZERO)`.
-    Unpolled {
-        yield_only: bool,
-    },
-    /// `sleep(Duration::ZERO)` after its one yield.
-    Yielded,
+    /// `sleep(Duration::ZERO)`: no timer, one yield.
+    Yield(YieldNow),
+    /// Not polled yet.
+    Unpolled,
     /// The timer is in the heap of the loop where it was first polled.
     Waiting(Arc<WakeTimer>),
     Done,
@@ -83,14 +78,12 @@ enum State {
 /// ```
 #[track_caller]
 pub fn sleep(delay: Duration) -> Sleep {
-    let now = Instant::now();
     Sleep {
-        deadline: now
-            .checked_add(delay)
-            .or_else(|| now.checked_add(FAR_FUTURE))
-            .unwrap_or(now),
-        state: State::Unpolled {
-            yield_only: delay.is_zero(),
+        deadline: crate::timers::deadline_after(delay),
+        state: if delay.is_zero() {
+            State::Yield(YieldNow::default())
+        } else {
+            State::Unpolled
         },
         created_at: Location::caller(),
     }
@@ -117,7 +110,7 @@ pub fn sleep(delay: Duration) -> Sleep {
 pub fn sleep_until(deadline: Instant) -> Sleep {
     Sleep {
         deadline,
-        state: State::Unpolled { yield_only: false },
+        state: State::Unpolled,
         created_at: Location::caller(),
     }
 }
@@ -151,14 +144,16 @@ impl Future for Sleep {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
-        match &this.state {
-            State::Unpolled { yield_only: true } => {
+        match &mut this.state {
+            State::Yield(yield_now) => {
                 // Rescheduled behind what is already in the ready queue: one iteration.
-                this.state = State::Yielded;
-                cx.waker().wake_by_ref();
-                Poll::Pending
+                if Pin::new(yield_now).poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                this.state = State::Done;
+                Poll::Ready(())
             }
-            State::Unpolled { yield_only: false } => {
+            State::Unpolled => {
                 let (deadline, created_at) = (this.deadline, this.created_at);
                 let timer = context::with_running(|lp| {
                     lp.map(|lp| lp.push_wake_timer(deadline, cx.waker(), created_at))
@@ -170,19 +165,13 @@ impl Future for Sleep {
                 Poll::Pending
             }
             State::Waiting(timer) => {
-                if !timer.fired() {
-                    timer.set_waker(cx.waker());
-                    if !timer.fired() {
-                        return Poll::Pending;
-                    }
+                if !timer.poll_fired(cx.waker()) {
+                    return Poll::Pending;
                 }
                 this.state = State::Done;
                 Poll::Ready(())
             }
-            State::Yielded | State::Done => {
-                this.state = State::Done;
-                Poll::Ready(())
-            }
+            State::Done => Poll::Ready(()),
         }
     }
 }
@@ -198,8 +187,8 @@ impl Drop for Sleep {
 impl fmt::Debug for Sleep {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match &self.state {
-            State::Unpolled { .. } => "unpolled",
-            State::Yielded => "yielded",
+            State::Yield(YieldNow { yielded: false }) | State::Unpolled => "unpolled",
+            State::Yield(YieldNow { yielded: true }) => "yielded",
             State::Waiting(_) => "waiting",
             State::Done => "done",
         };

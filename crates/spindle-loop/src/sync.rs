@@ -16,6 +16,52 @@ pub(crate) use std::sync::Mutex;
 #[cfg(loom)]
 pub(crate) use loom::sync::Mutex;
 
+/// A waker that one side sets and another side wakes, from any threads (a `Send` sleep's
+/// timer, `wait`'s done-callback). Under loom its lock is loom's: it is part of the handshakes
+/// the models check.
+#[derive(Debug)]
+pub(crate) struct WakerCell(Mutex<Option<std::task::Waker>>);
+
+impl WakerCell {
+    pub(crate) fn new(waker: &std::task::Waker) -> Self {
+        WakerCell(Mutex::new(Some(waker.clone())))
+    }
+
+    fn lock(&self) -> impl std::ops::DerefMut<Target = Option<std::task::Waker>> + '_ {
+        // Only `Option` assignments happen under the lock: a poisoned one is still consistent.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Makes `waker` the one to wake, unless the current one already wakes the same task.
+    pub(crate) fn register(&self, waker: &std::task::Waker) {
+        let mut slot = self.lock();
+        if slot
+            .as_ref()
+            .is_some_and(|current| current.will_wake(waker))
+        {
+            return;
+        }
+        let old = slot.replace(waker.clone());
+        drop(slot);
+        // Dropped after the lock: a waker's drop may run arbitrary code (a task's destructor).
+        drop(old);
+    }
+
+    /// Takes the waker out (to wake it once, or to drop it here); the caller uses it after the
+    /// lock is released.
+    pub(crate) fn take(&self) -> Option<std::task::Waker> {
+        self.lock().take()
+    }
+
+    /// Wakes the waker and keeps it, for more wake-ups to come.
+    pub(crate) fn wake_by_ref(&self) {
+        let waker = self.lock().clone();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+}
+
 /// Yields while waiting for a short critical section on another thread to end.
 pub(crate) fn spin_wait() {
     #[cfg(not(loom))]

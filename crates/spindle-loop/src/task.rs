@@ -1118,6 +1118,11 @@ impl<T> Task<T> {
         self.header().state() & CANCELLED != 0
     }
 
+    /// [`TaskRef::panicked`] without building a `TaskRef` (which clones the waker).
+    pub(crate) fn panicked(&self) -> bool {
+        self.header().state() & FAILED != 0
+    }
+
     /// See [`TaskRef::add_done_callback`].
     ///
     /// ```

@@ -40,15 +40,24 @@ use std::panic::Location;
 use std::sync::Arc;
 use std::task::Waker;
 
-// The waker's lock is part of the fire/poll handshake: loom must see it (see `loom-tests`).
-#[cfg(loom)]
-use loom::sync::{Mutex, MutexGuard};
-#[cfg(not(loom))]
-use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
 use crate::callback::{new_wake_callback, Callback};
-use crate::sync::{AtomicUsize, Ordering as AtomicOrdering};
+// The waker's lock is part of the fire/poll handshake: `WakerCell` uses loom's under loom.
+use crate::sync::{AtomicUsize, Ordering as AtomicOrdering, WakerCell};
+
+/// How far ahead a deadline that overflows `Instant` is put: far enough never to fire.
+const FAR_FUTURE: std::time::Duration = std::time::Duration::from_secs(100 * 365 * 24 * 60 * 60);
+
+/// The deadline `delay` from now (`call_later`, `sleep`). A delay too large for the clock (even
+/// `Duration::MAX`) gives a deadline so far ahead that it never fires, never a panic.
+pub(crate) fn deadline_after(delay: std::time::Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(delay)
+        .or_else(|| now.checked_add(FAR_FUTURE))
+        .or_else(|| now.checked_add(crate::event_loop::MAX_WAIT))
+        .unwrap_or(now)
+}
 
 /// Below this many entries a rebuild is not worth it (asyncio's `_MIN_SCHEDULED_TIMER_HANDLES`).
 pub(crate) const REBUILD_MIN_LEN: usize = 100;
@@ -250,7 +259,7 @@ const FIRED: usize = 1 << 3;
 /// See the module docs for the counting protocol.
 pub(crate) struct WakeTimer {
     state: AtomicUsize,
-    waker: Mutex<Option<Waker>>,
+    waker: WakerCell,
     counter: Arc<AtomicUsize>,
 }
 
@@ -259,14 +268,9 @@ impl WakeTimer {
     pub(crate) fn new(waker: &Waker, counter: Arc<AtomicUsize>) -> Self {
         WakeTimer {
             state: AtomicUsize::new(IN_HEAP),
-            waker: Mutex::new(Some(waker.clone())),
+            waker: WakerCell::new(waker),
             counter,
         }
-    }
-
-    fn waker(&self) -> MutexGuard<'_, Option<Waker>> {
-        // Only `Option` assignments happen under the lock: a poisoned one is still consistent.
-        self.waker.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Loop thread, from the heap's cell: the deadline passed.
@@ -276,31 +280,24 @@ impl WakeTimer {
         if prev & CANCELLED != 0 {
             return;
         }
-        let waker = self.waker().take();
-        if let Some(waker) = waker {
+        if let Some(waker) = self.waker.take() {
             waker.wake();
         }
     }
 
-    /// Whether the timer fired. Checked after `set_waker`: `fire` sets FIRED before it takes
-    /// the waker under the lock, so either it finds the new waker or this sees FIRED.
-    pub(crate) fn fired(&self) -> bool {
+    /// Whether the timer fired.
+    fn fired(&self) -> bool {
         self.state.load(AtomicOrdering::Acquire) & FIRED != 0
     }
 
-    /// Any thread: the sleeper's (possibly new) waker.
-    pub(crate) fn set_waker(&self, waker: &Waker) {
-        let mut slot = self.waker();
-        if slot
-            .as_ref()
-            .is_some_and(|current| current.will_wake(waker))
-        {
-            return;
+    /// Any thread, the sleeper's poll: whether the timer fired; if not, `waker` is the one it
+    /// will wake. FIRED is checked again after the waker is set: `fire` sets FIRED before it
+    /// takes the waker under the lock, so either it finds the new waker or this sees FIRED.
+    pub(crate) fn poll_fired(&self, waker: &Waker) -> bool {
+        self.fired() || {
+            self.waker.register(waker);
+            self.fired()
         }
-        let old = slot.replace(waker.clone());
-        drop(slot);
-        // Dropped after the lock: a waker's drop may run arbitrary code (a task's destructor).
-        drop(old);
     }
 
     pub(crate) fn is_cancelled(&self) -> bool {
@@ -337,8 +334,7 @@ impl WakeTimer {
                 }
             }
         }
-        let waker = self.waker().take();
-        drop(waker); // after the lock, as in `set_waker`
+        drop(self.waker.take()); // after the lock: see `WakerCell::register`
     }
 
     /// Loop thread: the heap popped, rebuilt away or drained the entry.
@@ -351,8 +347,7 @@ impl WakeTimer {
 
     /// Loop thread, at `close()`: drop the sleeper's waker here.
     pub(crate) fn clear(&self) {
-        let waker = self.waker().take();
-        drop(waker); // after the lock, as in `set_waker`
+        drop(self.waker.take()); // after the lock: see `WakerCell::register`
     }
 }
 

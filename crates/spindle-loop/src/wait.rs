@@ -12,12 +12,13 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Waker};
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use crate::error::LoopError;
 use crate::sleep::{sleep, Sleep};
+use crate::sync::WakerCell;
 use crate::task::{Task, TaskCallback};
 
 /// When [`wait`] completes (asyncio's `FIRST_COMPLETED`, `FIRST_EXCEPTION`, `ALL_COMPLETED`).
@@ -93,7 +94,7 @@ pub struct Wait<T> {
     return_when: ReturnWhen,
     timeout: Option<Sleep>,
     /// The waker and the done-callback shared by every pending task (after the first poll).
-    shared: Option<(Arc<Mutex<Option<Waker>>>, TaskCallback)>,
+    shared: Option<(Arc<WakerCell>, TaskCallback)>,
 }
 
 impl<T> Wait<T> {
@@ -104,7 +105,7 @@ impl<T> Wait<T> {
                 done += 1;
                 match self.return_when {
                     ReturnWhen::FirstCompleted => return true,
-                    ReturnWhen::FirstException if task.task_ref().panicked() => return true,
+                    ReturnWhen::FirstException if task.panicked() => return true,
                     _ => {}
                 }
             }
@@ -136,23 +137,11 @@ impl<T> Future for Wait<T> {
         };
         if !timed_out && !this.condition_holds() {
             match &this.shared {
-                Some((waker, _)) => {
-                    let mut slot = waker.lock().unwrap_or_else(|e| e.into_inner());
-                    if !slot.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                        let old = slot.replace(cx.waker().clone());
-                        drop(slot);
-                        drop(old); // after the lock: a waker's drop may run arbitrary code
-                    }
-                }
+                Some((waker, _)) => waker.register(cx.waker()),
                 None => {
-                    let waker = Arc::new(Mutex::new(Some(cx.waker().clone())));
+                    let waker = Arc::new(WakerCell::new(cx.waker()));
                     let w = waker.clone();
-                    let callback: TaskCallback = Arc::new(move |_| {
-                        let waker = w.lock().unwrap_or_else(|e| e.into_inner()).clone();
-                        if let Some(waker) = waker {
-                            waker.wake();
-                        }
-                    });
+                    let callback: TaskCallback = Arc::new(move |_| w.wake_by_ref());
                     for task in this.tasks.iter().filter(|t| !t.done()) {
                         task.add_done_callback_shared(&callback);
                     }
