@@ -9,7 +9,10 @@
 use std::fmt;
 use std::future::{Future, IntoFuture};
 
+use std::task::{Context, Poll};
+
 use crate::error::TaskError;
+use crate::gather::ChildOps;
 use crate::sleep::NO_RUNNING_LOOP;
 use crate::task::Task;
 
@@ -125,16 +128,34 @@ impl<C: IntoTask> Child<C> {
         }
     }
 
+    /// Whether the child is still running (or was never started).
+    pub(crate) fn is_pending(&self) -> bool {
+        matches!(self, Child::Unstarted(_) | Child::Running(_))
+    }
+
+    /// Takes the outcome of a finished child. A child that did not finish reads as cancelled
+    /// (the combinators only take outcomes once every child finished).
+    pub(crate) fn take(&mut self) -> Result<C::Output, TaskError> {
+        match std::mem::replace(self, Child::Taken) {
+            Child::Finished(outcome) => outcome,
+            other => {
+                *self = other;
+                Err(TaskError::Cancelled)
+            }
+        }
+    }
+}
+
+impl<C: IntoTask> ChildOps for Child<C> {
+    fn start(&mut self) {
+        Child::start(self)
+    }
+
     /// Polls a running child for its outcome, without linking it to the polling task (the
     /// combinator cancels its children itself). With `recheck == false` a child whose task is
     /// not done is skipped: the waker it was polled with before is still registered.
     /// `Ready(Some(err))` if it finished with an error, `Ready(None)` with a value.
-    pub(crate) fn poll_child(
-        &mut self,
-        cx: &mut std::task::Context<'_>,
-        recheck: bool,
-    ) -> std::task::Poll<Option<TaskError>> {
-        use std::task::Poll;
+    fn poll_child(&mut self, cx: &mut Context<'_>, recheck: bool) -> Poll<Option<TaskError>> {
         let Child::Running(task) = self else {
             return Poll::Ready(match self {
                 Child::Finished(Err(e)) => Some(e.clone()),
@@ -154,15 +175,10 @@ impl<C: IntoTask> Child<C> {
         }
     }
 
-    /// Whether the child is still running (or was never started).
-    pub(crate) fn is_pending(&self) -> bool {
-        matches!(self, Child::Unstarted(_) | Child::Running(_))
-    }
-
     /// Lets go of a running child: cancels it if asked, and marks its result as retrieved
     /// (asyncio: a combinator that is done takes responsibility for its children's errors), so
     /// a later failure is not reported as "never retrieved". An unstarted child is dropped.
-    pub(crate) fn release(&mut self, cancel: bool) {
+    fn release(&mut self, cancel: bool) {
         match std::mem::replace(self, Child::Taken) {
             Child::Running(task) => {
                 if cancel {
@@ -172,18 +188,6 @@ impl<C: IntoTask> Child<C> {
             }
             Child::Finished(outcome) => *self = Child::Finished(outcome),
             Child::Unstarted(_) | Child::Taken => {}
-        }
-    }
-
-    /// Takes the outcome of a finished child. A child that did not finish reads as cancelled
-    /// (the combinators only take outcomes once every child finished).
-    pub(crate) fn take(&mut self) -> Result<C::Output, TaskError> {
-        match std::mem::replace(self, Child::Taken) {
-            Child::Finished(outcome) => outcome,
-            other => {
-                *self = other;
-                Err(TaskError::Cancelled)
-            }
         }
     }
 }

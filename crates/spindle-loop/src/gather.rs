@@ -55,28 +55,14 @@ pub trait ChildList {
     fn outcomes(&mut self) -> Self::Outcomes;
 }
 
-/// What the engine does with one child, whatever its output type.
+/// What the engine does with one child, whatever its output type (implemented by `Child`).
 pub trait ChildOps {
-    /// See `Child::start`.
+    /// Starts the child if it is not yet.
     fn start(&mut self);
-    /// See `Child::poll_child`.
+    /// Polls the child for its outcome: `Ready(Some(err))`, `Ready(None)` or `Pending`.
     fn poll_child(&mut self, cx: &mut Context<'_>, recheck: bool) -> Poll<Option<TaskError>>;
-    /// See `Child::release`.
+    /// Lets go of the child, cancelling it if asked.
     fn release(&mut self, cancel: bool);
-}
-
-impl<C: IntoTask> ChildOps for Child<C> {
-    fn start(&mut self) {
-        Child::start(self)
-    }
-
-    fn poll_child(&mut self, cx: &mut Context<'_>, recheck: bool) -> Poll<Option<TaskError>> {
-        Child::poll_child(self, cx, recheck)
-    }
-
-    fn release(&mut self, cancel: bool) {
-        Child::release(self, cancel)
-    }
 }
 
 impl<C: IntoTask> sealed::Sealed for Vec<C> {}
@@ -195,11 +181,11 @@ tuple_children!(11: A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8, J 9, K 10);
 tuple_children!(12: A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8, J 9, K 10, L 11);
 
 /// The part of a gather that does not depend on its children's types: which children are
-/// still pending, the waker they were polled with, and whether the gather finished.
+/// still pending and the waker they were polled with. It finished once it started and nothing
+/// is pending (`finish` empties `pending`).
 #[derive(Default)]
 struct Engine {
     started: bool,
-    finished: bool,
     /// Indices of the children not yet finished (order is irrelevant: `swap_remove`).
     pending: Vec<usize>,
     /// The waker the pending children were last polled with (registered in their tasks).
@@ -258,7 +244,6 @@ impl Engine {
     /// The gather completed: the children still running keep running, their results count as
     /// retrieved.
     fn finish<L: ChildList>(&mut self, list: &mut L) {
-        self.finished = true;
         self.waker = None;
         for i in self.pending.drain(..) {
             if let Some(child) = list.child(i) {
@@ -267,15 +252,18 @@ impl Engine {
         }
     }
 
-    /// The gather was dropped before it completed: cancel every child not yet done.
+    /// The gather was dropped before it completed: cancel every child not yet done (none
+    /// are pending before the start or after the finish).
     fn cancel<L: ChildList>(&mut self, list: &mut L) {
-        if self.started && !self.finished {
-            for i in self.pending.drain(..) {
-                if let Some(child) = list.child(i) {
-                    child.release(true);
-                }
+        for i in self.pending.drain(..) {
+            if let Some(child) = list.child(i) {
+                child.release(true);
             }
         }
+    }
+
+    fn finished(&self) -> bool {
+        self.started && self.pending.is_empty()
     }
 }
 
@@ -410,7 +398,7 @@ impl<L: Children> fmt::Debug for Gather<L> {
         f.debug_struct("Gather")
             .field("children", &self.children.len())
             .field("pending", &self.engine.pending.len())
-            .field("finished", &self.engine.finished)
+            .field("finished", &self.engine.finished())
             .finish()
     }
 }

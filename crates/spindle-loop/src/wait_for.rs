@@ -175,7 +175,7 @@ pin_project! {
     pub struct Timeout<F> {
         #[pin]
         future: Option<F>,
-        deadline: Instant,
+        // The deadline's timer; `None` for a zero delay (expired from the start).
         sleep: Option<Sleep>,
     }
 }
@@ -198,11 +198,9 @@ pin_project! {
 /// assert_eq!(lp.run_until_complete(late).unwrap(), Err(TaskError::Timeout));
 /// ```
 pub fn timeout<F: IntoFuture>(delay: Duration, future: F) -> Timeout<F::IntoFuture> {
-    let sleep = sleep(delay);
     Timeout {
         future: Some(future.into_future()),
-        deadline: sleep.deadline(),
-        sleep: (!delay.is_zero()).then_some(sleep),
+        sleep: (!delay.is_zero()).then(|| sleep(delay)),
     }
 }
 
@@ -218,11 +216,9 @@ impl<F: Future> Future for Timeout<F> {
             this.future.set(None);
             return Poll::Ready(Ok(value));
         }
-        let expired = Instant::now() >= *this.deadline
-            || this
-                .sleep
-                .as_mut()
-                .is_some_and(|sleep| Pin::new(sleep).poll(cx).is_ready());
+        let expired = this.sleep.as_mut().is_none_or(|sleep| {
+            Instant::now() >= sleep.deadline() || Pin::new(sleep).poll(cx).is_ready()
+        });
         if expired {
             this.future.set(None);
             return Poll::Ready(Err(TaskError::Timeout));
@@ -234,7 +230,7 @@ impl<F: Future> Future for Timeout<F> {
 impl<F> fmt::Debug for Timeout<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Timeout")
-            .field("deadline", &self.deadline)
+            .field("deadline", &self.sleep.as_ref().map(Sleep::deadline))
             .field("running", &self.future.is_some())
             .finish()
     }
