@@ -33,9 +33,10 @@ use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use spindle_loop::{EventLoop, TaskRef};
+use spindle_loop::TaskRef;
 
 use crate::error::BridgeError;
+use crate::handle::running_loop;
 use crate::sync::{
     lock, spin_until, wait, wait_timeout, Arc, AtomicU8, Condvar, Mutex, Ordering, SPIN_FOR,
 };
@@ -87,6 +88,17 @@ impl<T> Shared<T> {
         self.state.load(Ordering::Acquire)
     }
 
+    /// Whether the future is resolved (any thread).
+    fn is_done(&self) -> bool {
+        self.state() & DONE != 0
+    }
+
+    /// Whether any of `bits` is set, for a caller that holds the slot's lock. Relaxed: `state`
+    /// only changes under that lock.
+    fn has_locked(&self, bits: u8) -> bool {
+        self.state.load(Ordering::Relaxed) & bits != 0
+    }
+
     /// Resolves with `outcome`; the caller holds the lock and has checked DONE is not set.
     fn resolve_locked(&self, slot: &mut Slot<T>, outcome: Result<T, BridgeError>) -> Resolved<T> {
         let bits = match outcome {
@@ -110,16 +122,23 @@ fn resolve<T>(
     shared: &Arc<Shared<T>>,
     outcome: Result<T, BridgeError>,
 ) -> Result<(), Result<T, BridgeError>> {
-    let resolved = {
-        let mut slot = lock(&shared.slot);
-        // Relaxed: `state` only changes under the lock we hold.
-        if shared.state.load(Ordering::Relaxed) & DONE != 0 {
-            return Err(outcome);
-        }
-        shared.resolve_locked(&mut slot, outcome)
-    };
+    let resolved = try_resolve(shared, outcome, DONE)?;
     fire(shared, resolved);
     Ok(())
+}
+
+/// The first half of a resolution, under the lock: refused (the outcome comes back) if any of
+/// `refuse` is set.
+fn try_resolve<T>(
+    shared: &Shared<T>,
+    outcome: Result<T, BridgeError>,
+    refuse: u8,
+) -> Result<Resolved<T>, Result<T, BridgeError>> {
+    let mut slot = lock(&shared.slot);
+    if shared.has_locked(refuse) {
+        return Err(outcome);
+    }
+    Ok(shared.resolve_locked(&mut slot, outcome))
 }
 
 /// The second half of a resolution, with the lock released.
@@ -195,7 +214,7 @@ impl<T> ConcurrentFuture<T> {
     /// assert!(fut.done());
     /// ```
     pub fn done(&self) -> bool {
-        self.shared.state() & DONE != 0
+        self.shared.is_done()
     }
 
     /// Whether the future was resolved by cancellation (from this side or the loop's).
@@ -230,13 +249,9 @@ impl<T> ConcurrentFuture<T> {
     /// # drop(gate.0); let _ = busy.result();
     /// ```
     pub fn cancel(&self) -> bool {
-        let resolved = {
-            let mut slot = lock(&self.shared.slot);
-            if self.shared.state.load(Ordering::Relaxed) & (DONE | RUNNING) != 0 {
-                return false;
-            }
-            self.shared
-                .resolve_locked(&mut slot, Err(BridgeError::Cancelled))
+        let Ok(resolved) = try_resolve(&self.shared, Err(BridgeError::Cancelled), DONE | RUNNING)
+        else {
+            return false;
         };
         if let Some(task) = &resolved.task {
             task.cancel();
@@ -266,7 +281,7 @@ impl<T> ConcurrentFuture<T> {
     pub fn add_done_callback(&self, callback: impl FnOnce(&ConcurrentFuture<T>) + Send + 'static) {
         {
             let mut slot = lock(&self.shared.slot);
-            if self.shared.state.load(Ordering::Relaxed) & DONE == 0 {
+            if !self.shared.has_locked(DONE) {
                 slot.callbacks.push(Box::new(callback));
                 return;
             }
@@ -288,7 +303,7 @@ impl<T> ConcurrentFuture<T> {
     /// ```
     pub fn result(&self) -> Result<T, BridgeError> {
         if let Some(loop_id) = self.shared.loop_id {
-            if !self.done() && EventLoop::running().is_some_and(|lp| lp.id() == loop_id) {
+            if !self.done() && running_loop(loop_id).is_some() {
                 return Err(BridgeError::WouldDeadlock);
             }
         }
@@ -322,7 +337,7 @@ impl<T> ConcurrentFuture<T> {
         let shared = &*self.shared;
         let mut slot = lock(&shared.slot);
         loop {
-            if shared.state.load(Ordering::Relaxed) & DONE != 0 {
+            if shared.has_locked(DONE) {
                 return take(&mut slot);
             }
             match (timeout, deadline) {
@@ -352,7 +367,7 @@ impl<T> Future for ConcurrentFuture<T> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let stale = {
             let mut slot = lock(&self.shared.slot);
-            if self.shared.state.load(Ordering::Relaxed) & DONE != 0 {
+            if self.shared.has_locked(DONE) {
                 return Poll::Ready(take(&mut slot));
             }
             match &slot.waker {
@@ -431,14 +446,14 @@ impl<T> Completer<T> {
 
     /// Whether the future is already resolved (then the work need not run at all).
     pub fn is_done(&self) -> bool {
-        self.shared.state() & DONE != 0
+        self.shared.is_done()
     }
 
     /// Marks the work started, after which `cancel()` no longer succeeds; `false` if the future
     /// was already resolved (cancelled): do not run the work then.
     pub(crate) fn start_running(&self) -> bool {
         let _slot = lock(&self.shared.slot);
-        if self.shared.state.load(Ordering::Relaxed) & DONE != 0 {
+        if self.shared.has_locked(DONE) {
             return false;
         }
         self.shared.state.fetch_or(RUNNING, Ordering::Relaxed);
@@ -480,7 +495,7 @@ impl<T> TaskLink<T> {
     pub(crate) fn set_task(self, task: TaskRef) {
         let late = {
             let mut slot = lock(&self.shared.slot);
-            if self.shared.state.load(Ordering::Relaxed) & DONE != 0 {
+            if self.shared.has_locked(DONE) {
                 Some(task)
             } else {
                 slot.task = Some(task);

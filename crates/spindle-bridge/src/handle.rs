@@ -24,9 +24,6 @@
 
 use std::fmt;
 
-use std::cell::Cell;
-use std::rc::Rc;
-
 use spindle_loop::{EventLoop, Remote};
 
 use crate::error::{BridgeError, SubmitError};
@@ -50,26 +47,35 @@ impl Inbox for Remote {
     {
         // On the loop's own thread while it runs, straight into its ready queue: one FIFO with
         // `call_soon`, exactly as asyncio (which appends both to `_ready`).
-        if let Some(lp) = EventLoop::running().filter(|lp| lp.id() == self.loop_id()) {
-            // Kept out of the closure so that a refusal can hand `value` back.
-            let work = Rc::new(Cell::new(Some((value, run))));
-            let queued = work.clone();
-            let scheduled = lp.call_soon(move || {
-                if let Some((value, run)) = queued.take() {
-                    run(value);
-                }
-            });
-            return match scheduled {
-                Ok(_) => Ok(()),
-                Err(_) => match work.take() {
-                    Some((value, _run)) => Err(value),
-                    None => unreachable!("a refused callback never ran"),
-                },
-            };
+        if let Some(lp) = running_loop(self.loop_id()) {
+            // A running loop is never closed (`close()` refuses while it runs), so `call_soon`
+            // does not refuse; asking first keeps `value` ours should that ever change.
+            if !lp.is_closed() {
+                let _ = lp.call_soon(move || run(value));
+                return Ok(());
+            }
         }
         // Refuses only when the loop is closed.
         Remote::submit_value(self, value, run).map_err(|rejected| rejected.into_inner())
     }
+}
+
+/// The loop `loop_id` if it is the one running on this thread.
+pub(crate) fn running_loop(loop_id: u64) -> Option<EventLoop> {
+    EventLoop::running().filter(|lp| lp.id() == loop_id)
+}
+
+/// Submits `value` to `inbox`, to be consumed on the loop's thread by `run`, with no receipt
+/// (for callers that never cancel through one); a refused `value` comes back in the error.
+pub(crate) fn submit_untracked<I, V, R>(inbox: &I, value: V, run: R) -> Result<(), SubmitError<V>>
+where
+    I: Inbox + ?Sized,
+    V: Send + 'static,
+    R: FnOnce(V) + Send + 'static,
+{
+    inbox
+        .submit_value(value, run)
+        .map_err(|value| SubmitError::new(value, BridgeError::Closed))
 }
 
 /// Submits `value` to `inbox`, to be consumed on the loop's thread by `run` unless the receipt

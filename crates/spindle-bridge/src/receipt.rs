@@ -75,19 +75,11 @@ impl Slot {
 }
 
 /// The submitter's side of one submission's state.
+#[derive(Clone)]
 pub(crate) struct Receipt {
     /// Always `Some`, except while being dropped (its reference goes back to the chunk).
     group: Option<Arc<Receipts>>,
     index: u8,
-}
-
-impl Clone for Receipt {
-    fn clone(&self) -> Self {
-        Receipt {
-            group: self.group.clone(),
-            index: self.index,
-        }
-    }
 }
 
 impl Drop for Receipt {
@@ -189,10 +181,7 @@ pub(crate) fn next() -> (Slot, Receipt) {
             .take()
             .map(|spent| (spent.slots, spent.spare))
             .unwrap_or_default();
-        let chunk = current.insert(Chunk::new(slots, spare));
-        chunk
-            .take()
-            .unwrap_or_else(|| unreachable!("a new chunk has {CHUNK} states"))
+        first(current.insert(Chunk::new(slots, spare)))
     });
     // During this thread's teardown (no thread-local any more): a chunk of its own.
     taken.unwrap_or_else(|_| fresh())
@@ -227,7 +216,12 @@ fn give_back(group: Arc<Receipts>) {
 }
 
 fn fresh() -> (Slot, Receipt) {
-    Chunk::new(Vec::new(), Vec::new())
+    first(&mut Chunk::new(Vec::new(), Vec::new()))
+}
+
+/// The first state of a new chunk.
+fn first(chunk: &mut Chunk) -> (Slot, Receipt) {
+    chunk
         .take()
         .unwrap_or_else(|| unreachable!("a new chunk has {CHUNK} states"))
 }

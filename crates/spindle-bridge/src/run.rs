@@ -24,7 +24,7 @@ use spindle_loop::{EventLoop, Remote};
 
 use crate::concurrent::{Completer, ConcurrentFuture};
 use crate::error::{BridgeError, SubmitError};
-use crate::handle::{submit_value, LoopHandle};
+use crate::handle::{running_loop, submit_untracked, LoopHandle};
 
 /// Runs `future` as a task on the loop behind `handle` and returns a [`ConcurrentFuture`] of its
 /// output (asyncio's `run_coroutine_threadsafe`). Callable from any thread, including another
@@ -129,7 +129,7 @@ where
         if completer.is_done() {
             return; // cancelled before it reached the loop: never built
         }
-        let Some(lp) = EventLoop::running().filter(|lp| lp.id() == loop_id) else {
+        let Some(lp) = running_loop(loop_id) else {
             // Run by `close()`, outside any run: the loop is closing.
             completer.complete(Err(BridgeError::Closed));
             return;
@@ -141,7 +141,9 @@ where
             }
         }
     };
-    submit_value(remote, value, start)?;
+    // The future is the caller's handle (its `cancel` reaches the task, or `start` sees it
+    // done): no receipt to cancel the submission itself.
+    submit_untracked(remote, value, start)?;
     Ok(future)
 }
 

@@ -55,17 +55,16 @@ pub(crate) fn wait_timeout<'a, T>(
     (guard, result.timed_out())
 }
 
-/// Spins until `ready()` returns `true` or about `limit` has passed; returns the last answer.
+/// Spins until `ready()` returns `true` or about `limit` has passed (the caller looks again).
 ///
 /// Under loom this checks once: spinning adds nothing to a model but states.
-pub(crate) fn spin_until(limit: Duration, mut ready: impl FnMut() -> bool) -> bool {
+pub(crate) fn spin_until(limit: Duration, mut ready: impl FnMut() -> bool) {
     if ready() {
-        return true;
+        return;
     }
     #[cfg(loom)]
     {
         let _ = limit;
-        false
     }
     #[cfg(not(loom))]
     {
@@ -80,11 +79,8 @@ pub(crate) fn spin_until(limit: Duration, mut ready: impl FnMut() -> bool) -> bo
             } else {
                 std::thread::yield_now();
             }
-            if ready() {
-                return true;
-            }
-            if round >= SPIN_ROUNDS && start.elapsed() >= limit {
-                return false;
+            if ready() || (round >= SPIN_ROUNDS && start.elapsed() >= limit) {
+                return;
             }
         }
     }
