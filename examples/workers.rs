@@ -2,7 +2,8 @@
 //! across the loops by work stealing, `!Send` tasks stay where they were started, and each
 //! worker reports what it ran and how much it stole.
 //!
-//! `cargo run --release --example workers [N]` (default: 2 workers, or `SPINDLE_WORKERS`).
+//! `cargo run --release --example workers [N]` (N workers; 2 when N is missing or does not
+//! parse). The count is always passed to the builder, so `SPINDLE_WORKERS` is not read here.
 
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -5,6 +5,7 @@
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::peers::tokio_current_thread;
 use crate::{sink, threadsafe_closures};
 
 type Closure = Box<dyn FnOnce() + Send>;
@@ -12,9 +13,7 @@ type Closure = Box<dyn FnOnce() + Send>;
 /// `call_soon_threadsafe` on tokio: one producer thread sends `n` boxed closures through an
 /// unbounded mpsc to a task on a current-thread runtime on this thread, which runs each.
 pub fn call_soon_threadsafe_tokio(n: u64) -> Duration {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .expect("tokio current_thread runtime");
+    let rt = tokio_current_thread();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Closure>();
     threadsafe_closures(
         n,
@@ -51,9 +50,7 @@ pub fn round_trip_tokio(n: u64) -> Duration {
     let (handle_tx, handle_rx) = std::sync::mpsc::channel();
     let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
     let driver = thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .expect("tokio current_thread runtime");
+        let rt = tokio_current_thread();
         handle_tx.send(rt.handle().clone()).expect("bench alive");
         let _ = rt.block_on(shutdown_rx);
     });

@@ -6,8 +6,9 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use spindle::{run_coroutine_threadsafe, EventLoop, EventLoopExt, LoopHandle};
+use spindle::{run_coroutine_threadsafe, EventLoopExt, LoopHandle};
 
+use crate::spindle_side::{close, new_loop};
 use crate::{expect_ok, sink, threadsafe_closures};
 
 /// `call_soon_threadsafe`: one producer thread submits `n` closures (each adding its index to
@@ -15,7 +16,7 @@ use crate::{expect_ok, sink, threadsafe_closures};
 /// running on this thread. Charged: from the producer's first submission until `run_forever`
 /// returns (all ran).
 pub fn call_soon_threadsafe(n: u64) -> Duration {
-    let lp = expect_ok(EventLoop::new(), "EventLoop::new");
+    let lp = new_loop();
     let handle = lp.handle();
     let elapsed = threadsafe_closures(
         n,
@@ -30,7 +31,7 @@ pub fn call_soon_threadsafe(n: u64) -> Duration {
         },
         || expect_ok(lp.run_forever(), "EventLoop::run_forever"),
     );
-    expect_ok(lp.close(), "EventLoop::close");
+    close(lp);
     elapsed
 }
 
@@ -44,10 +45,10 @@ impl LoopThread {
     fn start() -> LoopThread {
         let (tx, rx) = mpsc::channel();
         let thread = thread::spawn(move || {
-            let lp = expect_ok(EventLoop::new(), "EventLoop::new");
+            let lp = new_loop();
             expect_ok(tx.send(lp.handle()), "send handle");
             expect_ok(lp.run_forever(), "EventLoop::run_forever");
-            expect_ok(lp.close(), "EventLoop::close");
+            close(lp);
         });
         let handle = expect_ok(rx.recv(), "loop thread start");
         LoopThread { handle, thread }

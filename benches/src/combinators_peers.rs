@@ -8,11 +8,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
 
-fn tokio_current_thread() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .build()
-        .expect("tokio current_thread runtime")
-}
+use crate::peers::tokio_current_thread;
 
 /// `gather_ready_tasks` on tokio: inside `block_on`, spawn `n` tasks that return at once, then
 /// `join_all` their `JoinHandle`s and check the sum.
@@ -28,7 +24,7 @@ pub fn gather_ready_tasks_join_all(n: u64) -> Duration {
             .sum::<u64>()
     });
     let elapsed = start.elapsed();
-    assert_eq!(sum, n * n.saturating_sub(1) / 2);
+    assert_eq!(sum, crate::sum_below(n));
     elapsed
 }
 

@@ -4,13 +4,10 @@
 
 use std::time::{Duration, Instant};
 
-use spindle::{gather_tasks, yield_now, EventLoop, Task};
+use spindle::{gather_tasks, yield_now, Task};
 
 use crate::expect_ok;
-
-fn new_loop() -> EventLoop {
-    expect_ok(EventLoop::new(), "EventLoop::new")
-}
+use crate::spindle_side::{close, new_loop};
 
 /// `gather_ready_tasks`: inside `run_until_complete`, create `n` tasks that return at once,
 /// then `gather_tasks` them (results in argument order) and check the sum. The clock covers
@@ -30,8 +27,8 @@ pub fn gather_ready_tasks(n: u64) -> Duration {
         "run_until_complete",
     );
     let elapsed = start.elapsed();
-    assert_eq!(sum, n * n.saturating_sub(1) / 2);
-    expect_ok(lp.close(), "EventLoop::close");
+    assert_eq!(sum, crate::sum_below(n));
+    close(lp);
     elapsed
 }
 
@@ -52,7 +49,7 @@ pub fn yield_now_loop(n: u64) -> Duration {
     );
     let elapsed = start.elapsed();
     assert_eq!(count, n);
-    expect_ok(lp.close(), "EventLoop::close");
+    close(lp);
     elapsed
 }
 

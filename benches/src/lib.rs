@@ -3,14 +3,22 @@
 //! The harness is deliberately tiny: a workload is a closure that performs one
 //! complete run (its own setup and teardown excluded from the clock) and returns
 //! the time it wants charged. [`measure`] runs it once to warm up, then
-//! [`runs`] more times, and reports the median and minimum time per operation.
-//! [`print_table`] prints one [`Row`] per (workload, peer) with the ratio
-//! spindle/peer as the last column: below 1.0 means spindle is faster.
+//! [`runs`] more times, and reports the median and minimum time per operation
+//! (`compare` interleaves the sides of a workload instead, and takes the same
+//! [`median_ns`]). [`print_table`] prints one [`Row`] per (workload, peer) with
+//! the ratio spindle/peer as the last column: below 1.0 means spindle is faster.
 //!
-//! The workloads themselves live in [`spindle_side`] (spindle only) and
-//! [`peers`] (tokio, async-task and plain-std floors), so that the peer side can
-//! be built and checked while the runtime is still being written. The cross-thread
-//! workloads of the bridge live apart in [`bridge_spindle`] and [`bridge_peers`].
+//! The workloads live in pairs of modules, spindle's side apart from its peers'
+//! (so the peer side builds and checks on its own):
+//!
+//! - one event loop: [`spindle_side`] and [`peers`] (tokio, async-task and
+//!   plain-std floors);
+//! - the cross-thread bridge: [`bridge_spindle`] and [`bridge_peers`] (tokio and
+//!   crossbeam-channel floors);
+//! - the combinators (`gather`, `yield_now`): [`combinators_spindle`] and
+//!   [`combinators_peers`] (tokio and `futures-util`'s `join_all`);
+//! - multi-thread runtimes: [`runtime_spindle`] and [`runtime_peers`] (tokio's
+//!   multi-thread runtime).
 
 use std::fmt::Write as _;
 use std::future::Future;
@@ -114,18 +122,32 @@ pub fn measure<F: FnMut() -> Duration>(runs: usize, ops: u64, mut run: F) -> Sta
     let runs = runs.max(1);
     let ops = ops.max(1) as f64;
     let _warm_up = run();
-    let mut per_op: Vec<f64> = (0..runs).map(|_| run().as_nanos() as f64 / ops).collect();
+    let per_op: Vec<f64> = (0..runs).map(|_| run().as_nanos() as f64 / ops).collect();
+    // `runs >= 1`, so there is a minimum; under `total_cmp` it is what sorting puts first.
+    let min_ns = per_op
+        .iter()
+        .copied()
+        .min_by(f64::total_cmp)
+        .expect("at least one measured run");
+    Stats {
+        median_ns: median_ns(per_op),
+        min_ns,
+        runs,
+    }
+}
+
+/// The median of `per_op` (sorted with `f64::total_cmp`): the middle element for an odd
+/// length, the mean of the two middle elements for an even one; `NaN` when empty.
+pub fn median_ns(mut per_op: Vec<f64>) -> f64 {
+    if per_op.is_empty() {
+        return f64::NAN;
+    }
     per_op.sort_by(f64::total_cmp);
     let mid = per_op.len() / 2;
-    let median_ns = if per_op.len() % 2 == 1 {
+    if per_op.len() % 2 == 1 {
         per_op[mid]
     } else {
         (per_op[mid - 1] + per_op[mid]) / 2.0
-    };
-    Stats {
-        median_ns,
-        min_ns: per_op[0],
-        runs,
     }
 }
 

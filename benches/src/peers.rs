@@ -19,7 +19,7 @@ use async_task::Runnable;
 
 use crate::{timer_deadline, yield_once};
 
-fn tokio_current_thread() -> tokio::runtime::Runtime {
+pub(crate) fn tokio_current_thread() -> tokio::runtime::Runtime {
     // No I/O or time driver: the leanest current-thread configuration, the one
     // tokio's own `rt_current_thread` benchmarks use.
     tokio::runtime::Builder::new_current_thread()

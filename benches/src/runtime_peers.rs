@@ -1,7 +1,6 @@
-//! The peers of [`crate::runtime_spindle`]: tokio's multi-thread runtime with
-//! [`RT_WORKERS`] workers, and async-executor on as many threads. Bodies
-//! mirror tokio's own `rt_multi_threaded` benchmarks; yields use the shared [`yield_once`] on
-//! every side.
+//! The peer of [`crate::runtime_spindle`]: tokio's multi-thread runtime with
+//! [`RT_WORKERS`] workers. Bodies mirror tokio's own `rt_multi_threaded` benchmarks; yields
+//! use the shared [`yield_once`] on both sides.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
@@ -44,6 +43,11 @@ pub fn spawn_many_local_tokio(n: u64) -> Duration {
 /// Spawns `n` empty tasks from this (non-worker) thread, then awaits them all in `block_on`.
 fn spawn_remote_and_await(rt: &tokio::runtime::Runtime, n: u64) {
     let handles: Vec<_> = (0..n).map(|_| rt.spawn(async {})).collect();
+    await_all(rt, handles);
+}
+
+/// Awaits every handle inside `rt.block_on`.
+fn await_all(rt: &tokio::runtime::Runtime, handles: Vec<tokio::task::JoinHandle<()>>) {
     rt.block_on(async move {
         for h in handles {
             expect_ok(h.await, "task");
@@ -91,11 +95,7 @@ pub fn yield_many_tokio(tasks: u64, per_task: u64) -> Duration {
             })
         })
         .collect();
-    rt.block_on(async move {
-        for h in handles {
-            expect_ok(h.await, "task");
-        }
-    });
+    await_all(&rt, handles);
     start.elapsed()
 }
 

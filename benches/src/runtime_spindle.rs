@@ -24,10 +24,19 @@ where
     F: std::future::Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    match spindle::spawn(future) {
-        Ok(task) => task,
-        Err(e) => panic!("spindle::spawn: {e}"),
-    }
+    expect_ok(spindle::spawn(future), "spindle::spawn")
+}
+
+/// Awaits every handle inside `rt.block_on`.
+fn await_all(rt: &Runtime, handles: Vec<spindle::Task<()>>) {
+    expect_ok(
+        rt.block_on(async move {
+            for h in handles {
+                expect_ok(h.await, "task");
+            }
+        }),
+        "block_on",
+    );
 }
 
 /// From inside one task on a fresh runtime, starts `n` rounds of `round` (each calls
@@ -63,14 +72,7 @@ fn spawn_remote_and_await(rt: &Runtime, n: u64) {
     let handles: Vec<_> = (0..n)
         .map(|_| expect_ok(rt.spawn(async {}), "spawn"))
         .collect();
-    expect_ok(
-        rt.block_on(async move {
-            for h in handles {
-                expect_ok(h.await, "task");
-            }
-        }),
-        "block_on",
-    );
+    await_all(rt, handles);
 }
 
 /// From a thread outside the runtime, spawn `n` tasks on an idle runtime, then await them.
@@ -122,14 +124,7 @@ pub fn yield_many(tasks: u64, per_task: u64) -> Duration {
             )
         })
         .collect();
-    expect_ok(
-        rt.block_on(async move {
-            for h in handles {
-                expect_ok(h.await, "task");
-            }
-        }),
-        "block_on",
-    );
+    await_all(&rt, handles);
     let elapsed = start.elapsed();
     rt.shutdown();
     elapsed

@@ -19,11 +19,11 @@ use crate::{expect_ok, timer_deadline, yield_once};
 /// Upper bound on `stop(); run_forever()` rounds in [`drain`]; one should do.
 const MAX_ROUNDS: usize = 1_000;
 
-fn new_loop() -> EventLoop {
+pub(crate) fn new_loop() -> EventLoop {
     expect_ok(EventLoop::new(), "EventLoop::new")
 }
 
-fn close(lp: EventLoop) {
+pub(crate) fn close(lp: EventLoop) {
     expect_ok(lp.close(), "EventLoop::close");
 }
 
@@ -126,33 +126,35 @@ pub fn timers(n: u64, spread: Duration) -> Duration {
 /// criterion `call_later_due` bench): `call_later(Duration::ZERO, ..)` `n`
 /// times (each incrementing a counter), then `stop(); run_forever()`.
 pub fn call_later_due(n: u64) -> Duration {
-    let lp = new_loop();
-    let counter = Rc::new(Cell::new(0u64));
-    let start = Instant::now();
-    for _ in 0..n {
-        let c = counter.clone();
+    due_timers(n, |lp, _start, _i, c| {
         let _ = expect_ok(
             lp.call_later(Duration::ZERO, move || c.set(c.get() + 1)),
             "call_later",
         );
-    }
-    drain(&lp, &counter, n);
-    let elapsed = start.elapsed();
-    assert_eq!(counter.get(), n);
-    close(lp);
-    elapsed
+    })
 }
 
 /// `timers_due_scrambled_100k`: as [`call_later_due`], with `call_at` and deadlines already
 /// past but scrambled ([`crate::scrambled_past_deadline`]), so they arrive out of order.
 pub fn call_at_due_scrambled(n: u64) -> Duration {
+    due_timers(n, |lp, start, i, c| {
+        let deadline = crate::scrambled_past_deadline(start, i, n);
+        let _ = expect_ok(lp.call_at(deadline, move || c.set(c.get() + 1)), "call_at");
+    })
+}
+
+/// The shape of the due-timer workloads: on a new loop, with the clock started at `start`,
+/// `schedule(&lp, start, i, counter)` for `i` in `0..n` (each schedules one timer, already
+/// due, that increments `counter`), then [`drain`]; checks all `n` ran and closes the loop.
+fn due_timers<S>(n: u64, mut schedule: S) -> Duration
+where
+    S: FnMut(&EventLoop, Instant, u64, Rc<Cell<u64>>),
+{
     let lp = new_loop();
     let counter = Rc::new(Cell::new(0u64));
     let start = Instant::now();
     for i in 0..n {
-        let c = counter.clone();
-        let deadline = crate::scrambled_past_deadline(start, i, n);
-        let _ = expect_ok(lp.call_at(deadline, move || c.set(c.get() + 1)), "call_at");
+        schedule(&lp, start, i, counter.clone());
     }
     drain(&lp, &counter, n);
     let elapsed = start.elapsed();

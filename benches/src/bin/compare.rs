@@ -5,20 +5,25 @@
 //! ```
 //!
 //! `WORKLOAD_FILTER` keeps only the workloads whose name contains it.
-//! `COMPARE_RUNS` sets the number of measured runs (default 15, after one
-//! warm-up). Everything runs on the calling thread. Progress (median and min
-//! per side) goes to stderr, the table to stdout; the last column is
-//! spindle/peer, below 1.0 means spindle is faster. A side that panics shows
-//! as `FAILED`; a side still running after 60 s ends the process (exit 3).
+//! `COMPARE_RUNS` sets the number of measured rounds (default 15, after one
+//! warm-up round). The sides of a workload are interleaved: each round runs every
+//! side once, in turn (spindle first), and each side reports its median. The
+//! single-loop workloads run on the calling thread; the bridge workloads add a
+//! producer or loop thread, and the `rt_*` workloads run on multi-thread runtimes
+//! (`RT_WORKERS` workers). Progress (each side's median) goes to stderr, the table
+//! to stdout; the last column is spindle/peer, below 1.0 means spindle is faster.
+//! A side that panics shows as `FAILED`; one run of a side still going after 60 s
+//! ends the process (exit 3).
 
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use spindle_benches::{
-    bridge_peers, bridge_spindle, peers, print_table, runs, runtime_peers, runtime_spindle,
-    spindle_side, Row, CALL_SOON_N, ROUND_TRIP_N, RT_CHAIN_N, RT_PING_PONG_N, RT_SPAWN_N, SPAWN_N,
-    THREADSAFE_N, TIMERS_DUE_N, TIMERS_N, TIMERS_SPREAD, YIELD_PER_TASK, YIELD_TASKS,
+    bridge_peers, bridge_spindle, median_ns, peers, print_table, runs, runtime_peers,
+    runtime_spindle, spindle_side, Row, CALL_SOON_N, ROUND_TRIP_N, RT_CHAIN_N, RT_PING_PONG_N,
+    RT_SPAWN_N, SPAWN_N, THREADSAFE_N, TIMERS_DUE_N, TIMERS_N, TIMERS_SPREAD, YIELD_PER_TASK,
+    YIELD_TASKS,
 };
 use spindle_benches::{combinators_peers, combinators_spindle, GATHER_N, YIELD_NOW_N};
 
@@ -255,8 +260,8 @@ fn workloads() -> Vec<Workload> {
     ]
 }
 
-/// How long one side of one workload (all its runs) may take before the
-/// watchdog gives up: the machine is shared, a hung loop must not spin forever.
+/// How long one run of one side of a workload may take before the watchdog
+/// gives up: the machine is shared, a hung loop must not spin forever.
 const SIDE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The side being measured and when it started, for the watchdog.
@@ -278,21 +283,6 @@ fn start_watchdog() {
             }
         }
     });
-}
-
-/// Measures one side, printing a progress line; a panic yields `NaN`.
-/// Median of a non-empty sample of per-op times; NaN when empty.
-fn median(mut xs: Vec<f64>) -> f64 {
-    if xs.is_empty() {
-        return f64::NAN;
-    }
-    xs.sort_by(f64::total_cmp);
-    let mid = xs.len() / 2;
-    if xs.len() % 2 == 1 {
-        xs[mid]
-    } else {
-        (xs[mid - 1] + xs[mid]) / 2.0
-    }
 }
 
 /// Measures every side of `workload`, interleaved: one warm-up each, then `runs` rounds in
@@ -324,7 +314,7 @@ fn measure_interleaved(workload: &Workload, runs: usize) -> Vec<f64> {
     let medians: Vec<f64> = samples
         .into_iter()
         .zip(&failed)
-        .map(|(xs, failed)| if *failed { f64::NAN } else { median(xs) })
+        .map(|(xs, failed)| if *failed { f64::NAN } else { median_ns(xs) })
         .collect();
     for ((name, _), m) in sides.iter().zip(&medians) {
         if m.is_nan() {

@@ -4,6 +4,9 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
+mod combinators_support;
+
+use combinators_support::{one_iteration, HOUR};
 use spindle_loop::{all_tasks, current_task, sleep, yield_now, EventLoop, TaskRef};
 
 #[test]
@@ -48,8 +51,7 @@ fn current_task_is_none_in_a_callback_and_outside_the_loop() {
     let s = seen.clone();
     lp.call_soon(move || *s.borrow_mut() = current_task().map(|t| t.id()))
         .unwrap();
-    lp.stop();
-    lp.run_forever().unwrap();
+    one_iteration(&lp);
     assert_eq!(*seen.borrow(), None);
 }
 
@@ -59,7 +61,7 @@ fn all_tasks_lists_the_live_tasks_of_the_running_loop() {
     let other = EventLoop::new().unwrap();
     let _elsewhere = other.create_task(std::future::pending::<()>()).unwrap();
     let quick = lp.create_task(async {}).unwrap();
-    let long = lp.create_task(sleep(Duration::from_secs(3600))).unwrap();
+    let long = lp.create_task(sleep(HOUR)).unwrap();
     let (quick_id, long_id) = (quick.id(), long.id());
     let (main_id, live) = lp
         .run_until_complete(async move {
@@ -100,8 +102,7 @@ fn all_tasks_sees_tasks_that_have_not_started_or_are_in_their_first_step() {
         "both unstarted, in the ready queue"
     );
     let (first_id, second_id) = (first.id(), second.id());
-    lp.stop();
-    lp.run_forever().unwrap();
+    one_iteration(&lp);
     assert_eq!(
         *seen.borrow(),
         vec![first_id, second_id],
@@ -111,8 +112,7 @@ fn all_tasks_sees_tasks_that_have_not_started_or_are_in_their_first_step() {
     assert_eq!(live, vec![second_id], "now idle, so registered");
     assert_eq!(lp.stats().tasks, 1);
     second.cancel();
-    lp.stop();
-    lp.run_forever().unwrap();
+    one_iteration(&lp);
     assert_eq!(lp.stats().tasks, 0);
     assert!(lp.all_tasks().is_empty());
 }
