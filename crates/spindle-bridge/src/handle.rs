@@ -262,6 +262,21 @@ impl LoopHandle {
         }
     }
 
+    /// Wakes the loop if it is parked, or makes its next park return at once, without queueing
+    /// anything ([`Remote::wake`]): for a scheduler that put work where the loop looks after
+    /// waking (a runtime worker's deque).
+    ///
+    /// ```
+    /// # use spindle_bridge::EventLoopExt;
+    /// let lp = spindle_loop::EventLoop::new().unwrap();
+    /// lp.handle().wake();
+    /// lp.stop();
+    /// lp.run_forever().unwrap();
+    /// ```
+    pub fn wake(&self) {
+        self.remote.wake();
+    }
+
     /// Whether the loop is inside `run_forever` / `run_until_complete` right now.
     ///
     /// ```

@@ -1046,6 +1046,20 @@ impl EventLoop {
         self.inner.live_tasks()
     }
 
+    /// How many callbacks this loop has run so far (`stats().callbacks_run`, without building
+    /// the rest of the stats: a runtime worker publishes it every iteration).
+    ///
+    /// ```
+    /// let lp = spindle_loop::EventLoop::new().unwrap();
+    /// lp.call_soon(|| ()).unwrap();
+    /// lp.stop();
+    /// lp.run_forever().unwrap();
+    /// assert_eq!(lp.callbacks_run(), 1);
+    /// ```
+    pub fn callbacks_run(&self) -> u64 {
+        self.inner.callbacks_run.get()
+    }
+
     /// Counters and queue sizes.
     ///
     /// ```

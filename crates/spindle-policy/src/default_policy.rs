@@ -31,17 +31,11 @@ pub enum AutoCreate {
     Never,
 }
 
-/// This thread's state for one policy.
-#[derive(Default)]
-struct ThreadSlot {
-    current: Option<EventLoop>,
-    /// `set_event_loop` was called on this thread (then no loop is ever created on demand).
-    set_called: bool,
-}
-
 thread_local! {
-    /// Per thread: policy id -> this thread's slot.
-    static SLOTS: RefCell<HashMap<u64, ThreadSlot>> = RefCell::new(HashMap::new());
+    /// Per thread: policy id -> the loop `set_event_loop` set on this thread. An entry exists
+    /// once `set_event_loop` was called here (even with `None`): then no loop is ever created on
+    /// demand.
+    static SLOTS: RefCell<HashMap<u64, Option<EventLoop>>> = RefCell::new(HashMap::new());
 }
 
 static NEXT_POLICY_ID: AtomicU64 = AtomicU64::new(1);
@@ -156,18 +150,10 @@ impl EventLoopPolicy for DefaultEventLoopPolicy {
         if let Some(lp) = EventLoop::running() {
             return Ok(lp);
         }
-        let existing = SLOTS.with(|slots| {
-            let slots = slots.borrow();
-            slots
-                .get(&self.id)
-                .map(|slot| (slot.current.clone(), slot.set_called))
-        });
+        let existing = SLOTS.with(|slots| slots.borrow().get(&self.id).cloned());
         match existing {
-            Some((Some(lp), _)) => Ok(lp),
-            Some((None, true)) => Err(PolicyError::NoCurrentLoop {
-                thread: current_thread_label(),
-            }),
-            _ if self.may_create_here() => {
+            Some(Some(lp)) => Ok(lp),
+            None if self.may_create_here() => {
                 let lp = self.new_event_loop()?;
                 self.set_event_loop(Some(lp.clone()));
                 Ok(lp)
@@ -182,9 +168,7 @@ impl EventLoopPolicy for DefaultEventLoopPolicy {
         self.publish(lp.as_ref());
         let previous = SLOTS.with(|slots| {
             let mut slots = slots.borrow_mut();
-            let slot = slots.entry(self.id).or_default();
-            slot.set_called = true;
-            std::mem::replace(&mut slot.current, lp)
+            std::mem::replace(slots.entry(self.id).or_default(), lp)
         });
         // Dropped outside the borrow: the last handle to a loop closes it, which may call back.
         drop(previous);

@@ -125,16 +125,4 @@ impl Idle {
             None => false,
         }
     }
-
-    /// How many workers are searching right now (for the loom models).
-    #[cfg(loom)]
-    pub fn num_searching(&self) -> usize {
-        searching(self.state.load(Ordering::SeqCst))
-    }
-
-    /// How many workers are parked right now (for the loom models).
-    #[cfg(loom)]
-    pub fn num_parked(&self) -> usize {
-        self.num_workers - unparked(self.state.load(Ordering::SeqCst))
-    }
 }

@@ -44,12 +44,12 @@ use std::time::{Duration, Instant};
 
 use crossbeam_deque::Worker;
 use spindle_bridge::{run_coroutine_threadsafe_with, ConcurrentFuture, LoopHandle};
-use spindle_loop::{Remote, Runnable, Task};
+use spindle_loop::{Runnable, Task};
 
 use crate::error::{PolicyError, SpawnError};
 use crate::policy::get_event_loop_policy;
 pub use metrics::WorkerMetrics;
-use shared::{Shared, CURRENT, WORKER};
+use shared::{run_cancelled, Shared, CURRENT, WORKER};
 use worker::WorkerCore;
 
 type ThreadHook = Arc<dyn Fn() + Send + Sync>;
@@ -151,7 +151,6 @@ impl Builder {
                 shared: shared.clone(),
             },
             threads: Vec::with_capacity(workers),
-            shut_down: false,
         };
         let base = self.thread_name.as_deref().unwrap_or("spindle-worker");
         for (index, local) in locals.into_iter().enumerate() {
@@ -170,10 +169,10 @@ impl Builder {
             }
         }
         drop(ready_tx);
-        let mut started: Vec<Option<(LoopHandle, Arc<Remote>)>> = vec![None; workers];
+        let mut started: Vec<Option<LoopHandle>> = vec![None; workers];
         for _ in 0..workers {
             match ready_rx.recv() {
-                Ok((index, Ok(pair))) => started[index] = Some(pair),
+                Ok((index, Ok(handle))) => started[index] = Some(handle),
                 Ok((_, Err(e))) => {
                     runtime.shutdown_inner(None);
                     return Err(PolicyError::WorkerLoop(e));
@@ -186,10 +185,8 @@ impl Builder {
                 }
             }
         }
-        let (handles, remotes): (Vec<_>, Vec<_>) = started.into_iter().flatten().unzip();
         // Every worker is up: notifications can reach them from now on.
-        let _ = shared.loops.set(handles);
-        let _ = shared.remotes.set(remotes);
+        let _ = shared.loops.set(started.into_iter().flatten().collect());
         Ok(runtime)
     }
 }
@@ -203,7 +200,7 @@ impl std::fmt::Debug for Builder {
     }
 }
 
-type Ready = mpsc::Sender<(usize, Result<(LoopHandle, Arc<Remote>), String>)>;
+type Ready = mpsc::Sender<(usize, Result<LoopHandle, String>)>;
 
 fn worker_main(
     index: usize,
@@ -231,7 +228,7 @@ fn worker_main(
     lp.set_worker_hook(Some(core.clone()));
     core.set_event_loop(Some(lp.clone()));
     // Reported from inside the running loop: when `build()` returns, every loop is running.
-    let started = (LoopHandle::new(&lp), lp.remote());
+    let started = LoopHandle::new(&lp);
     if let Err(rejected) = lp.call_soon(move || {
         let _ = ready.send((index, Ok(started)));
     }) {
@@ -288,7 +285,6 @@ fn worker_main(
 pub struct Runtime {
     handle: RuntimeHandle,
     threads: Vec<JoinHandle<()>>,
-    shut_down: bool,
 }
 
 impl Runtime {
@@ -444,14 +440,10 @@ impl Runtime {
     }
 
     fn shutdown_inner(&mut self, timeout: Option<Duration>) -> bool {
-        if self.shut_down {
-            return true;
-        }
-        self.shut_down = true;
         let shared = &self.handle.shared;
-        shared
-            .shutdown
-            .store(true, std::sync::atomic::Ordering::Release);
+        if shared.is_shutdown() {
+            return true; // shut down already (`&mut self`: no other caller races this one)
+        }
         shared.tasks.close();
         shared.tasks.cancel_all();
         for handle in shared.loops.get().map(Vec::as_slice).unwrap_or_default() {
@@ -480,8 +472,7 @@ impl Runtime {
             // Steps that reached the injector after every worker left: run them here (they
             // are cancelled, so each drops its future and completes).
             while let crossbeam_deque::Steal::Success(runnable) = shared.injector.steal() {
-                runnable.cancel();
-                runnable.run();
+                run_cancelled(runnable);
             }
         }
         all_joined
@@ -607,10 +598,10 @@ impl RuntimeHandle {
     /// ```
     pub fn metrics(&self) -> Vec<WorkerMetrics> {
         self.shared
-            .counters
+            .workers
             .iter()
             .enumerate()
-            .map(|(index, counters)| counters.snapshot(index))
+            .map(|(index, worker)| worker.counters.snapshot(index))
             .collect()
     }
 }

@@ -3,12 +3,12 @@
 use std::cell::RefCell;
 use std::future::Future;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicU32;
 use std::sync::{Arc, OnceLock};
 
 use crossbeam_deque::{Injector, Stealer};
 use spindle_loop::{
-    spawn_stealable, Remote, Runnable, RunnableSlot, Scheduler, SchedulerId, Task, TaskSet,
+    spawn_stealable, Runnable, RunnableSlot, Scheduler, SchedulerId, Task, TaskSet,
 };
 
 use super::idle::Idle;
@@ -26,33 +26,30 @@ thread_local! {
 pub(crate) struct Shared {
     pub(crate) injector: Injector<Runnable>,
     pub(crate) stealers: Vec<Stealer<Runnable>>,
-    /// Each worker's LIFO slot: its owner's next step, which a sibling takes only when the owner
-    /// is stuck (see `WorkerCore::steal`).
-    pub(crate) lifos: Vec<Padded<RunnableSlot>>,
-    /// Set once every worker has started (before `build()` returns).
-    pub(crate) remotes: OnceLock<Vec<Arc<Remote>>>,
-    /// The workers' loop handles, set with `remotes`.
+    /// What each worker publishes for its siblings and for metrics.
+    pub(crate) workers: Vec<PerWorker>,
+    /// The workers' loop handles, set once every worker has started (before `build()`
+    /// returns): how a notification reaches a parked worker.
     pub(crate) loops: OnceLock<Vec<spindle_bridge::LoopHandle>>,
     pub(crate) idle: Idle,
+    /// Every idle stealable task; closed at shutdown, which is how the runtime knows it is
+    /// shutting down (see `is_shutdown`).
     pub(crate) tasks: TaskSet,
-    pub(crate) counters: Vec<WorkerCounters>,
-    /// Each worker's step counter, published for thieves (see `WorkerCore::steal`).
-    pub(crate) ticks: Vec<Padded<std::sync::atomic::AtomicU32>>,
-    pub(crate) shutdown: AtomicBool,
 }
 
-/// A value alone on its cache line(s): each worker writes its own step count and LIFO slot all
-/// the time, and siblings read them, so two workers' values must not share a line (128 bytes:
-/// adjacent-line prefetch pairs 64-byte lines).
+/// One worker's shared state, written by that worker all the time (its LIFO slot, its step
+/// count, its counters) and read by siblings and `metrics()`. Alone on its cache line(s), so
+/// that two workers' writes never share a line (128 bytes: adjacent-line prefetch pairs 64-byte
+/// lines).
 #[repr(align(128))]
 #[derive(Default)]
-pub(crate) struct Padded<T>(pub(crate) T);
-
-impl<T> std::ops::Deref for Padded<T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        &self.0
-    }
+pub(crate) struct PerWorker {
+    /// The owner's next step, which a sibling takes only when the owner is stuck (see
+    /// `WorkerCore::steal`).
+    pub(crate) lifo: RunnableSlot,
+    /// The owner's step count, a progress hint for thieves (see `WorkerCore::steal`).
+    pub(crate) tick: AtomicU32,
+    pub(crate) counters: WorkerCounters,
 }
 
 impl Shared {
@@ -61,14 +58,10 @@ impl Shared {
         Shared {
             injector: Injector::new(),
             stealers,
-            lifos: (0..workers).map(|_| Padded::default()).collect(),
-            remotes: OnceLock::new(),
+            workers: (0..workers).map(|_| PerWorker::default()).collect(),
             loops: OnceLock::new(),
             idle: Idle::new(workers),
             tasks: TaskSet::new(),
-            counters: (0..workers).map(|_| WorkerCounters::default()).collect(),
-            ticks: (0..workers).map(|_| Padded::default()).collect(),
-            shutdown: AtomicBool::new(false),
         }
     }
 
@@ -76,8 +69,9 @@ impl Shared {
         self.stealers.len()
     }
 
+    /// Shutdown began: it closes the task set first, and nothing else closes it.
     pub(crate) fn is_shutdown(&self) -> bool {
-        self.shutdown.load(Ordering::Acquire)
+        self.tasks.is_closed()
     }
 
     /// Spawns a stealable task: its first step is scheduled as a woken one's is (see
@@ -89,9 +83,7 @@ impl Shared {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        if self.is_shutdown() {
-            return Err(SpawnError::new(future, PolicyError::ShutDown));
-        }
+        // A closed task set (shutdown) refuses the future.
         let (runnable, task) = spawn_stealable(future, self)
             .map_err(|rejected| SpawnError::new(rejected.into_inner(), PolicyError::ShutDown))?;
         if let Err(runnable) = Self::schedule_here(SchedulerId::of(self), runnable, false) {
@@ -104,8 +96,8 @@ impl Shared {
     #[inline]
     pub(crate) fn notify_one(&self) {
         if let Some(worker) = self.idle.worker_to_notify() {
-            if let Some(remote) = self.remotes.get().and_then(|r| r.get(worker)) {
-                remote.wake();
+            if let Some(handle) = self.loops.get().and_then(|l| l.get(worker)) {
+                handle.wake();
             }
         }
     }
@@ -114,6 +106,13 @@ impl Shared {
     pub(crate) fn has_work_anywhere(&self) -> bool {
         !self.injector.is_empty() || self.stealers.iter().any(|s| !s.is_empty())
     }
+}
+
+/// Runs a step cancelled, so that its task drops its future (on this thread) and completes:
+/// how shutdown disposes of the steps still queued.
+pub(crate) fn run_cancelled(runnable: Runnable) {
+    runnable.cancel();
+    runnable.run();
 }
 
 impl Scheduler for Shared {

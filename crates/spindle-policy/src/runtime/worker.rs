@@ -22,7 +22,7 @@ use crossbeam_deque::{Steal, Worker};
 use spindle_loop::{Runnable, WorkerHook};
 
 use super::metrics::WorkerCounters;
-use super::shared::Shared;
+use super::shared::{run_cancelled, PerWorker, Shared};
 
 /// Stealable steps per loop iteration: enough to amortize an iteration's own bookkeeping (inbox,
 /// timers, ready batch; measured: 64 -> 128 took a yield-heavy step from ~31 to ~28 ns), few
@@ -45,7 +45,6 @@ pub(crate) struct WorkerCore {
     local: Worker<Runnable>,
     is_searching: Cell<bool>,
     parked: Cell<bool>,
-    tick: Cell<u32>,
     rng: Cell<u64>,
     /// The worker's loop, for its counters (cleared at shutdown: the loop holds this core).
     event_loop: std::cell::RefCell<Option<spindle_loop::EventLoop>>,
@@ -64,7 +63,6 @@ impl WorkerCore {
             local,
             is_searching: Cell::new(false),
             parked: Cell::new(false),
-            tick: Cell::new(0),
             // Any odd seed works for xorshift; spread the workers apart.
             rng: Cell::new(0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1).wrapping_mul(0x2545_F491)),
             event_loop: std::cell::RefCell::new(None),
@@ -81,8 +79,13 @@ impl WorkerCore {
         spindle_loop::SchedulerId::of(&self.shared)
     }
 
+    /// What this worker publishes (see `PerWorker`).
+    fn published(&self) -> &PerWorker {
+        &self.shared.workers[self.index]
+    }
+
     fn counters(&self) -> &WorkerCounters {
-        &self.shared.counters[self.index]
+        &self.published().counters
     }
 
     /// A step scheduled on this worker's thread: a yielded task (`to_back`) to the back of the
@@ -116,22 +119,15 @@ impl WorkerCore {
     }
 
     fn pop_injector(&self) -> Option<Runnable> {
-        loop {
-            match self.shared.injector.steal_batch_and_pop(&self.local) {
-                Steal::Success(runnable) => return Some(runnable),
-                Steal::Empty => return None,
-                Steal::Retry => continue,
-            }
-        }
+        retry(|| self.shared.injector.steal_batch_and_pop(&self.local))
     }
 
     fn next_step(&self, lifo_steps: &mut usize) -> Option<Runnable> {
-        let tick = self.tick.get().wrapping_add(1);
-        self.tick.set(tick);
-        // Relaxed: a progress hint for thieves, ordered with nothing.
-        self.shared.ticks[self.index]
-            .0
-            .store(tick, std::sync::atomic::Ordering::Relaxed);
+        // Relaxed: a progress hint for thieves, ordered with nothing. Single writer: a plain
+        // load and store.
+        let published = &self.published().tick;
+        let tick = published.load(Ordering::Relaxed).wrapping_add(1);
+        published.store(tick, Ordering::Relaxed);
         if tick % INJECTOR_INTERVAL == 0 {
             if let Some(runnable) = self.pop_injector() {
                 *lifo_steps = 0;
@@ -174,13 +170,20 @@ impl WorkerCore {
         found
     }
 
+    /// Steals into the local queue; returns whether anything came.
     fn steal(&self) -> bool {
         let before = self.local.len();
-        if let Some(runnable) = self.pop_injector() {
-            self.local.push(runnable);
-            self.record_steal(before);
-            return true;
-        }
+        let Some(runnable) = self.pop_injector().or_else(|| self.steal_from_sibling()) else {
+            return false;
+        };
+        self.local.push(runnable);
+        self.record_steal(before);
+        true
+    }
+
+    /// A batch from a sibling (starting at a random one) into the local queue, one of it
+    /// returned; or a stuck sibling's next step.
+    fn steal_from_sibling(&self) -> Option<Runnable> {
         let siblings = self.shared.stealers.len();
         let start = (self.next_rand() % siblings as u64) as usize;
         for offset in 0..siblings {
@@ -195,37 +198,26 @@ impl WorkerCore {
                 // next step, unless the owner is stuck (a long synchronous callback): take it
                 // only if the owner made no progress since our last look. Stealing it from a
                 // busy owner would just bounce a chain of spawns between cores.
-                if queued == 0 && !self.shared.lifos[victim].is_occupied() {
+                let sibling = &self.shared.workers[victim];
+                if queued == 0 && !sibling.lifo.is_occupied() {
                     continue;
                 }
-                let now = self.shared.ticks[victim]
-                    .0
-                    .load(std::sync::atomic::Ordering::Relaxed);
+                let now = sibling.tick.load(Ordering::Relaxed);
                 if self.seen_ticks[victim].replace(now) != now {
                     continue;
                 }
                 if queued == 0 {
-                    if let Some(runnable) = self.shared.lifos[victim].take() {
-                        self.local.push(runnable);
-                        self.record_steal(before);
-                        return true;
+                    if let Some(runnable) = sibling.lifo.take() {
+                        return Some(runnable);
                     }
                     continue;
                 }
             }
-            loop {
-                match self.shared.stealers[victim].steal_batch_and_pop(&self.local) {
-                    Steal::Success(runnable) => {
-                        self.local.push(runnable);
-                        self.record_steal(before);
-                        return true;
-                    }
-                    Steal::Empty => break,
-                    Steal::Retry => continue,
-                }
+            if let Some(runnable) = retry(|| stealer.steal_batch_and_pop(&self.local)) {
+                return Some(runnable);
             }
         }
-        false
+        None
     }
 
     fn record_steal(&self, before: usize) {
@@ -237,7 +229,7 @@ impl WorkerCore {
 
     /// This worker's LIFO slot (in `Shared`, so a sibling can take from it when we are stuck).
     fn lifo(&self) -> &spindle_loop::RunnableSlot {
-        &self.shared.lifos[self.index]
+        &self.published().lifo
     }
 
     fn has_lifo(&self) -> bool {
@@ -251,13 +243,23 @@ impl WorkerCore {
         while let Some(runnable) = self.next_step(&mut lifo_steps) {
             lifo_steps = 0;
             // Queued steps of tasks that never went idle were not reached by `cancel_all`.
-            runnable.cancel();
-            runnable.run();
+            run_cancelled(runnable);
         }
     }
 
     pub(crate) fn set_event_loop(&self, lp: Option<spindle_loop::EventLoop>) {
         *self.event_loop.borrow_mut() = lp;
+    }
+}
+
+/// Runs a crossbeam steal until it stops asking for a retry.
+fn retry(mut steal: impl FnMut() -> Steal<Runnable>) -> Option<Runnable> {
+    loop {
+        match steal() {
+            Steal::Success(runnable) => return Some(runnable),
+            Steal::Empty => return None,
+            Steal::Retry => continue,
+        }
     }
 }
 
@@ -283,12 +285,11 @@ impl WorkerHook for WorkerCore {
         let counters = self.counters();
         counters
             .local_queue_depth
-            .store(self.local.len(), std::sync::atomic::Ordering::Relaxed);
+            .store(self.local.len(), Ordering::Relaxed);
         if let Some(lp) = &*self.event_loop.borrow() {
-            counters.callbacks.store(
-                lp.stats().callbacks_run,
-                std::sync::atomic::Ordering::Relaxed,
-            );
+            counters
+                .callbacks
+                .store(lp.callbacks_run(), Ordering::Relaxed);
         }
         ran
     }
