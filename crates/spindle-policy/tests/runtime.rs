@@ -322,6 +322,40 @@ fn bad_settings_are_typed_errors() {
 }
 
 #[test]
+fn a_worker_that_fails_to_start_stops_the_ones_already_running() {
+    // Worker 1 dies in its start hook; worker 0 is up and running its loop by then (or soon).
+    // `build()` must stop worker 0 and report the failure, not wait on it forever.
+    let stopped = Arc::new(AtomicUsize::new(0));
+    let t = stopped.clone();
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        let built = Runtime::builder()
+            .worker_threads(2)
+            .thread_name("fails")
+            .on_thread_start(|| {
+                if thread::current().name() == Some("fails-1") {
+                    panic!("worker 1 refuses to start");
+                }
+            })
+            .on_thread_stop(move || {
+                t.fetch_add(1, Ordering::SeqCst);
+            })
+            .build();
+        let _ = done_tx.send(built.map(drop));
+    });
+    let built = done_rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("build() hung after a worker failed to start");
+    let err = built.unwrap_err();
+    assert!(
+        err.to_string().contains("exited while starting"),
+        "unexpected error: {err}"
+    );
+    // Worker 0 ran its stop hook: it was stopped and joined, not left running.
+    assert_eq!(stopped.load(Ordering::SeqCst), 1);
+}
+
+#[test]
 fn worker_threads_are_named_and_run_the_start_and_stop_hooks() {
     let started = Arc::new(AtomicUsize::new(0));
     let stopped = Arc::new(AtomicUsize::new(0));

@@ -163,7 +163,8 @@ impl Builder {
             match spawned {
                 Ok(thread) => runtime.threads.push(thread),
                 Err(e) => {
-                    runtime.shutdown_inner(None);
+                    drop(ready_tx);
+                    runtime.abort_start(&ready_rx, Vec::new());
                     return Err(PolicyError::ThreadSpawn(e.to_string()));
                 }
             }
@@ -171,19 +172,16 @@ impl Builder {
         drop(ready_tx);
         let mut started: Vec<Option<LoopHandle>> = vec![None; workers];
         for _ in 0..workers {
-            match ready_rx.recv() {
-                Ok((index, Ok(handle))) => started[index] = Some(handle),
-                Ok((_, Err(e))) => {
-                    runtime.shutdown_inner(None);
-                    return Err(PolicyError::WorkerLoop(e));
+            let failure = match ready_rx.recv() {
+                Ok((index, Ok(handle))) => {
+                    started[index] = Some(handle);
+                    continue;
                 }
-                Err(_) => {
-                    runtime.shutdown_inner(None);
-                    return Err(PolicyError::WorkerLoop(
-                        "a worker exited while starting".into(),
-                    ));
-                }
-            }
+                Ok((_, Err(e))) => e,
+                Err(_) => "a worker exited while starting".into(),
+            };
+            runtime.abort_start(&ready_rx, started.into_iter().flatten().collect());
+            return Err(PolicyError::WorkerLoop(failure));
         }
         // Every worker is up: notifications can reach them from now on.
         let _ = shared.loops.set(started.into_iter().flatten().collect());
@@ -200,7 +198,9 @@ impl std::fmt::Debug for Builder {
     }
 }
 
-type Ready = mpsc::Sender<(usize, Result<LoopHandle, String>)>;
+/// A worker's start report: its index and its loop's handle, or why it could not start.
+type Started = (usize, Result<LoopHandle, String>);
+type Ready = mpsc::Sender<Started>;
 
 fn worker_main(
     index: usize,
@@ -437,6 +437,16 @@ impl Runtime {
     /// ```
     pub fn shutdown_timeout(mut self, timeout: Duration) -> bool {
         self.shutdown_inner(Some(timeout))
+    }
+
+    /// `build()` failed part way: the workers that did start are running their loops, and
+    /// only a stop through their handles ends them. Waits for every spawned worker to report
+    /// (started, failed, or gone: the channel disconnects when the last one drops its sender),
+    /// publishes the started loops, then shuts down as usual.
+    fn abort_start(&mut self, ready: &mpsc::Receiver<Started>, mut started: Vec<LoopHandle>) {
+        started.extend(ready.iter().filter_map(|(_, report)| report.ok()));
+        let _ = self.handle.shared.loops.set(started);
+        self.shutdown_inner(None);
     }
 
     fn shutdown_inner(&mut self, timeout: Option<Duration>) -> bool {
