@@ -78,6 +78,8 @@ mod handle;
 mod inbox;
 #[allow(unsafe_code)] // InlineCall: a small closure carried inline through the inbox
 mod inline_call;
+#[allow(unsafe_code)] // LazyMutex: a box installed once behind an atomic pointer
+mod lazy_mutex;
 mod parker;
 mod registry;
 mod remote;
@@ -85,6 +87,7 @@ mod shield;
 mod sleep;
 #[allow(unsafe_code)] // RunnableSlot: a runnable's raw pointer in an atomic
 mod slot;
+#[allow(unsafe_code)] // a task header keeps its scheduler as one thin `Weak<S>` pointer
 mod stealable;
 mod sync;
 #[allow(unsafe_code)] // TaskRef: a waker plus a pointer into the task's allocation

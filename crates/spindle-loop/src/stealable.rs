@@ -369,11 +369,27 @@ impl<S: Scheduler> SetOwner<S> {
             // Upgrading touches the scheduler's shared reference count (contended between
             // workers): only off the scheduler's threads.
             None => {
-                let scheduler = header.scheduler.as_ref()?.upgrade()?;
+                let scheduler = upgrade_scheduler::<S>(header)?;
                 f.take().map(|f| f(scheduler.task_set()))
             }
         }
     }
+}
+
+/// The task's scheduler, if it still exists. Only while the task's future exists (it is being
+/// scheduled, polled or completed): `SetOwner::release` gives up the reference after that.
+fn upgrade_scheduler<S: Scheduler>(header: &TaskHeader) -> Option<Arc<S>> {
+    let raw = header.scheduler.load(Ordering::Relaxed) as *const S;
+    if raw.is_null() {
+        return None;
+    }
+    // SAFETY: a non-null pointer is `Weak::<S>::into_raw` of this task's scheduler, set by
+    // `spawn_stealable::<_, S>` (the only writer; every caller here is instantiated with the
+    // same `S`, through the task's `SetOwner<S>` or its schedule function). That weak
+    // reference is released only by `SetOwner::release`, when the future is dropped, and no
+    // caller runs after that. `ManuallyDrop`: we borrow the reference, we do not take it.
+    let weak = std::mem::ManuallyDrop::new(unsafe { std::sync::Weak::from_raw(raw) });
+    weak.upgrade()
 }
 
 impl<S: Scheduler> TaskOwner for SetOwner<S> {
@@ -393,6 +409,18 @@ impl<S: Scheduler> TaskOwner for SetOwner<S> {
 
     fn owner_loop(&self) -> Option<Rc<Inner>> {
         context::with_running(|lp| lp.cloned())
+    }
+
+    fn release(&self, header: &TaskHeader) {
+        let raw = header.scheduler.load(Ordering::Relaxed) as *const S;
+        if !raw.is_null() {
+            // SAFETY: `Weak::<S>::into_raw` from `spawn_stealable::<_, S>` (see
+            // `upgrade_scheduler`); `release` runs once per task, when its future is dropped,
+            // so this takes back the reference exactly once. The address stays in the header
+            // as the scheduler's id, never dereferenced again: async-task does not schedule a
+            // task whose future is gone.
+            drop(unsafe { std::sync::Weak::from_raw(raw) });
+        }
     }
 }
 
@@ -427,8 +455,7 @@ where
         return Err(Rejected::new(future, LoopError::Closed));
     }
     let mut header = TaskHeader::new(next_task_id(), STEALABLE, created_at);
-    let weak: std::sync::Weak<dyn Scheduler> = Arc::downgrade(scheduler) as _;
-    header.scheduler = Some(weak);
+    *header.scheduler.get_mut() = std::sync::Weak::into_raw(Arc::downgrade(scheduler)) as *mut ();
     debug_assert_eq!(header.scheduler_id(), SchedulerId::of(scheduler).0);
     let (runnable, join) = async_task::Builder::new().metadata(header).spawn(
         move |header: &TaskHeader| TaskFuture {
@@ -436,7 +463,6 @@ where
             guard: CompletionGuard {
                 header: NonNull::from(header),
                 owner: SetOwner::<S>(std::marker::PhantomData),
-                armed: true,
             },
         },
         // Captures nothing, so it is zero-sized, and async-task then takes no extra reference
@@ -482,12 +508,7 @@ impl Scheduler for Inline {
 fn schedule_stealable<S: Scheduler>(runnable: TaskRunnable, yielded: bool) {
     let id = SchedulerId(runnable.metadata().scheduler_id());
     if let Err(Runnable(runnable)) = S::schedule_here(id, Runnable(runnable), yielded) {
-        let scheduler = runnable
-            .metadata()
-            .scheduler
-            .as_ref()
-            .and_then(|w| w.upgrade());
-        match scheduler {
+        match upgrade_scheduler::<S>(runnable.metadata()) {
             Some(scheduler) => scheduler.schedule(Runnable(runnable)),
             None => drop(runnable),
         }

@@ -45,8 +45,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe, Location};
 use std::pin::Pin;
 use std::ptr::NonNull;
 use std::rc::{Rc, Weak};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, MutexGuard};
 use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 
 use pin_project_lite::pin_project;
@@ -55,6 +55,7 @@ use crate::context;
 use crate::error::{LoopError, TaskError};
 use crate::event_loop::Inner;
 use crate::exception::{ExceptionContext, ExceptionKind};
+use crate::lazy_mutex::LazyMutex;
 use crate::remote::Remote;
 use crate::waker_parts::{waker_parts, WakerParts};
 
@@ -187,49 +188,29 @@ pub(crate) struct TaskHeader {
     /// Index in the loop's registry or the scheduler's task set (`NO_SLOT`: not registered).
     /// 32 bits, beside `state`, to keep the header (moved into every task's allocation) small.
     slot: AtomicU32,
-    slow: Mutex<SlowState>,
-    /// A stealable task's scheduler (`None` for local tasks): upgraded on the slow paths only
-    /// (a wake-up away from the scheduler's own threads, unregistering an idle task); its
-    /// address is the scheduler's id for the fast path of a wake-up (`scheduler_id`).
-    pub(crate) scheduler: Option<std::sync::Weak<dyn crate::stealable::Scheduler>>,
+    /// Allocated by the first task that needs it (see `LazyMutex`): most tasks never do.
+    slow: LazyMutex<SlowState>,
+    /// A stealable task's scheduler, as `Weak::<S>::into_raw` (null for local tasks): one
+    /// pointer where a `Weak<dyn Scheduler>` took two. The header does not know `S`; the code
+    /// that does (`stealable::SetOwner<S>` and `schedule_stealable::<S>`) upgrades it on the
+    /// slow paths (a wake-up away from the scheduler's own threads, an idle task entering or
+    /// leaving its set), and the task's completion guard releases it when the future is
+    /// dropped, after which async-task never schedules the task again. Its address is the
+    /// scheduler's id for the fast path of a wake-up (`scheduler_id`). Written once before
+    /// the header is shared, then only read (an atomic only because raw pointers are not
+    /// `Sync`).
+    pub(crate) scheduler: AtomicPtr<()>,
 }
 
-/// Fields touched off the hot path, under one lock. The rarely used ones sit behind a box
-/// allocated on first use, so a plain task's header stays small (it is moved into the task's
-/// allocation at spawn).
+/// Fields touched off the hot path, under one lock, allocated by the first task that needs
+/// one of them (`TaskHeader::slow`).
 #[derive(Default)]
 struct SlowState {
     /// The task this one awaits (set on every pending await of a task handle).
     awaiting: Option<TaskRef>,
-    extras: Option<Box<Extras>>,
-}
-
-#[derive(Default)]
-struct Extras {
     name: Option<Box<str>>,
     callbacks: Vec<TaskCallback>,
     failure: Option<Arc<str>>,
-}
-
-impl SlowState {
-    fn extras(&mut self) -> &mut Extras {
-        self.extras.get_or_insert_with(Box::default)
-    }
-
-    fn name(&self) -> Option<&str> {
-        self.extras.as_ref()?.name.as_deref()
-    }
-
-    fn failure(&self) -> Option<Arc<str>> {
-        self.extras.as_ref()?.failure.clone()
-    }
-
-    fn take_callbacks(&mut self) -> Vec<TaskCallback> {
-        match self.extras.as_mut() {
-            Some(extras) => std::mem::take(&mut extras.callbacks),
-            None => Vec::new(),
-        }
-    }
 }
 
 impl TaskHeader {
@@ -240,15 +221,15 @@ impl TaskHeader {
             created_at,
             state: AtomicU32::new(0),
             slot: AtomicU32::new(NO_SLOT),
-            slow: Mutex::new(SlowState::default()),
-            scheduler: None,
+            slow: LazyMutex::new(),
+            scheduler: AtomicPtr::new(std::ptr::null_mut()),
         }
     }
 
+    /// The slow state, allocated on first use. A panic while holding this lock cannot leave
+    /// `SlowState` inconsistent (plain field assignments), so a poisoned lock is used as is.
     fn slow(&self) -> MutexGuard<'_, SlowState> {
-        // A panic while holding this lock cannot leave SlowState inconsistent (plain field
-        // assignments), so a poisoned lock is still usable.
-        self.slow.lock().unwrap_or_else(|e| e.into_inner())
+        self.slow.lock()
     }
 
     #[inline]
@@ -284,9 +265,7 @@ impl TaskHeader {
     /// (0 for a local task). A `Weak` points where its `Arc` does, so no separate field.
     #[inline]
     pub(crate) fn scheduler_id(&self) -> usize {
-        self.scheduler
-            .as_ref()
-            .map_or(0, |weak| weak.as_ptr() as *const () as usize)
+        self.scheduler.load(Ordering::Relaxed) as usize
     }
 
     pub(crate) fn created_at(&self) -> &'static Location<'static> {
@@ -294,10 +273,11 @@ impl TaskHeader {
     }
 
     pub(crate) fn name(&self) -> String {
-        match self.slow().name() {
-            Some(name) => name.to_string(),
-            None => format!("Task-{}", self.id),
-        }
+        let name = self
+            .slow
+            .lock_if_used()
+            .and_then(|slow| slow.name.as_deref().map(str::to_owned));
+        name.unwrap_or_else(|| format!("Task-{}", self.id))
     }
 
     /// Called by the loop before each step: the previous step's await target is stale.
@@ -380,7 +360,10 @@ impl TaskHeader {
     }
 
     fn unretrieved_context(&self, task: Option<TaskRef>) -> ExceptionContext {
-        let panic = self.slow().failure();
+        let panic = self
+            .slow
+            .lock_if_used()
+            .and_then(|slow| slow.failure.clone());
         let mut ctx = ExceptionContext::new(
             ExceptionKind::UnretrievedTaskError,
             format!("Task exception was never retrieved ({})", self.name()),
@@ -392,13 +375,12 @@ impl TaskHeader {
     }
 
     fn remove_callback(&self, callback: &TaskCallback) -> usize {
-        let mut slow = self.slow();
-        let Some(extras) = slow.extras.as_mut() else {
+        let Some(mut slow) = self.slow.lock_if_used() else {
             return 0;
         };
-        let before = extras.callbacks.len();
-        extras.callbacks.retain(|c| !Arc::ptr_eq(c, callback));
-        before - extras.callbacks.len()
+        let before = slow.callbacks.len();
+        slow.callbacks.retain(|c| !Arc::ptr_eq(c, callback));
+        before - slow.callbacks.len()
     }
 
     fn add_callback(&self, task: &TaskRef, callback: TaskCallback) {
@@ -407,11 +389,11 @@ impl TaskHeader {
         // them under the lock schedules them, so each runs exactly once.
         let prev = {
             let mut slow = self.slow();
-            slow.extras().callbacks.push(callback);
+            slow.callbacks.push(callback);
             self.state.fetch_or(HAS_CALLBACKS, Ordering::AcqRel)
         };
         if prev & DONE != 0 {
-            let callbacks = self.slow().take_callbacks();
+            let callbacks = std::mem::take(&mut self.slow().callbacks);
             for callback in callbacks {
                 schedule_task_callback(task.clone(), callback);
             }
@@ -471,7 +453,6 @@ where
                 // after this future (see `TaskRef`).
                 header: NonNull::from(header),
                 owner,
-                armed: true,
             },
         },
         schedule_local,
@@ -581,6 +562,9 @@ pub(crate) trait TaskOwner {
     fn owner_loop(&self) -> Option<Rc<Inner>>;
     /// The task returned `Pending` (it may now sit idle, its runnable inside a waker).
     fn on_pending(&self, _header: &TaskHeader, _waker: &Waker) {}
+    /// The future is being dropped (after `complete`): release what the header holds for the
+    /// owner. Called exactly once per task.
+    fn release(&self, _header: &TaskHeader) {}
 }
 
 /// A local task's owner: the loop it was created on.
@@ -614,7 +598,6 @@ pub(crate) struct CompletionGuard<O: TaskOwner> {
     /// The task's own header (its `async-task` metadata).
     pub(crate) header: NonNull<TaskHeader>,
     pub(crate) owner: O,
-    pub(crate) armed: bool,
 }
 
 impl<O: TaskOwner> CompletionGuard<O> {
@@ -633,11 +616,12 @@ impl<O: TaskOwner> CompletionGuard<O> {
     }
 
     fn complete(&mut self, outcome: Outcome) {
-        if !self.armed {
+        let header = self.header();
+        // Only `complete` sets DONE, and only the task's own step (or the drop of its future)
+        // calls it: a plain load tells whether this already ran.
+        if header.state() & DONE != 0 {
             return;
         }
-        self.armed = false;
-        let header = self.header();
         let bits = DONE
             | match outcome {
                 Outcome::Finished => 0,
@@ -646,7 +630,7 @@ impl<O: TaskOwner> CompletionGuard<O> {
             };
         if let Outcome::Panicked(message) = &outcome {
             // Before DONE|FAILED is published, so a reporter that sees FAILED finds the message.
-            header.slow().extras().failure = Some(message.clone());
+            header.slow().failure = Some(message.clone());
         }
         let prev = header.state.fetch_or(bits, Ordering::AcqRel);
         // The common case (nobody registered anything) takes no lock. A callback added
@@ -654,7 +638,7 @@ impl<O: TaskOwner> CompletionGuard<O> {
         let callbacks = if prev & NEEDS_SLOW_COMPLETION != 0 {
             let (awaiting, callbacks) = {
                 let mut slow = header.slow();
-                (slow.awaiting.take(), slow.take_callbacks())
+                (slow.awaiting.take(), std::mem::take(&mut slow.callbacks))
             };
             drop(awaiting);
             callbacks
@@ -716,6 +700,7 @@ unsafe impl<O: TaskOwner + Send> Send for CompletionGuard<O> {}
 impl<O: TaskOwner> Drop for CompletionGuard<O> {
     fn drop(&mut self) {
         self.complete(Outcome::Destroyed);
+        self.owner.release(self.header());
     }
 }
 
@@ -809,7 +794,7 @@ impl TaskRef {
     /// assert_eq!(t.name(), "fetch");
     /// ```
     pub fn set_name(&self, name: impl Into<String>) {
-        self.header().slow().extras().name = Some(name.into().into_boxed_str());
+        self.header().slow().name = Some(name.into().into_boxed_str());
     }
 
     /// Requests cancellation: at its next step the task drops its future and completes with
@@ -1092,7 +1077,7 @@ impl<T> Task<T> {
     /// assert_eq!(t.name(), "io");
     /// ```
     pub fn set_name(&self, name: impl Into<String>) {
-        self.header().slow().extras().name = Some(name.into().into_boxed_str());
+        self.header().slow().name = Some(name.into().into_boxed_str());
     }
 
     /// See [`TaskRef::done`].
@@ -1320,9 +1305,9 @@ mod tests {
     }
 
     #[test]
-    fn the_task_header_stays_at_88_bytes_on_64_bit_linux() {
+    fn the_task_header_stays_at_48_bytes_on_64_bit_linux() {
         if cfg!(all(target_os = "linux", target_pointer_width = "64")) {
-            assert_eq!(std::mem::size_of::<TaskHeader>(), 88);
+            assert_eq!(std::mem::size_of::<TaskHeader>(), 48);
         }
     }
 }

@@ -63,3 +63,42 @@ fn a_stealable_task_that_went_idle_runs_its_done_callbacks() {
     lp.run_forever().unwrap();
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 }
+
+/// A task holds a weak reference to its scheduler until its future is gone, whichever way it
+/// goes: finished, cancelled while idle (the wake-up after cancel goes through the scheduler),
+/// or dropped unrun. None is leaked (the scheduler's allocation would outlive it).
+#[test]
+fn a_task_releases_its_scheduler_reference_when_its_future_is_dropped() {
+    let queue = Arc::new(Queue::default());
+    let run_all = |queue: &Queue| loop {
+        let steps = std::mem::take(&mut *queue.steps.lock().unwrap());
+        if steps.is_empty() {
+            break;
+        }
+        for step in steps {
+            step.run();
+        }
+    };
+
+    // Finished.
+    let (first, task) = spawn_stealable(async { 1 }, &queue).unwrap();
+    assert_eq!(Arc::weak_count(&queue), 1);
+    first.run();
+    assert_eq!(Arc::weak_count(&queue), 0);
+    drop(task);
+
+    // Cancelled while idle: the cancel wakes it through the scheduler, the step drops it.
+    let (first, task) = spawn_stealable(std::future::pending::<()>(), &queue).unwrap();
+    first.run();
+    assert_eq!(Arc::weak_count(&queue), 1);
+    assert!(task.cancel());
+    run_all(&queue);
+    assert!(task.cancelled());
+    assert_eq!(Arc::weak_count(&queue), 0);
+
+    // Never run.
+    let (first, task) = spawn_stealable(async {}, &queue).unwrap();
+    drop((first, task));
+    assert_eq!(Arc::weak_count(&queue), 0);
+    assert_eq!(Arc::strong_count(&queue), 1);
+}
