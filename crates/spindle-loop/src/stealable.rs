@@ -25,7 +25,6 @@
 
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe, Location};
-use std::ptr::NonNull;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::task::Waker;
@@ -37,8 +36,7 @@ use crate::error::{LoopError, Rejected};
 use crate::event_loop::Inner;
 use crate::registry::TaskRegistry;
 use crate::task::{
-    next_task_id, CompletionGuard, Task, TaskFuture, TaskHeader, TaskOwner, TaskRef, TaskRunnable,
-    STEALABLE,
+    next_task_id, Task, TaskFuture, TaskHeader, TaskOwner, TaskRef, TaskRunnable, STEALABLE,
 };
 
 /// Shard index bits in a stealable task's slot (`slot = index << SHARD_BITS | shard`).
@@ -379,7 +377,7 @@ impl<S: Scheduler> SetOwner<S> {
 /// The task's scheduler, if it still exists. Only while the task's future exists (it is being
 /// scheduled, polled or completed): `SetOwner::release` gives up the reference after that.
 fn upgrade_scheduler<S: Scheduler>(header: &TaskHeader) -> Option<Arc<S>> {
-    let raw = header.scheduler.load(Ordering::Relaxed) as *const S;
+    let raw = header.scheduler_raw() as *const S;
     if raw.is_null() {
         return None;
     }
@@ -412,7 +410,7 @@ impl<S: Scheduler> TaskOwner for SetOwner<S> {
     }
 
     fn release(&self, header: &TaskHeader) {
-        let raw = header.scheduler.load(Ordering::Relaxed) as *const S;
+        let raw = header.scheduler_raw() as *const S;
         if !raw.is_null() {
             // SAFETY: `Weak::<S>::into_raw` from `spawn_stealable::<_, S>` (see
             // `upgrade_scheduler`); `release` runs once per task, when its future is dropped,
@@ -455,15 +453,11 @@ where
         return Err(Rejected::new(future, LoopError::Closed));
     }
     let mut header = TaskHeader::new(next_task_id(), STEALABLE, created_at);
-    *header.scheduler.get_mut() = std::sync::Weak::into_raw(Arc::downgrade(scheduler)) as *mut ();
+    header.set_scheduler(std::sync::Weak::into_raw(Arc::downgrade(scheduler)));
     debug_assert_eq!(header.scheduler_id(), SchedulerId::of(scheduler).0);
     let (runnable, join) = async_task::Builder::new().metadata(header).spawn(
-        move |header: &TaskHeader| TaskFuture {
-            future: Some(future),
-            guard: CompletionGuard {
-                header: NonNull::from(header),
-                owner: SetOwner::<S>(std::marker::PhantomData),
-            },
+        move |header: &TaskHeader| {
+            TaskFuture::new(future, header, SetOwner::<S>(std::marker::PhantomData))
         },
         // Captures nothing, so it is zero-sized, and async-task then takes no extra reference
         // count around each call (it does for a schedule function with state).

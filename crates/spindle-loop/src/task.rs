@@ -49,8 +49,6 @@ use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, MutexGuard};
 use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 
-use pin_project_lite::pin_project;
-
 use crate::context;
 use crate::error::{LoopError, TaskError};
 use crate::event_loop::Inner;
@@ -182,7 +180,11 @@ pub type TaskCallback = Arc<dyn Fn(&TaskRef) + Send + Sync>;
 /// allocation.
 pub(crate) struct TaskHeader {
     id: u64,
-    loop_id: u64,
+    /// Whose task this is, in one word (see `OwnerWord`): a local task's loop id, or a
+    /// stealable task's scheduler. Written before the header is shared, then only read (an
+    /// atomic pointer because a raw pointer is neither `Sync` nor provenance-free as an
+    /// integer).
+    owner: AtomicPtr<()>,
     created_at: &'static Location<'static>,
     state: AtomicU32,
     /// Index in the loop's registry or the scheduler's task set (`NO_SLOT`: not registered).
@@ -190,16 +192,33 @@ pub(crate) struct TaskHeader {
     slot: AtomicU32,
     /// Allocated by the first task that needs it (see `LazyMutex`): most tasks never do.
     slow: LazyMutex<SlowState>,
-    /// A stealable task's scheduler, as `Weak::<S>::into_raw` (null for local tasks): one
-    /// pointer where a `Weak<dyn Scheduler>` took two. The header does not know `S`; the code
-    /// that does (`stealable::SetOwner<S>` and `schedule_stealable::<S>`) upgrades it on the
-    /// slow paths (a wake-up away from the scheduler's own threads, an idle task entering or
-    /// leaving its set), and the task's completion guard releases it when the future is
-    /// dropped, after which async-task never schedules the task again. Its address is the
-    /// scheduler's id for the fast path of a wake-up (`scheduler_id`). Written once before
-    /// the header is shared, then only read (an atomic only because raw pointers are not
-    /// `Sync`).
-    pub(crate) scheduler: AtomicPtr<()>,
+}
+
+/// How `TaskHeader::owner` encodes a task's owner in one word (the header is moved into every
+/// task's allocation: a word less brought a small task under glibc's 120-byte fastbin limit).
+///
+/// - A stealable task: its scheduler as `Weak::<S>::into_raw`, bit 0 clear (an `Arc`'s data
+///   is at least 8-aligned). The header does not know `S`; the code that does
+///   (`stealable::SetOwner<S>`, `schedule_stealable::<S>`) upgrades it on the slow paths (a
+///   wake-up away from the scheduler's own threads, an idle task entering or leaving its
+///   set), and the task's completion guard releases it when the future is dropped, after
+///   which async-task never schedules the task again. The address is the scheduler's id for
+///   the fast path of a wake-up (`scheduler_id`).
+/// - A local task: `loop_id << 1 | LOCAL_TAG`. An id too wide for that (past 2^31 loops on a
+///   32-bit target) is kept in the slow state instead, under `WIDE_LOOP_ID`.
+/// - Null: a stealable task before its scheduler is set.
+struct OwnerWord;
+
+impl OwnerWord {
+    const LOCAL_TAG: usize = 1;
+    const WIDE_LOOP_ID: usize = usize::MAX;
+
+    /// The word for a local task of loop `loop_id`, if the id fits in it.
+    fn local(loop_id: u64) -> Option<*mut ()> {
+        let id = usize::try_from(loop_id).ok()?;
+        let word = id.checked_mul(2)? | Self::LOCAL_TAG;
+        (word != Self::WIDE_LOOP_ID).then(|| std::ptr::without_provenance_mut(word))
+    }
 }
 
 /// Fields touched off the hot path, under one lock, allocated by the first task that needs
@@ -211,18 +230,60 @@ struct SlowState {
     name: Option<Box<str>>,
     callbacks: Vec<TaskCallback>,
     failure: Option<Arc<str>>,
+    /// A loop id too wide for `TaskHeader::owner` (see `OwnerWord`).
+    wide_loop_id: Option<u64>,
 }
 
 impl TaskHeader {
+    /// A task of loop `loop_id`, or a stealable one (`STEALABLE`, then `set_scheduler`).
     pub(crate) fn new(id: u64, loop_id: u64, created_at: &'static Location<'static>) -> Self {
-        TaskHeader {
+        let header = TaskHeader {
             id,
-            loop_id,
+            owner: AtomicPtr::new(std::ptr::null_mut()),
             created_at,
             state: AtomicU32::new(0),
             slot: AtomicU32::new(NO_SLOT),
             slow: LazyMutex::new(),
-            scheduler: AtomicPtr::new(std::ptr::null_mut()),
+        };
+        if loop_id != STEALABLE {
+            let word = OwnerWord::local(loop_id).unwrap_or_else(|| {
+                header.slow().wide_loop_id = Some(loop_id);
+                std::ptr::without_provenance_mut(OwnerWord::WIDE_LOOP_ID)
+            });
+            header.owner.store(word, Ordering::Relaxed);
+        }
+        header
+    }
+
+    /// A stealable task's scheduler, `Weak::<S>::into_raw` (see `OwnerWord`); before the
+    /// header is shared.
+    pub(crate) fn set_scheduler<S>(&mut self, scheduler: *const S) {
+        debug_assert_eq!(scheduler.addr() & OwnerWord::LOCAL_TAG, 0);
+        *self.owner.get_mut() = scheduler as *mut ();
+    }
+
+    /// A stealable task's scheduler as set by `set_scheduler` (null for a local task).
+    #[inline]
+    pub(crate) fn scheduler_raw(&self) -> *const () {
+        let word = self.owner.load(Ordering::Relaxed);
+        if word.addr() & OwnerWord::LOCAL_TAG != 0 {
+            std::ptr::null()
+        } else {
+            word
+        }
+    }
+
+    /// The loop a local task belongs to (`STEALABLE` for a stealable task).
+    #[inline]
+    pub(crate) fn loop_id(&self) -> u64 {
+        let word = self.owner.load(Ordering::Relaxed).addr();
+        if word & OwnerWord::LOCAL_TAG == 0 {
+            STEALABLE
+        } else if word == OwnerWord::WIDE_LOOP_ID {
+            let wide = self.slow.lock_if_used().and_then(|slow| slow.wide_loop_id);
+            wide.unwrap_or(STEALABLE)
+        } else {
+            (word >> 1) as u64
         }
     }
 
@@ -265,7 +326,7 @@ impl TaskHeader {
     /// (0 for a local task). A `Weak` points where its `Arc` does, so no separate field.
     #[inline]
     pub(crate) fn scheduler_id(&self) -> usize {
-        self.scheduler.load(Ordering::Relaxed) as usize
+        self.scheduler_raw().addr()
     }
 
     pub(crate) fn created_at(&self) -> &'static Location<'static> {
@@ -339,7 +400,7 @@ impl TaskHeader {
         let prev = self.state.fetch_or(DETACHED, Ordering::AcqRel);
         if prev & FAILED != 0 && prev & RETRIEVED == 0 {
             let task = task();
-            let loop_id = self.loop_id;
+            let loop_id = self.loop_id();
             let report = move || {
                 let ctx = task.header().unretrieved_context(Some(task.clone()));
                 context::with_running(|lp| match lp {
@@ -424,7 +485,7 @@ fn schedule_task_callback(task: TaskRef, callback: TaskCallback) {
 
 /// The schedule function of every local task (see the module docs).
 fn schedule_local(runnable: TaskRunnable) {
-    let loop_id = runnable.metadata().loop_id;
+    let loop_id = runnable.metadata().loop_id();
     context::with_running(move |lp| match lp {
         Some(lp) if lp.id() == loop_id => lp.push_ready_task(runnable),
         _ => {
@@ -446,15 +507,7 @@ where
     let header = TaskHeader::new(next_task_id(), inner.id(), created_at);
     let owner = LocalOwner(inner.weak());
     let (runnable, task) = async_task::Builder::new().metadata(header).spawn_local(
-        move |header: &TaskHeader| TaskFuture {
-            future: Some(future),
-            guard: CompletionGuard {
-                // Pinned in place by async-task before this closure runs, and dropped only
-                // after this future (see `TaskRef`).
-                header: NonNull::from(header),
-                owner,
-            },
-        },
+        move |header: &TaskHeader| TaskFuture::new(future, header, owner),
         schedule_local,
     );
     // The handle borrows the waker's parts; the registry takes the task only once it goes
@@ -465,14 +518,67 @@ where
     (runnable, handle)
 }
 
-pin_project! {
-    /// The future async-task drives: the user's future under cancellation and panic catching.
-    /// Field order matters: `future` drops before `guard`, so a task destroyed while pending
-    /// has its destructor run before it is reported.
-    pub(crate) struct TaskFuture<F, O: TaskOwner> {
-        #[pin]
-        pub(crate) future: Option<F>,
-        pub(crate) guard: CompletionGuard<O>,
+/// The future async-task drives: the user's future under cancellation and panic catching.
+///
+/// The user's future is dropped in place exactly once: by `drop_future` when the task finishes
+/// (value, cancellation, panic), or by `Drop` if the task is destroyed first. The guard's
+/// `FUTURE_GONE` bit says which has happened; an `Option` would say the same, but an `async`
+/// block has no niche, so the `Option` cost a word in every task. The future is dropped before
+/// the guard, so a task destroyed while pending has its destructor run before it is reported.
+pub(crate) struct TaskFuture<F, O: TaskOwner> {
+    /// Structurally pinned: polled through `Pin::new_unchecked`, dropped in place, never moved.
+    future: ManuallyDrop<F>,
+    /// Not pinned: used through `&mut` only.
+    guard: CompletionGuard<O>,
+}
+
+impl<F, O: TaskOwner> TaskFuture<F, O> {
+    /// `header` is the task's own, pinned in place by async-task before it builds the future
+    /// and dropped only after it (see `TaskRef`).
+    pub(crate) fn new(future: F, header: &TaskHeader, owner: O) -> Self {
+        TaskFuture {
+            future: ManuallyDrop::new(future),
+            guard: CompletionGuard {
+                tagged_header: NonNull::from(header),
+                owner,
+            },
+        }
+    }
+
+    /// Drops the user's future now, catching a panic in its destructor (reported, not
+    /// propagated). Only while the future is present.
+    fn drop_future(&mut self) {
+        debug_assert!(!self.guard.future_gone());
+        // First: a destructor that panics has consumed the future all the same.
+        self.guard.mark_future_gone();
+        // SAFETY: the future was present (FUTURE_GONE was clear, and both places that drop it
+        // set the bit first), and it is dropped in place, as its pinning requires.
+        let dropped = catch_unwind(AssertUnwindSafe(|| unsafe {
+            ManuallyDrop::drop(&mut self.future)
+        }));
+        if let Err(payload) = dropped {
+            let header = self.guard.header();
+            let mut ctx = ExceptionContext::new(
+                ExceptionKind::TaskPanicked,
+                format!("a task's destructor panicked ({})", header.name()),
+            );
+            ctx.panic = Some(panic_message(&*payload).into());
+            ctx.created_at = Some(header.created_at);
+            self.guard.report(ctx);
+        }
+    }
+}
+
+impl<F, O: TaskOwner> Drop for TaskFuture<F, O> {
+    fn drop(&mut self) {
+        if !self.guard.future_gone() {
+            self.guard.mark_future_gone();
+            // SAFETY: present (FUTURE_GONE was clear) and dropped in place; `drop` runs once.
+            // If it panics, unwinding still drops the guard, which reports the task destroyed.
+            unsafe { ManuallyDrop::drop(&mut self.future) }
+        }
+        // The guard's own `Drop` follows: the task completes as destroyed if it had not
+        // finished.
     }
 }
 
@@ -480,51 +586,42 @@ impl<F: Future, O: TaskOwner> Future for TaskFuture<F, O> {
     type Output = Result<F::Output, TaskError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut this = self.project();
+        // SAFETY: nothing is moved out of `self`; `future` stays pinned (see the field) and
+        // `guard` is not structurally pinned. `TaskFuture` has no `Unpin` impl of its own.
+        let this = unsafe { self.get_unchecked_mut() };
         // This step's task, for `current_task()` (cx's waker is the task's own: async-task
         // builds it from the task pointer). Restored on the way out, also on unwinding.
-        let _current = CurrentTask::enter(this.guard.header, cx.waker());
+        let _current = CurrentTask::enter(this.guard.header_ptr(), cx.waker());
+        if this.guard.future_gone() {
+            // async-task never polls a completed future; answer consistently all the same.
+            return Poll::Ready(Err(TaskError::Cancelled));
+        }
         if this.guard.header().cancel_requested() {
-            drop_future(this.future, this.guard);
+            this.drop_future();
             this.guard.complete(Outcome::Cancelled);
             return Poll::Ready(Err(TaskError::Cancelled));
         }
-        let Some(future) = this.future.as_mut().as_pin_mut() else {
-            // async-task never polls a completed future; answer consistently all the same.
-            return Poll::Ready(Err(TaskError::Cancelled));
-        };
+        // SAFETY: present (FUTURE_GONE is clear) and pinned: it lives inside the pinned `self`
+        // and is never moved (see the field).
+        let future = unsafe { Pin::new_unchecked(&mut *this.future) };
         match catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
             Ok(Poll::Pending) => {
                 this.guard.owner.on_pending(this.guard.header(), cx.waker());
                 Poll::Pending
             }
             Ok(Poll::Ready(value)) => {
-                drop_future(this.future, this.guard);
+                this.drop_future();
                 this.guard.complete(Outcome::Finished);
                 Poll::Ready(Ok(value))
             }
             Err(payload) => {
                 let message: Arc<str> = panic_message(&*payload).into();
                 drop(payload);
-                drop_future(this.future, this.guard);
+                this.drop_future();
                 this.guard.complete(Outcome::Panicked(message.clone()));
                 Poll::Ready(Err(TaskError::Panicked(message)))
             }
         }
-    }
-}
-
-/// Drops the user's future now, catching a panic in its destructor (reported, not propagated).
-fn drop_future<F, O: TaskOwner>(future: Pin<&mut Option<F>>, guard: &CompletionGuard<O>) {
-    let mut future = future;
-    if let Err(payload) = catch_unwind(AssertUnwindSafe(|| future.set(None))) {
-        let mut ctx = ExceptionContext::new(
-            ExceptionKind::TaskPanicked,
-            format!("a task's destructor panicked ({})", guard.header().name()),
-        );
-        ctx.panic = Some(panic_message(&*payload).into());
-        ctx.created_at = Some(guard.header().created_at);
-        guard.report(ctx);
     }
 }
 
@@ -595,17 +692,34 @@ impl TaskOwner for LocalOwner {
 /// Completes the task exactly once: in `poll` when it finishes, or in `Drop` when the task is
 /// destroyed while pending.
 pub(crate) struct CompletionGuard<O: TaskOwner> {
-    /// The task's own header (its `async-task` metadata).
-    pub(crate) header: NonNull<TaskHeader>,
-    pub(crate) owner: O,
+    /// The task's own header (its `async-task` metadata), with `FUTURE_GONE` in bit 0 (the
+    /// header is 8-aligned): the flag costs no word of its own.
+    tagged_header: NonNull<TaskHeader>,
+    owner: O,
 }
 
+/// `CompletionGuard::tagged_header` bit: the task's user future has been dropped.
+const FUTURE_GONE: usize = 1;
+
 impl<O: TaskOwner> CompletionGuard<O> {
+    fn header_ptr(&self) -> NonNull<TaskHeader> {
+        self.tagged_header
+            .map_addr(|addr| std::num::NonZeroUsize::new(addr.get() & !FUTURE_GONE).unwrap_or(addr))
+    }
+
     fn header(&self) -> &TaskHeader {
         // SAFETY: the guard lives inside the task's future, in the same allocation as the
         // metadata; async-task pins the metadata before building the future and drops it only
         // in `destroy`, after the future is gone. So the pointer is valid while `self` is.
-        unsafe { self.header.as_ref() }
+        unsafe { self.header_ptr().as_ref() }
+    }
+
+    fn future_gone(&self) -> bool {
+        self.tagged_header.addr().get() & FUTURE_GONE != 0
+    }
+
+    fn mark_future_gone(&mut self) {
+        self.tagged_header = self.tagged_header.map_addr(|addr| addr | FUTURE_GONE);
     }
 
     fn report(&self, ctx: ExceptionContext) {
@@ -655,7 +769,7 @@ impl<O: TaskOwner> CompletionGuard<O> {
         };
         let registered = self.owner.unregister(header);
         let task = if registered.is_none() && (!callbacks.is_empty() || reports) {
-            current_task_ref().filter(|current| current.header == self.header)
+            current_task_ref().filter(|current| current.header == self.header_ptr())
         } else {
             registered
         };
@@ -771,7 +885,7 @@ impl TaskRef {
     /// assert_eq!(t.task_ref().loop_id(), lp.id());
     /// ```
     pub fn loop_id(&self) -> u64 {
-        self.header().loop_id
+        self.header().loop_id()
     }
 
     /// The task's name: the one set with [`set_name`](Self::set_name), else `Task-<id>`.
@@ -1305,9 +1419,30 @@ mod tests {
     }
 
     #[test]
-    fn the_task_header_stays_at_48_bytes_on_64_bit_linux() {
+    fn the_task_header_stays_at_40_bytes_on_64_bit_linux() {
         if cfg!(all(target_os = "linux", target_pointer_width = "64")) {
-            assert_eq!(std::mem::size_of::<TaskHeader>(), 48);
+            assert_eq!(std::mem::size_of::<TaskHeader>(), 40);
         }
+    }
+
+    #[test]
+    fn the_owner_word_keeps_loop_ids_and_schedulers_apart() {
+        let here = std::panic::Location::caller();
+        let local = TaskHeader::new(1, 7, here);
+        assert_eq!(local.loop_id(), 7);
+        assert!(local.scheduler_raw().is_null());
+        assert_eq!(local.scheduler_id(), 0);
+
+        // Too wide for the word on any target: kept in the slow state.
+        let wide = TaskHeader::new(2, u64::MAX, here);
+        assert_eq!(wide.loop_id(), u64::MAX);
+        assert!(wide.scheduler_raw().is_null());
+
+        let scheduler = Arc::new(0u64);
+        let mut stealable = TaskHeader::new(3, super::STEALABLE, here);
+        assert_eq!(stealable.loop_id(), super::STEALABLE);
+        stealable.set_scheduler(Arc::as_ptr(&scheduler));
+        assert_eq!(stealable.loop_id(), super::STEALABLE);
+        assert_eq!(stealable.scheduler_id(), Arc::as_ptr(&scheduler).addr());
     }
 }
