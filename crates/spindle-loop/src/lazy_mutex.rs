@@ -10,18 +10,21 @@
 //! `&mut self`. The release on a successful install pairs with the acquire load of every later
 //! reader, so a reader that sees the pointer sees the initialised `Mutex` behind it.
 
-use std::sync::atomic::{AtomicPtr, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::ops::DerefMut;
 
+use crate::sync::{AtomicPtr, Mutex, Ordering};
+
+/// See the module docs. Under `--cfg loom` its atomic and mutex are loom's (the install race is
+/// checked by `loom-tests/tests/lazy_mutex.rs`).
 pub(crate) struct LazyMutex<T>(AtomicPtr<Mutex<T>>);
 
 impl<T: Default> LazyMutex<T> {
-    pub(crate) const fn new() -> Self {
+    pub(crate) fn new() -> Self {
         LazyMutex(AtomicPtr::new(std::ptr::null_mut()))
     }
 
     /// Locks the value, allocating it (as `T::default()`) if this is the first use.
-    pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
+    pub(crate) fn lock(&self) -> impl DerefMut<Target = T> + '_ {
         let mut current = self.0.load(Ordering::Acquire);
         if current.is_null() {
             let fresh = Box::into_raw(Box::new(Mutex::new(T::default())));
@@ -48,13 +51,13 @@ impl<T: Default> LazyMutex<T> {
     }
 
     /// Locks the value if it was ever allocated; `None` (no allocation) otherwise.
-    pub(crate) fn lock_if_used(&self) -> Option<MutexGuard<'_, T>> {
+    pub(crate) fn lock_if_used(&self) -> Option<impl DerefMut<Target = T> + '_> {
         let current = self.0.load(Ordering::Acquire);
         // SAFETY: as in `lock`: installed once from a box, freed only with `&mut self`.
         (!current.is_null()).then(|| Self::guard(unsafe { &*current }))
     }
 
-    fn guard(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    fn guard(mutex: &Mutex<T>) -> impl DerefMut<Target = T> + '_ {
         // Callers keep the value consistent across panics (plain field assignments), so a
         // poisoned lock is still usable.
         mutex.lock().unwrap_or_else(|e| e.into_inner())
@@ -63,7 +66,8 @@ impl<T: Default> LazyMutex<T> {
 
 impl<T> Drop for LazyMutex<T> {
     fn drop(&mut self) {
-        let current = *self.0.get_mut();
+        // `&mut self`: no other access; a plain load (loom's atomics have no `get_mut`).
+        let current = self.0.load(Ordering::Relaxed);
         if !current.is_null() {
             // SAFETY: installed from `Box::into_raw` by `lock`; `&mut self` means no other
             // reference to it remains, and the pointer is not used again.

@@ -245,4 +245,25 @@ pub mod __loom {
             Self::new()
         }
     }
+
+    /// A task header's lazily allocated slow state (`LazyMutex`), holding a list of numbers.
+    pub struct LazyList(crate::lazy_mutex::LazyMutex<Vec<u32>>);
+
+    impl LazyList {
+        /// Nothing allocated yet.
+        #[allow(clippy::new_without_default)]
+        pub fn new() -> Self {
+            LazyList(crate::lazy_mutex::LazyMutex::new())
+        }
+
+        /// Any thread: allocates on first use, then appends.
+        pub fn push(&self, value: u32) {
+            self.0.lock().push(value);
+        }
+
+        /// Any thread: the list if it was ever allocated, without allocating it.
+        pub fn peek(&self) -> Option<Vec<u32>> {
+            self.0.lock_if_used().map(|list| list.clone())
+        }
+    }
 }

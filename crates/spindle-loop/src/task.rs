@@ -46,7 +46,7 @@ use std::pin::Pin;
 use std::ptr::NonNull;
 use std::rc::{Rc, Weak};
 use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, MutexGuard};
+use std::sync::Arc;
 use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 
 use crate::context;
@@ -289,7 +289,7 @@ impl TaskHeader {
 
     /// The slow state, allocated on first use. A panic while holding this lock cannot leave
     /// `SlowState` inconsistent (plain field assignments), so a poisoned lock is used as is.
-    fn slow(&self) -> MutexGuard<'_, SlowState> {
+    fn slow(&self) -> impl std::ops::DerefMut<Target = SlowState> + '_ {
         self.slow.lock()
     }
 
