@@ -152,6 +152,39 @@ const NO_SLOT: u32 = u32::MAX;
 /// The `loop_id` of stealable tasks: they belong to no single loop.
 pub(crate) const STEALABLE: u64 = 0;
 
+/// A pointer to a task's header with a one-bit flag in bit 0 (free: a `TaskHeader` is
+/// 8-aligned), for the holders that must stay small: a task handle (`TAKEN`) and a task's
+/// completion guard (`FUTURE_GONE`).
+#[derive(Clone, Copy)]
+struct FlaggedHeader(NonNull<TaskHeader>);
+
+impl FlaggedHeader {
+    const FLAG: usize = 1;
+
+    #[inline]
+    fn new(header: &TaskHeader) -> Self {
+        FlaggedHeader(NonNull::from(header))
+    }
+
+    /// The header pointer without the flag.
+    #[inline]
+    fn ptr(self) -> NonNull<TaskHeader> {
+        // An address with bit 0 cleared is still at least 8, so the fallback never happens.
+        self.0
+            .map_addr(|addr| std::num::NonZeroUsize::new(addr.get() & !Self::FLAG).unwrap_or(addr))
+    }
+
+    #[inline]
+    fn is_set(self) -> bool {
+        self.0.addr().get() & Self::FLAG != 0
+    }
+
+    #[inline]
+    fn set(&mut self) {
+        self.0 = self.0.map_addr(|addr| addr | Self::FLAG);
+    }
+}
+
 static NEXT_TASK_ID_BLOCK: AtomicU64 = AtomicU64::new(0);
 /// Task ids are handed to each thread in blocks, so spawning takes no shared atomic.
 const TASK_ID_BLOCK: u64 = 1024;
@@ -287,8 +320,8 @@ impl TaskHeader {
         }
     }
 
-    /// The slow state, allocated on first use. A panic while holding this lock cannot leave
-    /// `SlowState` inconsistent (plain field assignments), so a poisoned lock is used as is.
+    /// The slow state, locked, allocated on first use (see `LazyMutex`, which also says why a
+    /// poisoned lock is used as is: only plain field assignments happen under it).
     fn slow(&self) -> impl std::ops::DerefMut<Target = SlowState> + '_ {
         self.slow.lock()
     }
@@ -323,7 +356,8 @@ impl TaskHeader {
     }
 
     /// The address of a stealable task's scheduler, its [`SchedulerId`](crate::SchedulerId)
-    /// (0 for a local task). A `Weak` points where its `Arc` does, so no separate field.
+    /// (0 for a local task): the address in the owner word (a `Weak` points where its `Arc`
+    /// does).
     #[inline]
     pub(crate) fn scheduler_id(&self) -> usize {
         self.scheduler_raw().addr()
@@ -520,10 +554,11 @@ where
 
 /// The future async-task drives: the user's future under cancellation and panic catching.
 ///
-/// The user's future is dropped in place exactly once: by `drop_future` when the task finishes
-/// (value, cancellation, panic), or by `Drop` if the task is destroyed first. The guard's
-/// `FUTURE_GONE` bit says which has happened; an `Option` would say the same, but an `async`
-/// block has no niche, so the `Option` cost a word in every task. The future is dropped before
+/// The user's future is dropped in place exactly once, by `drop_future_in_place`: through
+/// `drop_future` when the task finishes (value, cancellation, panic), or through `Drop` if the
+/// task is destroyed first. The guard's `FUTURE_GONE` flag says whether that has happened; an
+/// `Option` would say the same, but an `async` block has no niche, so the `Option` cost a word
+/// in every task. The future is dropped before
 /// the guard, so a task destroyed while pending has its destructor run before it is reported.
 pub(crate) struct TaskFuture<F, O: TaskOwner> {
     /// Structurally pinned: polled through `Pin::new_unchecked`, dropped in place, never moved.
@@ -539,23 +574,29 @@ impl<F, O: TaskOwner> TaskFuture<F, O> {
         TaskFuture {
             future: ManuallyDrop::new(future),
             guard: CompletionGuard {
-                tagged_header: NonNull::from(header),
+                header: FlaggedHeader::new(header),
                 owner,
             },
         }
     }
 
-    /// Drops the user's future now, catching a panic in its destructor (reported, not
-    /// propagated). Only while the future is present.
-    fn drop_future(&mut self) {
-        debug_assert!(!self.guard.future_gone());
+    /// Drops the user's future in place if it is still there; the only place that drops it.
+    #[inline]
+    fn drop_future_in_place(&mut self) {
+        if self.guard.future_gone() {
+            return;
+        }
         // First: a destructor that panics has consumed the future all the same.
         self.guard.mark_future_gone();
-        // SAFETY: the future was present (FUTURE_GONE was clear, and both places that drop it
-        // set the bit first), and it is dropped in place, as its pinning requires.
-        let dropped = catch_unwind(AssertUnwindSafe(|| unsafe {
-            ManuallyDrop::drop(&mut self.future)
-        }));
+        // SAFETY: the future was present (FUTURE_GONE was clear; it is set just above, before
+        // the drop, so this runs once), and it is dropped in place, as its pinning requires.
+        unsafe { ManuallyDrop::drop(&mut self.future) }
+    }
+
+    /// Drops the user's future now, catching a panic in its destructor (reported, not
+    /// propagated).
+    fn drop_future(&mut self) {
+        let dropped = catch_unwind(AssertUnwindSafe(|| self.drop_future_in_place()));
         if let Err(payload) = dropped {
             let header = self.guard.header();
             let mut ctx = ExceptionContext::new(
@@ -571,12 +612,8 @@ impl<F, O: TaskOwner> TaskFuture<F, O> {
 
 impl<F, O: TaskOwner> Drop for TaskFuture<F, O> {
     fn drop(&mut self) {
-        if !self.guard.future_gone() {
-            self.guard.mark_future_gone();
-            // SAFETY: present (FUTURE_GONE was clear) and dropped in place; `drop` runs once.
-            // If it panics, unwinding still drops the guard, which reports the task destroyed.
-            unsafe { ManuallyDrop::drop(&mut self.future) }
-        }
+        // If it panics, unwinding still drops the guard, which reports the task destroyed.
+        self.drop_future_in_place();
         // The guard's own `Drop` follows: the task completes as destroyed if it had not
         // finished.
     }
@@ -692,19 +729,15 @@ impl TaskOwner for LocalOwner {
 /// Completes the task exactly once: in `poll` when it finishes, or in `Drop` when the task is
 /// destroyed while pending.
 pub(crate) struct CompletionGuard<O: TaskOwner> {
-    /// The task's own header (its `async-task` metadata), with `FUTURE_GONE` in bit 0 (the
-    /// header is 8-aligned): the flag costs no word of its own.
-    tagged_header: NonNull<TaskHeader>,
+    /// The task's own header (its `async-task` metadata); the flag says the user's future
+    /// has been dropped (`FUTURE_GONE`), at no word of its own.
+    header: FlaggedHeader,
     owner: O,
 }
 
-/// `CompletionGuard::tagged_header` bit: the task's user future has been dropped.
-const FUTURE_GONE: usize = 1;
-
 impl<O: TaskOwner> CompletionGuard<O> {
     fn header_ptr(&self) -> NonNull<TaskHeader> {
-        self.tagged_header
-            .map_addr(|addr| std::num::NonZeroUsize::new(addr.get() & !FUTURE_GONE).unwrap_or(addr))
+        self.header.ptr()
     }
 
     fn header(&self) -> &TaskHeader {
@@ -714,12 +747,13 @@ impl<O: TaskOwner> CompletionGuard<O> {
         unsafe { self.header_ptr().as_ref() }
     }
 
+    /// `FUTURE_GONE`: the task's user future has been dropped.
     fn future_gone(&self) -> bool {
-        self.tagged_header.addr().get() & FUTURE_GONE != 0
+        self.header.is_set()
     }
 
     fn mark_future_gone(&mut self) {
-        self.tagged_header = self.tagged_header.map_addr(|addr| addr | FUTURE_GONE);
+        self.header.set();
     }
 
     fn report(&self, ctx: ExceptionContext) {
@@ -1074,16 +1108,12 @@ pub struct Task<T> {
     /// happens while it is (`Drop` uses them before releasing `join`). Building a `TaskRef`
     /// clones the waker, which takes a count of its own.
     ///
-    /// Bit 0 of the header's address says whether the result was taken (`TAKEN`): free, as a
-    /// `TaskHeader` is 8-aligned, and the handle stays four words (a spawn-heavy benchmark that
-    /// keeps its handles measured ~0.45 ns per byte of handle).
-    header: NonNull<TaskHeader>,
+    /// The flag says whether the result was taken (`TAKEN`): the handle stays four words (a
+    /// spawn-heavy benchmark that keeps its handles measured ~0.45 ns per byte of handle).
+    header: FlaggedHeader,
     waker_data: *const (),
     waker_vtable: &'static RawWakerVTable,
 }
-
-/// The result was taken: a bit in `Task::header`'s address.
-const TAKEN: usize = 1;
 
 // SAFETY: the raw parts only stand for the task's header (`Sync`) and its waker (`Send + Sync`);
 // the output `T` crosses threads only if it is `Send`, as with async-task's own handle.
@@ -1096,7 +1126,7 @@ impl<T> Task<T> {
         join: async_task::Task<Result<T, TaskError>, TaskHeader>,
         waker: WakerParts,
     ) -> Self {
-        let header = NonNull::from(join.metadata());
+        let header = FlaggedHeader::new(join.metadata());
         Task {
             join: Some(join.fallible()),
             header,
@@ -1105,18 +1135,14 @@ impl<T> Task<T> {
         }
     }
 
-    /// The header pointer without the `TAKEN` bit.
     #[inline]
     fn header_ptr(&self) -> NonNull<TaskHeader> {
-        // An address with bit 0 cleared is still at least 8 (the header is 8-aligned), so the
-        // fallback never happens.
-        self.header
-            .map_addr(|addr| std::num::NonZeroUsize::new(addr.get() & !TAKEN).unwrap_or(addr))
+        self.header.ptr()
     }
 
     #[inline]
     fn taken(&self) -> bool {
-        self.header.addr().get() & TAKEN != 0
+        self.header.is_set()
     }
 
     /// The task's own waker, borrowed (no reference count taken).
@@ -1299,7 +1325,7 @@ impl<T> Task<T> {
     }
 
     fn take(&mut self, outcome: Option<Result<T, TaskError>>) -> Result<T, TaskError> {
-        self.header = self.header.map_addr(|addr| addr | TAKEN);
+        self.header.set();
         match outcome {
             Some(Ok(value)) => Ok(value),
             Some(Err(e)) => {

@@ -442,7 +442,8 @@ impl Runtime {
     /// `build()` failed part way: the workers that did start are running their loops, and
     /// only a stop through their handles ends them. Waits for every spawned worker to report
     /// (started, failed, or gone: the channel disconnects when the last one drops its sender),
-    /// publishes the started loops, then shuts down as usual.
+    /// publishes the started loops (in report order, not by index: shutdown stops them all,
+    /// and nothing else uses them after this), then shuts down as usual.
     fn abort_start(&mut self, ready: &mpsc::Receiver<Started>, mut started: Vec<LoopHandle>) {
         started.extend(ready.iter().filter_map(|(_, report)| report.ok()));
         let _ = self.handle.shared.loops.set(started);
