@@ -66,6 +66,8 @@
 
 #[allow(unsafe_code)] // Callback: a reference count without the weak count (one size class less)
 mod callback;
+#[allow(unsafe_code)] // the task cell: one allocation per task, its state word, its wakers
+mod cell;
 mod child;
 mod context;
 mod error;
@@ -95,8 +97,6 @@ mod task;
 mod timers;
 mod wait;
 mod wait_for;
-#[allow(unsafe_code)] // waker_parts: a task's waker parts from its runnable, no clone
-mod waker_parts;
 
 pub use child::{IntoTask, Spawn};
 pub use error::{LoopError, Rejected, TaskError};

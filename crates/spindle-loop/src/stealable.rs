@@ -455,17 +455,10 @@ where
     let mut header = TaskHeader::new(next_task_id(), STEALABLE, created_at);
     header.set_scheduler(std::sync::Weak::into_raw(Arc::downgrade(scheduler)));
     debug_assert_eq!(header.scheduler_id(), SchedulerId::of(scheduler).0);
-    let (runnable, join) = async_task::Builder::new().metadata(header).spawn(
-        move |header: &TaskHeader| {
+    let (runnable, join, waker) =
+        crate::cell::spawn::<_, StealableSchedule<S>, _>(header, move |header: &TaskHeader| {
             TaskFuture::new(future, header, SetOwner::<S>(std::marker::PhantomData))
-        },
-        // Captures nothing, so it is zero-sized, and async-task then takes no extra reference
-        // count around each call (it does for a schedule function with state).
-        async_task::WithInfo(|runnable, info: async_task::ScheduleInfo| {
-            schedule_stealable::<S>(runnable, info.woken_while_running)
-        }),
-    );
-    let (runnable, waker) = crate::waker_parts::waker_parts::<TaskFuture<F, SetOwner<S>>>(runnable);
+        });
     let handle = Task::new(join, waker);
     Ok((Runnable(runnable), handle))
 }
@@ -499,12 +492,17 @@ impl Scheduler for Inline {
 /// The schedule function of stealable tasks: the fast path ([`Scheduler::schedule_here`]) takes
 /// no atomic; the slow path upgrades the header's weak reference. If the scheduler is gone, the
 /// step is dropped here (a `Send` task may be dropped on any thread).
-fn schedule_stealable<S: Scheduler>(runnable: TaskRunnable, yielded: bool) {
-    let id = SchedulerId(runnable.metadata().scheduler_id());
-    if let Err(Runnable(runnable)) = S::schedule_here(id, Runnable(runnable), yielded) {
-        match upgrade_scheduler::<S>(runnable.metadata()) {
-            Some(scheduler) => scheduler.schedule(Runnable(runnable)),
-            None => drop(runnable),
+struct StealableSchedule<S>(std::marker::PhantomData<S>);
+
+impl<S: Scheduler> crate::cell::Schedule for StealableSchedule<S> {
+    #[inline]
+    fn schedule(runnable: TaskRunnable, yielded: bool) {
+        let id = SchedulerId(runnable.metadata().scheduler_id());
+        if let Err(Runnable(runnable)) = S::schedule_here(id, Runnable(runnable), yielded) {
+            match upgrade_scheduler::<S>(runnable.metadata()) {
+                Some(scheduler) => scheduler.schedule(Runnable(runnable)),
+                None => drop(runnable),
+            }
         }
     }
 }

@@ -49,13 +49,13 @@ use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 
+use crate::cell::{JoinHandle, Schedule, WakerParts};
 use crate::context;
 use crate::error::{LoopError, TaskError};
 use crate::event_loop::Inner;
 use crate::exception::{ExceptionContext, ExceptionKind};
 use crate::lazy_mutex::LazyMutex;
 use crate::remote::Remote;
-use crate::waker_parts::{waker_parts, WakerParts};
 
 thread_local! {
     /// The task whose step runs on this thread right now: its header and its own waker, both
@@ -123,7 +123,7 @@ pub(crate) fn step_span(id: u64) -> Option<tracing::span::EnteredSpan> {
 }
 
 /// What the ready queue and the inbox carry for a task.
-pub(crate) type TaskRunnable = async_task::Runnable<TaskHeader>;
+pub(crate) type TaskRunnable = crate::cell::Runnable;
 
 /// Cancellation was requested; the next step drops the future.
 const CANCEL_REQUESTED: u32 = 1 << 0;
@@ -518,14 +518,18 @@ fn schedule_task_callback(task: TaskRef, callback: TaskCallback) {
 }
 
 /// The schedule function of every local task (see the module docs).
-fn schedule_local(runnable: TaskRunnable) {
-    let loop_id = runnable.metadata().loop_id();
-    context::with_running(move |lp| match lp {
-        Some(lp) if lp.id() == loop_id => lp.push_ready_task(runnable),
-        _ => {
-            Remote::push_task_to(loop_id, runnable);
-        }
-    });
+struct LocalSchedule;
+
+impl Schedule for LocalSchedule {
+    fn schedule(runnable: TaskRunnable, _yielded: bool) {
+        let loop_id = runnable.metadata().loop_id();
+        context::with_running(move |lp| match lp {
+            Some(lp) if lp.id() == loop_id => lp.push_ready_task(runnable),
+            _ => {
+                Remote::push_task_to(loop_id, runnable);
+            }
+        });
+    }
 }
 
 /// Spawns a local task on `inner`. The caller pushes the runnable onto the ready queue.
@@ -540,19 +544,24 @@ where
 {
     let header = TaskHeader::new(next_task_id(), inner.id(), created_at);
     let owner = LocalOwner(inner.weak());
-    let (runnable, task) = async_task::Builder::new().metadata(header).spawn_local(
-        move |header: &TaskHeader| TaskFuture::new(future, header, owner),
-        schedule_local,
-    );
+    // SAFETY: `spawn_unchecked`'s contract for a `!Send` future and output: the runnable is
+    // delivered by `LocalSchedule` only to this loop's thread (its ready queue, or its inbox,
+    // which the loop drains on its thread; a closed inbox leaks it, see `Remote::push_task`);
+    // the loop runs or drops runnables only on its thread (`discard_runnable` at close). The
+    // handle's `Send` requires `F::Output: Send`.
+    let (runnable, join, waker) = unsafe {
+        crate::cell::spawn_unchecked::<_, LocalSchedule, _>(header, move |header: &TaskHeader| {
+            TaskFuture::new(future, header, owner)
+        })
+    };
     // The handle borrows the waker's parts; the registry takes the task only once it goes
     // idle (see `LocalOwner::on_pending`).
-    let (runnable, waker) = waker_parts::<TaskFuture<F, LocalOwner>>(runnable);
-    let handle = Task::new(task, waker);
+    let handle = Task::new(join, waker);
     inner.note_unstarted_task();
     (runnable, handle)
 }
 
-/// The future async-task drives: the user's future under cancellation and panic catching.
+/// The future the task cell drives: the user's future under cancellation and panic catching.
 ///
 /// The user's future is dropped in place exactly once, by `drop_future_in_place`: through
 /// `drop_future` when the task finishes (value, cancellation, panic), or through `Drop` if the
@@ -1102,7 +1111,7 @@ impl fmt::Debug for TaskRef {
 /// assert_eq!(out, 21);
 /// ```
 pub struct Task<T> {
-    join: Option<async_task::FallibleTask<Result<T, TaskError>, TaskHeader>>,
+    join: Option<JoinHandle<Result<T, TaskError>>>,
     /// The task's header and the raw parts of its waker. Borrowed, not counted: `join` (the
     /// async-task handle) keeps the allocation alive while it is `Some`, and every use below
     /// happens while it is (`Drop` uses them before releasing `join`). Building a `TaskRef`
@@ -1122,13 +1131,10 @@ unsafe impl<T: Send> Send for Task<T> {}
 unsafe impl<T> Sync for Task<T> {}
 
 impl<T> Task<T> {
-    pub(crate) fn new(
-        join: async_task::Task<Result<T, TaskError>, TaskHeader>,
-        waker: WakerParts,
-    ) -> Self {
+    pub(crate) fn new(join: JoinHandle<Result<T, TaskError>>, waker: WakerParts) -> Self {
         let header = FlaggedHeader::new(join.metadata());
         Task {
-            join: Some(join.fallible()),
+            join: Some(join),
             header,
             waker_data: waker.data,
             waker_vtable: waker.vtable,

@@ -1,0 +1,216 @@
+//! The task cell: one allocation per task that holds its state word, the waker of whoever awaits
+//! it, a vtable, the task's [`TaskHeader`], and its future or, once finished, its output.
+//!
+//! Its protocol is async-task's (which spindle used until this cell replaced it), cut to what
+//! spindle needs and with one addition, the self-wake:
+//!
+//! - a task's handle never cancels the task through the cell (spindle's [`Task`](crate::Task)
+//!   handle detaches on drop and cancels through the header), so there is no cancel path from
+//!   the handle;
+//! - the schedule function is a zero-sized type ([`Schedule`]), never stored, and the metadata
+//!   is always a [`TaskHeader`]: no extra words in the cell;
+//! - **a task that wakes itself while it runs, on the thread that runs it** (a yield: the
+//!   future calls `wake_by_ref` on its own waker and returns `Pending`) takes no locked
+//!   instruction for that wake. The running thread notes the wake in a thread-local, and the
+//!   transition out of `RUNNING` at the end of the step, a compare-exchange it makes anyway,
+//!   sets `SCHEDULED` with it. async-task pays a compare-exchange on the state for that wake;
+//!   a yield on a runtime worker made four locked instructions, this makes three.
+//!
+//! # The state word
+//!
+//! Flags in the low byte, a reference count above them ([`REFERENCE`] is one reference):
+//!
+//! - [`SCHEDULED`]: a [`Runnable`] exists (or is about to) for the task's next step. Only the
+//!   one who sets it creates that `Runnable`; while it is set, wakes do nothing.
+//! - [`RUNNING`]: a step is running. A wake that sets `SCHEDULED` now leaves the scheduling to
+//!   the runner, which does it when the step ends.
+//! - [`COMPLETED`]: the future returned `Ready`; the output is in the cell (until `CLOSED`).
+//! - [`CLOSED`]: the future is gone or going, and nothing will be scheduled again; once
+//!   `COMPLETED` as well, the output was taken or dropped.
+//! - [`HANDLE`]: the [`JoinHandle`] still exists (it holds no reference count of its own).
+//! - [`AWAITER`], [`REGISTERING`], [`NOTIFYING`]: the handle's waker slot and its
+//!   two-sided lock: the handle registers its waker, the task notifies it when it completes or
+//!   closes (see [`Header::register`] and [`Header::take_awaiter`]).
+//!
+//! Invariants: the future is present iff neither `COMPLETED` nor a close that dropped it
+//! happened, which the `Runnable`'s existence implies (a task is only scheduled with its future
+//! present). Every `Runnable` and every `Waker` of the task holds one reference; the cell is
+//! freed when the count is zero and the handle is gone. When the last reference goes while the
+//! task is neither completed nor closed, the task is closed and scheduled one last time, so its
+//! future is dropped by its scheduler, on the thread that owns it, never by the dropper.
+//!
+//! Orderings: every transition is `AcqRel` (or `Acquire` for a failed compare-exchange and for
+//! loads), as in async-task: the transition that hands the task over (`SCHEDULED` set, `RUNNING`
+//! cleared) releases what the step wrote, and the one that takes it acquires it. Reference
+//! increments are `Relaxed` (the holder already has a reference); decrements `AcqRel`, so the
+//! one that frees the cell has seen every other holder's writes.
+//!
+//! # Local tasks
+//!
+//! A local task's future may be `!Send`, and its [`Runnable`] is `Send` all the same (it travels
+//! in the loop's inbox). Nothing checks the thread at run time (async-task's `spawn_local`
+//! keeps a thread id in the cell for that): a local `Runnable` is crate-private, its schedule
+//! function routes it to its loop's thread only, and code that can't deliver it there leaks it
+//! rather than drop it (see `remote::Remote::push_task`). [`spawn_unchecked`] states that
+//! contract.
+
+mod join;
+mod raw;
+mod runnable;
+
+use std::task::Waker;
+
+pub(crate) use join::JoinHandle;
+pub(crate) use raw::{spawn, spawn_unchecked};
+pub(crate) use runnable::Runnable;
+
+use crate::sync::{AtomicUsize, Ordering, UnsafeCell};
+use crate::task::TaskHeader;
+
+/// A step of the task is owed to a scheduler: a [`Runnable`] exists or is about to.
+pub(crate) const SCHEDULED: usize = 1 << 0;
+/// A step is running.
+pub(crate) const RUNNING: usize = 1 << 1;
+/// The future returned `Ready`; its output is stored (until `CLOSED`).
+pub(crate) const COMPLETED: usize = 1 << 2;
+/// The future is gone and the task will not be scheduled again; with `COMPLETED`, the output
+/// was taken or dropped too.
+pub(crate) const CLOSED: usize = 1 << 3;
+/// The [`JoinHandle`] exists.
+pub(crate) const HANDLE: usize = 1 << 4;
+/// A waker is registered in the awaiter slot.
+pub(crate) const AWAITER: usize = 1 << 5;
+/// The handle is writing the awaiter slot.
+pub(crate) const REGISTERING: usize = 1 << 6;
+/// The task is taking the awaiter out of its slot.
+pub(crate) const NOTIFYING: usize = 1 << 7;
+/// One reference (a `Runnable` or a `Waker`).
+pub(crate) const REFERENCE: usize = 1 << 8;
+
+/// A task's waker as raw parts, borrowed from the task (no reference count of its own): what
+/// a [`Task`](crate::Task) handle keeps, its cell kept alive by the handle's `HANDLE` bit.
+#[derive(Clone, Copy)]
+pub(crate) struct WakerParts {
+    pub(crate) data: *const (),
+    pub(crate) vtable: &'static std::task::RawWakerVTable,
+}
+
+/// How a task's steps reach a scheduler: a zero-sized type, named in the cell's type, never
+/// stored. `yielded` says the task woke itself during the step that just ended (it goes to the
+/// back of a queue, not to a LIFO slot).
+pub(crate) trait Schedule: 'static {
+    /// Takes the task's next step.
+    fn schedule(runnable: Runnable, yielded: bool);
+}
+
+/// The operations on a cell that do not depend on its future's type.
+pub(crate) struct TaskVTable {
+    pub(crate) schedule: unsafe fn(*const (), bool),
+    pub(crate) drop_future: unsafe fn(*const ()),
+    pub(crate) output: unsafe fn(*const ()) -> *mut (),
+    pub(crate) drop_ref: unsafe fn(*const ()),
+    pub(crate) destroy: unsafe fn(*const ()),
+    pub(crate) run: unsafe fn(*const ()) -> bool,
+    pub(crate) clone_waker: unsafe fn(*const ()) -> std::task::RawWaker,
+}
+
+/// The start of every cell (`#[repr(C)]`, first field of the cell): what is shared by
+/// [`Runnable`], [`JoinHandle`] and the task's wakers, whatever the future's type.
+#[repr(C)]
+pub(crate) struct Header {
+    pub(crate) state: AtomicUsize,
+    /// The handle's waker, written under `REGISTERING` and taken under `NOTIFYING`.
+    awaiter: UnsafeCell<Option<Waker>>,
+    pub(crate) vtable: &'static TaskVTable,
+    pub(crate) meta: TaskHeader,
+}
+
+impl Header {
+    /// Wakes the registered awaiter, if any (the task completed or closed).
+    #[inline]
+    pub(crate) fn notify_awaiter(&self) {
+        if let Some(waker) = self.take_awaiter(None) {
+            waker.wake();
+        }
+    }
+
+    /// Takes the awaiter out of its slot, unless the handle is registering one right now (it
+    /// then sees `NOTIFYING` and wakes itself, see [`register`](Self::register)). A waker that
+    /// would wake `current` is dropped instead of returned: the caller is that awaiter.
+    pub(crate) fn take_awaiter(&self, current: Option<&Waker>) -> Option<Waker> {
+        let state = self.state.fetch_or(NOTIFYING, Ordering::AcqRel);
+        if state & (NOTIFYING | REGISTERING) != 0 {
+            return None;
+        }
+        // SAFETY: we set NOTIFYING while neither it nor REGISTERING was set: we have the slot
+        // to ourselves until we clear it below.
+        let waker = self.awaiter.with_mut(|slot| unsafe { (*slot).take() });
+        // Release: the next registrant's Acquire sees the slot emptied.
+        self.state
+            .fetch_and(!NOTIFYING & !AWAITER, Ordering::Release);
+        match (waker, current) {
+            (Some(waker), Some(current)) if waker.will_wake(current) => None,
+            (waker, _) => waker,
+        }
+    }
+
+    /// The handle, any thread: makes `waker` the one to wake when the task completes or closes.
+    /// A notifier that comes while we register leaves the wake-up to us.
+    pub(crate) fn register(&self, waker: &Waker) {
+        // A read-modify-write, not a load: it must see the latest NOTIFYING (async-task does the
+        // same).
+        let mut state = self.state.fetch_or(0, Ordering::Acquire);
+        loop {
+            debug_assert!(state & REGISTERING == 0, "one handle registers at a time");
+            if state & NOTIFYING != 0 {
+                // The task is notifying right now: it found nothing to wake, or our old waker.
+                waker.wake_by_ref();
+                return;
+            }
+            match self.state.compare_exchange_weak(
+                state,
+                state | REGISTERING,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => {
+                    state |= REGISTERING;
+                    break;
+                }
+                Err(actual) => state = actual,
+            }
+        }
+        // SAFETY: REGISTERING is ours and NOTIFYING was clear: a notifier that comes now sets
+        // NOTIFYING, sees REGISTERING, and leaves the slot alone.
+        let old = self
+            .awaiter
+            .with_mut(|slot| unsafe { (*slot).replace(waker.clone()) });
+        drop(old);
+        let mut to_wake = None;
+        loop {
+            if state & NOTIFYING != 0 {
+                // A notifier came while we wrote: it left the wake-up to us. Take the waker
+                // back out and wake it below.
+                // SAFETY: still under REGISTERING, which the notifier respected.
+                if let Some(w) = self.awaiter.with_mut(|slot| unsafe { (*slot).take() }) {
+                    to_wake = Some(w);
+                }
+            }
+            let new = if to_wake.is_none() {
+                (state & !NOTIFYING & !REGISTERING) | AWAITER
+            } else {
+                state & !NOTIFYING & !REGISTERING & !AWAITER
+            };
+            match self
+                .state
+                .compare_exchange_weak(state, new, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => break,
+                Err(actual) => state = actual,
+            }
+        }
+        if let Some(waker) = to_wake {
+            waker.wake();
+        }
+    }
+}
