@@ -120,7 +120,11 @@ fn wake_from_another_thread(yield_first: bool) {
         if yield_first && !task.done() {
             // The task woke itself during the step: whatever the other thread did, one step
             // is owed (the self-wake is not lost, nor doubled).
-            assert_eq!(queue.steps.lock().unwrap().len(), 1, "the self-wake was lost");
+            assert_eq!(
+                queue.steps.lock().unwrap().len(),
+                1,
+                "the self-wake was lost"
+            );
         }
         // Steps the wake-up or the yield queued meanwhile.
         queue.drain();

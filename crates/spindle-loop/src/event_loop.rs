@@ -419,7 +419,7 @@ impl Inner {
                 let task = started.map(|_| TaskRef::new(runnable.waker(), header));
                 let created_at = header.created_at();
                 // Panics inside the task's future are caught by the task itself; this one only
-                // guards the loop against a panic in async-task's own machinery.
+                // guards the loop against a panic in the task cell's own machinery.
                 let _ = catch_unwind(AssertUnwindSafe(|| runnable.run()));
                 Ran::Task(task, created_at)
             }

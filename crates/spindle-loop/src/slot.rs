@@ -9,7 +9,7 @@
 //!
 //! # Invariant
 //!
-//! `ptr` is null or a pointer from `async_task::Runnable::into_raw` that nobody else owns: it is
+//! `ptr` is null or a pointer from `cell::Runnable::into_raw` that nobody else owns: it is
 //! put in by `replace` (which takes ownership of a `Runnable`) and leaves only through a `swap`
 //! that returns it to exactly one caller, which turns it back into the `Runnable`.
 

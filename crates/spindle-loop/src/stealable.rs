@@ -72,7 +72,7 @@ impl Runnable {
     pub fn run(self) -> bool {
         let _span = crate::task::step_span(self.0.metadata().id());
         // Panics in the task's future are caught by the task; this only guards the caller
-        // against a panic in async-task's own machinery.
+        // against a panic in the task cell's own machinery.
         catch_unwind(AssertUnwindSafe(|| self.0.run())).unwrap_or(false)
     }
 
@@ -415,7 +415,7 @@ impl<S: Scheduler> TaskOwner for SetOwner<S> {
             // SAFETY: `Weak::<S>::into_raw` from `spawn_stealable::<_, S>` (see
             // `upgrade_scheduler`); `release` runs once per task, when its future is dropped,
             // so this takes back the reference exactly once. The address stays in the header
-            // as the scheduler's id, never dereferenced again: async-task does not schedule a
+            // as the scheduler's id, never dereferenced again: the cell does not schedule a
             // task whose future is gone.
             drop(unsafe { std::sync::Weak::from_raw(raw) });
         }

@@ -2,13 +2,13 @@
 //!
 //! # Structure
 //!
-//! A task is **one allocation**: `async-task`'s, holding a [`TaskFuture`] (the user's future plus
-//! a completion guard) and, as metadata, the [`TaskHeader`]. The header carries everything that
+//! A task is **one allocation**, its cell (see `cell`): a state word, the [`TaskHeader`], and
+//! a [`TaskFuture`] (the user's future plus a completion guard) or, once finished, its output. The header carries everything that
 //! may be touched from another thread (the cancel request, the done/cancelled/failed bits, name,
 //! done-callbacks); the future itself only ever runs and drops on its loop's thread.
 //!
 //! A [`TaskRef`] is the task's own `Waker` plus a pointer to the header. The waker holds a
-//! reference count on the allocation, and `async-task` drops the metadata only when the last
+//! reference count on the allocation, and the cell drops the header only when the last
 //! reference goes, so the pointer is valid for as long as the `TaskRef` lives. The waker is also
 //! how `cancel()` reschedules the task. The loop's registry holds one `TaskRef` per live task
 //! (which keeps a pending task alive until it completes or the loop closes, whoever else forgets
@@ -19,8 +19,9 @@
 //! A task's route is fixed at spawn: a wake-up on the thread where its loop is running pushes it
 //! onto that loop's ready queue; any other wake-up goes through the loop's [`Remote`] inbox,
 //! which the loop drains on its own thread. A local task's `Runnable` is therefore never polled
-//! or dropped off its thread (`async-task` would abort the process); when the loop is gone for
-//! good the runnable is leaked instead (see [`Remote`]).
+//! or dropped off its thread (that would poll or drop a `!Send` future on the wrong thread: the
+//! cell's `spawn_unchecked` contract); when the loop is gone for good the runnable is leaked
+//! instead (see [`Remote`]).
 //!
 //! # Cancellation
 //!
@@ -94,7 +95,7 @@ pub(crate) fn current_task_ref() -> Option<TaskRef> {
     let (header, waker) = CURRENT.with(|c| c.get())?;
     // SAFETY: both pointers were set by `CurrentTask::enter` from references that outlive the
     // poll during which they are installed (the header is the task's pinned metadata, the waker
-    // lives in async-task's `run` frame), and the guard removes them when that poll ends. We are
+    // lives in the cell's `run` frame), and the guard removes them when that poll ends. We are
     // inside that poll, so they are valid; cloning the waker takes a count of our own.
     let waker = unsafe { waker.as_ref() }.clone();
     Some(TaskRef { waker, header })
@@ -209,7 +210,7 @@ pub(crate) fn next_task_id() -> u64 {
 /// A done-callback of a task: shared so the same one can be added twice and removed by identity.
 pub type TaskCallback = Arc<dyn Fn(&TaskRef) + Send + Sync>;
 
-/// The part of a task that every holder shares; `async-task` metadata, inline in the task's
+/// The part of a task that every holder shares: the metadata in the task's cell, inline in its
 /// allocation.
 pub(crate) struct TaskHeader {
     id: u64,
@@ -235,7 +236,7 @@ pub(crate) struct TaskHeader {
 ///   (`stealable::SetOwner<S>`, `schedule_stealable::<S>`) upgrades it on the slow paths (a
 ///   wake-up away from the scheduler's own threads, an idle task entering or leaving its
 ///   set), and the task's completion guard releases it when the future is dropped, after
-///   which async-task never schedules the task again. The address is the scheduler's id for
+///   which the cell never schedules the task again. The address is the scheduler's id for
 ///   the fast path of a wake-up (`scheduler_id`).
 /// - A local task: `loop_id << 1 | LOCAL_TAG`. An id too wide for that (past 2^31 loops on a
 ///   32-bit target) is kept in the slow state instead, under `WIDE_LOOP_ID`.
@@ -577,7 +578,7 @@ pub(crate) struct TaskFuture<F, O: TaskOwner> {
 }
 
 impl<F, O: TaskOwner> TaskFuture<F, O> {
-    /// `header` is the task's own, pinned in place by async-task before it builds the future
+    /// `header` is the task's own, written in place in the cell before the future is built
     /// and dropped only after it (see `TaskRef`).
     pub(crate) fn new(future: F, header: &TaskHeader, owner: O) -> Self {
         TaskFuture {
@@ -635,11 +636,11 @@ impl<F: Future, O: TaskOwner> Future for TaskFuture<F, O> {
         // SAFETY: nothing is moved out of `self`; `future` stays pinned (see the field) and
         // `guard` is not structurally pinned. `TaskFuture` has no `Unpin` impl of its own.
         let this = unsafe { self.get_unchecked_mut() };
-        // This step's task, for `current_task()` (cx's waker is the task's own: async-task
+        // This step's task, for `current_task()` (cx's waker is the task's own: the cell
         // builds it from the task pointer). Restored on the way out, also on unwinding.
         let _current = CurrentTask::enter(this.guard.header_ptr(), cx.waker());
         if this.guard.future_gone() {
-            // async-task never polls a completed future; answer consistently all the same.
+            // The cell never polls a completed future; answer consistently all the same.
             return Poll::Ready(Err(TaskError::Cancelled));
         }
         if this.guard.header().cancel_requested() {
@@ -738,7 +739,7 @@ impl TaskOwner for LocalOwner {
 /// Completes the task exactly once: in `poll` when it finishes, or in `Drop` when the task is
 /// destroyed while pending.
 pub(crate) struct CompletionGuard<O: TaskOwner> {
-    /// The task's own header (its `async-task` metadata); the flag says the user's future
+    /// The task's own header (its cell's metadata); the flag says the user's future
     /// has been dropped (`FUTURE_GONE`), at no word of its own.
     header: FlaggedHeader,
     owner: O,
@@ -751,7 +752,7 @@ impl<O: TaskOwner> CompletionGuard<O> {
 
     fn header(&self) -> &TaskHeader {
         // SAFETY: the guard lives inside the task's future, in the same allocation as the
-        // metadata; async-task pins the metadata before building the future and drops it only
+        // header; the cell writes the header before building the future and drops it only
         // in `destroy`, after the future is gone. So the pointer is valid while `self` is.
         unsafe { self.header_ptr().as_ref() }
     }
@@ -902,8 +903,8 @@ impl TaskRef {
     }
 
     pub(crate) fn header(&self) -> &TaskHeader {
-        // SAFETY: `self.waker` holds a reference count on the task's allocation, and async-task
-        // drops the metadata (the header) only when the last reference is gone.
+        // SAFETY: `self.waker` holds a reference count on the task's allocation, and the cell
+        // drops the header only when the last reference is gone.
         unsafe { self.header.as_ref() }
     }
 
@@ -1113,7 +1114,7 @@ impl fmt::Debug for TaskRef {
 pub struct Task<T> {
     join: Option<JoinHandle<Result<T, TaskError>>>,
     /// The task's header and the raw parts of its waker. Borrowed, not counted: `join` (the
-    /// async-task handle) keeps the allocation alive while it is `Some`, and every use below
+    /// cell's handle) keeps the allocation alive while it is `Some`, and every use below
     /// happens while it is (`Drop` uses them before releasing `join`). Building a `TaskRef`
     /// clones the waker, which takes a count of its own.
     ///
@@ -1125,7 +1126,7 @@ pub struct Task<T> {
 }
 
 // SAFETY: the raw parts only stand for the task's header (`Sync`) and its waker (`Send + Sync`);
-// the output `T` crosses threads only if it is `Send`, as with async-task's own handle.
+// the output `T` crosses threads only if it is `Send`, as with the cell's own handle.
 unsafe impl<T: Send> Send for Task<T> {}
 // SAFETY: `&Task<T>` only reads the header (`Sync`) and wakes the task.
 unsafe impl<T> Sync for Task<T> {}
@@ -1233,7 +1234,7 @@ impl<T> Task<T> {
     /// assert!(!lp.create_task(async {}).unwrap().done());
     /// ```
     pub fn done(&self) -> bool {
-        // DONE is set by the task before async-task stores its output; on another thread the
+        // DONE is set by the task before the cell stores its output; on another thread the
         // handle could see one without the other. Done means the result can be taken.
         self.header().state() & DONE != 0
             && self.join.as_ref().is_none_or(|join| join.is_finished())
@@ -1338,7 +1339,7 @@ impl<T> Task<T> {
                 self.header().mark_retrieved();
                 Err(e)
             }
-            // async-task dropped the future without output: destroyed at close.
+            // The cell dropped the future without output: destroyed at close.
             None => Err(TaskError::Cancelled),
         }
     }
@@ -1416,8 +1417,8 @@ mod tests {
         waker.data() == task.waker_data && std::ptr::eq(waker.vtable(), task.waker_vtable)
     }
 
-    /// Spawns of one future type after another reuse its vtable (`waker_parts`); a different
-    /// type in between must not leak its vtable into the next handle.
+    /// Each handle keeps its own task's waker parts (data and vtable), also when tasks of
+    /// different future types are spawned in between.
     #[test]
     fn handles_carry_their_own_task_s_waker_parts_across_future_types() {
         let inline = Arc::new(Inline::default());

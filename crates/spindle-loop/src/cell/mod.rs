@@ -214,3 +214,179 @@ impl Header {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::future::{poll_fn, Future};
+    use std::panic::Location;
+    use std::task::{Poll, Waker};
+
+    use super::{spawn, JoinHandle, Runnable, Schedule, WakerParts};
+    use crate::task::{next_task_id, TaskHeader, STEALABLE};
+
+    thread_local! {
+        /// Steps scheduled on this thread, with their `yielded` flag.
+        static QUEUE: RefCell<Vec<(Runnable, bool)>> = const { RefCell::new(Vec::new()) };
+    }
+
+    struct ToQueue;
+
+    impl Schedule for ToQueue {
+        fn schedule(runnable: Runnable, yielded: bool) {
+            QUEUE.with(|q| q.borrow_mut().push((runnable, yielded)));
+        }
+    }
+
+    fn queued() -> Vec<(Runnable, bool)> {
+        QUEUE.with(|q| std::mem::take(&mut *q.borrow_mut()))
+    }
+
+    fn spawn_here<F: Future + Send + 'static>(
+        future: F,
+    ) -> (Runnable, JoinHandle<F::Output>, WakerParts)
+    where
+        F::Output: Send,
+    {
+        let header = TaskHeader::new(next_task_id(), STEALABLE, Location::caller());
+        spawn::<_, ToQueue, _>(header, |_: &TaskHeader| future)
+    }
+
+    /// Polls `n` times, waking itself on each `Pending` through `wake`.
+    fn yielding(n: usize, wake: fn(&Waker)) -> impl Future<Output = usize> + Send {
+        let mut polls = 0;
+        poll_fn(move |cx| {
+            polls += 1;
+            if polls > n {
+                return Poll::Ready(polls);
+            }
+            wake(cx.waker());
+            Poll::Pending
+        })
+    }
+
+    fn run_to_completion(first: Runnable) -> usize {
+        let mut steps = 0;
+        let mut next = Some(first);
+        while let Some(step) = next.take() {
+            steps += 1;
+            let rescheduled = step.run();
+            let mut queue = queued();
+            assert!(queue.len() <= 1, "one step owed at a time");
+            if let Some((step, yielded)) = queue.pop() {
+                assert!(rescheduled && yielded, "a self-wake is a yield");
+                next = Some(step);
+            } else {
+                assert!(!rescheduled);
+            }
+        }
+        steps
+    }
+
+    fn output<T>(mut join: JoinHandle<T>) -> Option<T> {
+        let mut cx = std::task::Context::from_waker(Waker::noop());
+        match std::pin::Pin::new(&mut join).poll(&mut cx) {
+            Poll::Ready(output) => output,
+            Poll::Pending => panic!("the task is not finished"),
+        }
+    }
+
+    #[test]
+    fn a_self_wake_by_ref_reschedules_once_as_a_yield() {
+        let (first, join, _) = spawn_here(yielding(3, Waker::wake_by_ref));
+        assert_eq!(run_to_completion(first), 4);
+        assert_eq!(output(join), Some(4));
+    }
+
+    /// The point of the self-wake: the wake touches a thread-local, not the shared state word
+    /// (no locked instruction); the end of the step sets SCHEDULED.
+    #[test]
+    fn a_self_wake_leaves_the_state_word_alone_until_the_step_ends() {
+        let mut polls = 0;
+        let (first, join, _) = spawn_here(poll_fn(move |cx| {
+            polls += 1;
+            if polls == 2 {
+                return Poll::Ready(());
+            }
+            // SAFETY: the waker's data is the cell, whose header comes first; the step keeps
+            // it alive.
+            let header = unsafe { &*(cx.waker().data() as *const super::Header) };
+            let before = header.state.load(super::Ordering::Relaxed);
+            cx.waker().wake_by_ref();
+            assert_eq!(header.state.load(super::Ordering::Relaxed), before);
+            assert_eq!(before & (super::SCHEDULED | super::RUNNING), super::RUNNING);
+            Poll::Pending
+        }));
+        assert_eq!(run_to_completion(first), 2);
+        assert_eq!(output(join), Some(()));
+    }
+
+    #[test]
+    #[allow(clippy::waker_clone_wake)] // the by-value wake of a clone is what is tested
+    fn a_self_wake_through_a_clone_woken_by_value_reschedules_once() {
+        let (first, join, _) = spawn_here(yielding(2, |waker| waker.clone().wake()));
+        assert_eq!(run_to_completion(first), 3);
+        assert_eq!(output(join), Some(3));
+    }
+
+    #[test]
+    fn a_wake_after_the_step_ended_goes_the_normal_way() {
+        let (first, join, parts) = spawn_here(yielding(1, |_| ()));
+        assert!(!first.run());
+        assert!(queued().is_empty(), "idle: nothing owed");
+        // SAFETY: the parts of this task's waker; the handle keeps the cell alive, and the
+        // waker is not dropped (it borrows).
+        let waker = std::mem::ManuallyDrop::new(unsafe {
+            Waker::from_raw(std::task::RawWaker::new(parts.data, parts.vtable))
+        });
+        waker.wake_by_ref();
+        waker.wake_by_ref(); // already scheduled: nothing more
+        let mut queue = queued();
+        assert_eq!(queue.len(), 1);
+        let (step, yielded) = queue.pop().unwrap();
+        assert!(!yielded, "woken from outside its step");
+        assert!(!step.run());
+        assert_eq!(output(join), Some(2));
+    }
+
+    /// An inline scheduler runs another task's step inside this one's: the self-wake mark is
+    /// per step, restored when the inner step ends.
+    #[test]
+    fn a_nested_step_keeps_the_outer_task_s_self_wake() {
+        let (inner_first, inner_join, _) = spawn_here(yielding(0, |_| ()));
+        let inner_first = std::sync::Mutex::new(Some(inner_first));
+        let mut polls = 0;
+        let (outer_first, outer_join, _) = spawn_here(poll_fn(move |cx| {
+            polls += 1;
+            if polls == 1 {
+                cx.waker().wake_by_ref(); // before the nested step
+                if let Some(inner) = inner_first.lock().unwrap().take() {
+                    assert!(!inner.run(), "the inner task did not wake itself");
+                }
+                return Poll::Pending;
+            }
+            Poll::Ready(polls)
+        }));
+        assert_eq!(run_to_completion(outer_first), 2);
+        assert_eq!(output(outer_join), Some(2));
+        assert_eq!(output(inner_join), Some(1));
+    }
+
+    #[test]
+    fn dropping_a_step_closes_the_task_without_output() {
+        let (first, join, _) = spawn_here(yielding(0, |_| ()));
+        drop(first);
+        assert!(join.is_finished());
+        assert_eq!(output(join), None);
+    }
+
+    #[test]
+    fn a_detached_task_runs_on_and_drops_its_output() {
+        let counter = std::sync::Arc::new(());
+        let held = counter.clone();
+        let (first, join, _) = spawn_here(async move { held });
+        join.detach();
+        assert!(!first.run());
+        assert_eq!(std::sync::Arc::strong_count(&counter), 1, "output dropped");
+    }
+}
