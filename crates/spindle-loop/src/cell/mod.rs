@@ -125,12 +125,48 @@ pub(crate) struct Header {
     pub(crate) meta: TaskHeader,
 }
 
+/// Ends a step (or a dropped [`Runnable`]) that left the task completed or closed: takes the
+/// awaiter if `state` (the state before the final transition) says one is registered, gives up
+/// the step's reference, then wakes the awaiter, whose wake may run anything.
+///
+/// A raw pointer, not `&Header`: giving up the reference may free the cell.
+///
+/// # Safety
+///
+/// `ptr` is a live cell and the caller holds a reference to it, which this gives up.
+#[inline]
+pub(crate) unsafe fn release_step(ptr: *const (), state: usize) {
+    // SAFETY: the caller's reference keeps the cell alive until `drop_ref`; the header is at its
+    // start. `header` is not used after that.
+    let header = unsafe { &*(ptr as *const Header) };
+    let awaiter = if state & AWAITER != 0 {
+        header.take_awaiter(None)
+    } else {
+        None
+    };
+    let drop_ref = header.vtable.drop_ref;
+    // SAFETY: the caller's reference, given up.
+    unsafe { drop_ref(ptr) };
+    if let Some(waker) = awaiter {
+        waker.wake();
+    }
+}
+
 impl Header {
-    /// Wakes the registered awaiter, if any (the task completed or closed).
+    /// Closes the task (no step will be scheduled again) unless it already completed or closed.
     #[inline]
-    pub(crate) fn notify_awaiter(&self) {
-        if let Some(waker) = self.take_awaiter(None) {
-            waker.wake();
+    pub(crate) fn close(&self) {
+        let mut state = self.state.load(Ordering::Acquire);
+        while state & (COMPLETED | CLOSED) == 0 {
+            match self.state.compare_exchange_weak(
+                state,
+                state | CLOSED,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return,
+                Err(actual) => state = actual,
+            }
         }
     }
 
@@ -370,6 +406,20 @@ mod tests {
         assert_eq!(run_to_completion(outer_first), 2);
         assert_eq!(output(outer_join), Some(2));
         assert_eq!(output(inner_join), Some(1));
+    }
+
+    /// spindle's task futures catch their panics; a future that does not gets its task closed
+    /// by the cell, and the panic goes on to the step's caller.
+    #[test]
+    fn a_poll_that_unwinds_closes_the_task() {
+        let (first, join, _) = spawn_here(poll_fn(|_| -> Poll<()> { panic!("boom") }));
+        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| first.run()));
+        assert!(ran.is_err(), "the panic reaches the caller");
+        assert!(join.is_finished());
+        assert!(queued().is_empty());
+        assert_eq!(output(join), None);
+        // The step's mark is gone: a wake on this thread is nobody's self-wake.
+        assert_eq!(super::raw::running_here(), 0);
     }
 
     #[test]

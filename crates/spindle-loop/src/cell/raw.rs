@@ -9,8 +9,8 @@ use std::ptr::NonNull;
 use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 
 use super::{
-    Header, JoinHandle, Runnable, Schedule, TaskVTable, WakerParts, AWAITER, CLOSED, COMPLETED,
-    HANDLE, REFERENCE, RUNNING, SCHEDULED,
+    release_step, Header, JoinHandle, Runnable, Schedule, TaskVTable, WakerParts, CLOSED,
+    COMPLETED, HANDLE, REFERENCE, RUNNING, SCHEDULED,
 };
 use crate::sync::Ordering;
 use crate::sync::{AtomicUsize, UnsafeCell};
@@ -110,6 +110,12 @@ fn note_self_wake(ptr: *const ()) -> bool {
 #[inline]
 fn enter_step(ptr: *const ()) -> usize {
     RUNNING_HERE.with(|running| running.replace(ptr as usize))
+}
+
+/// What `RUNNING_HERE` holds (tests).
+#[cfg(test)]
+pub(super) fn running_here() -> usize {
+    RUNNING_HERE.with(std::cell::Cell::get)
 }
 
 /// Ends the step entered with `enter_step`, restoring `previous`; returns whether the task
@@ -384,16 +390,8 @@ where
         // SAFETY: the step's reference keeps the cell alive.
         let header = unsafe { Self::header(ptr) };
         let state = header.state.fetch_and(!clear, Ordering::AcqRel);
-        let awaiter = if state & AWAITER != 0 {
-            header.take_awaiter(None)
-        } else {
-            None
-        };
         // SAFETY: the step's reference, given up.
-        unsafe { Self::drop_ref(ptr) };
-        if let Some(waker) = awaiter {
-            waker.wake();
-        }
+        unsafe { release_step(ptr, state) };
     }
 
     /// One step: polls the future, then schedules the task again if it was woken meanwhile.
@@ -468,16 +466,8 @@ where
                                 // SAFETY: nobody can take the output any more.
                                 unsafe { ManuallyDrop::drop(&mut (*Self::stage(ptr)).output) };
                             }
-                            let awaiter = if state & AWAITER != 0 {
-                                header.take_awaiter(None)
-                            } else {
-                                None
-                            };
                             // SAFETY: the step's reference, given up.
-                            unsafe { Self::drop_ref(ptr) };
-                            if let Some(waker) = awaiter {
-                                waker.wake();
-                            }
+                            unsafe { release_step(ptr, state) };
                             return false;
                         }
                         Err(actual) => state = actual,
@@ -509,16 +499,8 @@ where
                     ) {
                         Ok(state) => {
                             if state & CLOSED != 0 {
-                                let awaiter = if state & AWAITER != 0 {
-                                    header.take_awaiter(None)
-                                } else {
-                                    None
-                                };
                                 // SAFETY: the step's reference, given up.
-                                unsafe { Self::drop_ref(ptr) };
-                                if let Some(waker) = awaiter {
-                                    waker.wake();
-                                }
+                                unsafe { release_step(ptr, state) };
                                 return false;
                             }
                             if state & SCHEDULED != 0 || woke_itself {
@@ -561,22 +543,7 @@ where
         leave_step(self.previous);
         let ptr = self.ptr;
         // SAFETY: the step's reference keeps the cell alive.
-        let header = unsafe { RawTask::<F, S>::header(ptr) };
-        let mut state = header.state.load(Ordering::Acquire);
-        loop {
-            if state & CLOSED != 0 {
-                break;
-            }
-            match header.state.compare_exchange_weak(
-                state,
-                state | CLOSED,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => break,
-                Err(actual) => state = actual,
-            }
-        }
+        unsafe { RawTask::<F, S>::header(ptr) }.close();
         // SAFETY: still RUNNING: the future and the step's reference are ours.
         unsafe { RawTask::<F, S>::close_in_step(ptr, RUNNING | SCHEDULED) };
     }

@@ -4,7 +4,7 @@ use std::fmt;
 use std::ptr::NonNull;
 use std::task::Waker;
 
-use super::{Header, CLOSED, COMPLETED, SCHEDULED};
+use super::{Header, SCHEDULED};
 use crate::sync::Ordering;
 use crate::task::TaskHeader;
 
@@ -70,28 +70,14 @@ impl Drop for Runnable {
     fn drop(&mut self) {
         let ptr = self.ptr.as_ptr() as *const ();
         let header = self.header();
-        let mut state = header.state.load(Ordering::Acquire);
-        // Close first, so no wake schedules the task again.
-        while state & (COMPLETED | CLOSED) == 0 {
-            match header.state.compare_exchange_weak(
-                state,
-                state | CLOSED,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => break,
-                Err(actual) => state = actual,
-            }
-        }
+        // Closed first, so no wake schedules the task again.
+        header.close();
         // SAFETY: a runnable means the future is present and this step owns it; then the
-        // step's reference is given up (the header stays valid until that last line).
+        // step's reference is given up (`header` is not used after that).
         unsafe {
             (header.vtable.drop_future)(ptr);
             let state = header.state.fetch_and(!SCHEDULED, Ordering::AcqRel);
-            if state & super::AWAITER != 0 {
-                header.notify_awaiter();
-            }
-            (header.vtable.drop_ref)(ptr);
+            super::release_step(ptr, state);
         }
     }
 }
