@@ -17,8 +17,9 @@
 //!   crossbeam-channel floors);
 //! - the combinators (`gather`, `yield_now`): [`combinators_spindle`] and
 //!   [`combinators_peers`] (tokio and `futures-util`'s `join_all`);
-//! - multi-thread runtimes: [`runtime_spindle`] and [`runtime_peers`] (tokio's
-//!   multi-thread runtime).
+//! - multi-thread runtimes: [`runtime_spindle`], [`runtime_peers`] (tokio's
+//!   multi-thread runtime) and [`runtime_async_executor`] (async-executor run by as many
+//!   threads).
 
 use std::fmt::Write as _;
 use std::future::Future;
@@ -31,6 +32,7 @@ pub mod bridge_spindle;
 pub mod combinators_peers;
 pub mod combinators_spindle;
 pub mod peers;
+pub mod runtime_async_executor;
 pub mod runtime_peers;
 pub mod runtime_spindle;
 pub mod spindle_side;

@@ -20,10 +20,10 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use spindle_benches::{
-    bridge_peers, bridge_spindle, median_ns, peers, print_table, runs, runtime_peers,
-    runtime_spindle, spindle_side, Row, CALL_SOON_N, ROUND_TRIP_N, RT_CHAIN_N, RT_PING_PONG_N,
-    RT_SPAWN_N, SPAWN_N, THREADSAFE_N, TIMERS_DUE_N, TIMERS_N, TIMERS_SPREAD, YIELD_PER_TASK,
-    YIELD_TASKS,
+    bridge_peers, bridge_spindle, median_ns, peers, print_table, runs, runtime_async_executor,
+    runtime_peers, runtime_spindle, spindle_side, Row, CALL_SOON_N, ROUND_TRIP_N, RT_CHAIN_N,
+    RT_PING_PONG_N, RT_SPAWN_N, SPAWN_N, THREADSAFE_N, TIMERS_DUE_N, TIMERS_N, TIMERS_SPREAD,
+    YIELD_PER_TASK, YIELD_TASKS,
 };
 use spindle_benches::{combinators_peers, combinators_spindle, GATHER_N, YIELD_NOW_N};
 
@@ -202,60 +202,96 @@ fn workloads() -> Vec<Workload> {
             unit: "task",
             ops: RT_SPAWN_N,
             spindle: Box::new(|| runtime_spindle::spawn_many_local(RT_SPAWN_N)),
-            peers: vec![(
-                "tokio_multi_thread",
-                Box::new(|| runtime_peers::spawn_many_local_tokio(RT_SPAWN_N)),
-            )],
+            peers: vec![
+                (
+                    "tokio_multi_thread",
+                    Box::new(|| runtime_peers::spawn_many_local_tokio(RT_SPAWN_N)),
+                ),
+                (
+                    "async_executor",
+                    Box::new(|| runtime_async_executor::spawn_many_local(RT_SPAWN_N)),
+                ),
+            ],
         },
         Workload {
             name: "rt_spawn_many_remote_idle",
             unit: "task",
             ops: RT_SPAWN_N,
             spindle: Box::new(|| runtime_spindle::spawn_many_remote_idle(RT_SPAWN_N)),
-            peers: vec![(
-                "tokio_multi_thread",
-                Box::new(|| runtime_peers::spawn_many_remote_idle_tokio(RT_SPAWN_N)),
-            )],
+            peers: vec![
+                (
+                    "tokio_multi_thread",
+                    Box::new(|| runtime_peers::spawn_many_remote_idle_tokio(RT_SPAWN_N)),
+                ),
+                (
+                    "async_executor",
+                    Box::new(|| runtime_async_executor::spawn_many_remote_idle(RT_SPAWN_N)),
+                ),
+            ],
         },
         Workload {
             name: "rt_spawn_many_remote_busy",
             unit: "task",
             ops: RT_SPAWN_N,
             spindle: Box::new(|| runtime_spindle::spawn_many_remote_busy(RT_SPAWN_N)),
-            peers: vec![(
-                "tokio_multi_thread",
-                Box::new(|| runtime_peers::spawn_many_remote_busy_tokio(RT_SPAWN_N)),
-            )],
+            peers: vec![
+                (
+                    "tokio_multi_thread",
+                    Box::new(|| runtime_peers::spawn_many_remote_busy_tokio(RT_SPAWN_N)),
+                ),
+                (
+                    "async_executor",
+                    Box::new(|| runtime_async_executor::spawn_many_remote_busy(RT_SPAWN_N)),
+                ),
+            ],
         },
         Workload {
             name: "rt_yield_many",
             unit: "yield",
             ops: YIELD_TASKS * YIELD_PER_TASK,
             spindle: Box::new(|| runtime_spindle::yield_many(YIELD_TASKS, YIELD_PER_TASK)),
-            peers: vec![(
-                "tokio_multi_thread",
-                Box::new(|| runtime_peers::yield_many_tokio(YIELD_TASKS, YIELD_PER_TASK)),
-            )],
+            peers: vec![
+                (
+                    "tokio_multi_thread",
+                    Box::new(|| runtime_peers::yield_many_tokio(YIELD_TASKS, YIELD_PER_TASK)),
+                ),
+                (
+                    "async_executor",
+                    Box::new(|| runtime_async_executor::yield_many(YIELD_TASKS, YIELD_PER_TASK)),
+                ),
+            ],
         },
         Workload {
             name: "rt_ping_pong",
             unit: "round",
             ops: RT_PING_PONG_N,
             spindle: Box::new(|| runtime_spindle::ping_pong(RT_PING_PONG_N)),
-            peers: vec![(
-                "tokio_multi_thread",
-                Box::new(|| runtime_peers::ping_pong_tokio(RT_PING_PONG_N)),
-            )],
+            peers: vec![
+                (
+                    "tokio_multi_thread",
+                    Box::new(|| runtime_peers::ping_pong_tokio(RT_PING_PONG_N)),
+                ),
+                (
+                    "async_executor",
+                    Box::new(|| runtime_async_executor::ping_pong(RT_PING_PONG_N)),
+                ),
+            ],
         },
         Workload {
             name: "rt_chained_spawn",
             unit: "link",
             ops: RT_CHAIN_N,
             spindle: Box::new(|| runtime_spindle::chained_spawn(RT_CHAIN_N)),
-            peers: vec![(
-                "tokio_multi_thread",
-                Box::new(|| runtime_peers::chained_spawn_tokio(RT_CHAIN_N)),
-            )],
+            peers: vec![
+                (
+                    "tokio_multi_thread",
+                    Box::new(|| runtime_peers::chained_spawn_tokio(RT_CHAIN_N)),
+                ),
+                (
+                    "async_executor",
+                    Box::new(|| runtime_async_executor::chained_spawn(RT_CHAIN_N)),
+                ),
+            ],
         },
     ]
 }
