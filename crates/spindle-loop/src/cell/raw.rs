@@ -125,6 +125,52 @@ fn leave_step(previous: usize) -> bool {
     RUNNING_HERE.with(|running| running.replace(previous) & 1 != 0)
 }
 
+/// What a wake from outside the task's step did (see [`mark_scheduled`]).
+enum Woken {
+    /// The task was idle: the waker set SCHEDULED and must create the runnable.
+    Idle,
+    /// A step is running: SCHEDULED is set, the runner schedules the task when it ends.
+    Running,
+    /// Already scheduled, completed or closed: nothing to do.
+    Nothing,
+}
+
+/// The state transition of a wake: sets SCHEDULED unless the task is completed, closed or
+/// scheduled already. `runnable_ref` is added with it when the task is idle (`REFERENCE` if
+/// the waker keeps its own reference, 0 if it hands it to the runnable).
+#[inline]
+fn mark_scheduled(header: &Header, runnable_ref: usize) -> Woken {
+    let mut state = header.state.load(Ordering::Acquire);
+    loop {
+        if state & (COMPLETED | CLOSED) != 0 {
+            return Woken::Nothing;
+        }
+        let new = if state & SCHEDULED != 0 {
+            // Already owed a step. Still a compare-exchange (not a load): it orders this
+            // wake after the writes before it, for that step to see them (async-task's rule).
+            state
+        } else if state & RUNNING != 0 {
+            state | SCHEDULED
+        } else {
+            (state | SCHEDULED) + runnable_ref
+        };
+        match header
+            .state
+            .compare_exchange_weak(state, new, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) if state & SCHEDULED != 0 => return Woken::Nothing,
+            Ok(_) if state & RUNNING != 0 => return Woken::Running,
+            Ok(_) => {
+                if state > isize::MAX as usize {
+                    std::process::abort(); // see `clone_waker`
+                }
+                return Woken::Idle;
+            }
+            Err(actual) => state = actual,
+        }
+    }
+}
+
 impl<F, S> RawTask<F, S>
 where
     F: Future + 'static,
@@ -220,53 +266,13 @@ where
             unsafe { Self::drop_waker(ptr) };
             return;
         }
-        // SAFETY: the waker's reference keeps the cell alive.
-        let header = unsafe { Self::header(ptr) };
-        let mut state = header.state.load(Ordering::Acquire);
-        loop {
-            if state & (COMPLETED | CLOSED) != 0 {
-                // SAFETY: this waker's reference, given up.
-                unsafe { Self::drop_waker(ptr) };
-                return;
-            }
-            if state & SCHEDULED != 0 {
-                // Already owed a step. The compare-exchange (not a load) orders this wake
-                // after the writes before it, for the step to see them (async-task's rule).
-                match header.state.compare_exchange_weak(
-                    state,
-                    state,
-                    Ordering::AcqRel,
-                    Ordering::Acquire,
-                ) {
-                    Ok(_) => {
-                        // SAFETY: as above.
-                        unsafe { Self::drop_waker(ptr) };
-                        return;
-                    }
-                    Err(actual) => state = actual,
-                }
-            } else {
-                match header.state.compare_exchange_weak(
-                    state,
-                    state | SCHEDULED,
-                    Ordering::AcqRel,
-                    Ordering::Acquire,
-                ) {
-                    Ok(_) => {
-                        if state & RUNNING == 0 {
-                            // The waker's reference becomes the runnable's.
-                            // SAFETY: we set SCHEDULED: the runnable is ours to create.
-                            unsafe { Self::schedule(ptr, false) };
-                        } else {
-                            // The runner schedules it when the step ends.
-                            // SAFETY: this waker's reference, given up.
-                            unsafe { Self::drop_waker(ptr) };
-                        }
-                        return;
-                    }
-                    Err(actual) => state = actual,
-                }
-            }
+        // SAFETY: the waker's reference keeps the cell alive; if the wake creates a runnable,
+        // that reference becomes the runnable's (no count of its own is taken).
+        match unsafe { mark_scheduled(Self::header(ptr), 0) } {
+            // SAFETY: we set SCHEDULED, with this waker's reference for the runnable.
+            Woken::Idle => unsafe { Self::schedule(ptr, false) },
+            // SAFETY: this waker's reference, given up.
+            Woken::Running | Woken::Nothing => unsafe { Self::drop_waker(ptr) },
         }
     }
 
@@ -274,51 +280,11 @@ where
         if note_self_wake(ptr) {
             return;
         }
-        // SAFETY: the waker's reference keeps the cell alive.
-        let header = unsafe { Self::header(ptr) };
-        let mut state = header.state.load(Ordering::Acquire);
-        loop {
-            if state & (COMPLETED | CLOSED) != 0 {
-                return;
-            }
-            if state & SCHEDULED != 0 {
-                // See `wake`.
-                match header.state.compare_exchange_weak(
-                    state,
-                    state,
-                    Ordering::AcqRel,
-                    Ordering::Acquire,
-                ) {
-                    Ok(_) => return,
-                    Err(actual) => state = actual,
-                }
-            } else {
-                // Idle: the new runnable takes a reference of its own. Running: the runner's
-                // runnable is reused when the step ends.
-                let new = if state & RUNNING == 0 {
-                    (state | SCHEDULED) + REFERENCE
-                } else {
-                    state | SCHEDULED
-                };
-                match header.state.compare_exchange_weak(
-                    state,
-                    new,
-                    Ordering::AcqRel,
-                    Ordering::Acquire,
-                ) {
-                    Ok(_) => {
-                        if state & RUNNING == 0 {
-                            if state > isize::MAX as usize {
-                                std::process::abort(); // see `clone_waker`
-                            }
-                            // SAFETY: we set SCHEDULED and took the reference for it.
-                            unsafe { Self::schedule(ptr, false) };
-                        }
-                        return;
-                    }
-                    Err(actual) => state = actual,
-                }
-            }
+        // SAFETY: the waker's reference keeps the cell alive; a new runnable takes a reference
+        // of its own.
+        if let Woken::Idle = unsafe { mark_scheduled(Self::header(ptr), REFERENCE) } {
+            // SAFETY: we set SCHEDULED and took the reference for it.
+            unsafe { Self::schedule(ptr, false) };
         }
     }
 
