@@ -38,8 +38,8 @@ impl<T> JoinHandle<T> {
 
     #[inline]
     fn header(&self) -> &Header {
-        // SAFETY: the HANDLE bit keeps the cell alive; the header is at its start.
-        unsafe { &*(self.ptr.as_ptr() as *const Header) }
+        // SAFETY: the HANDLE bit keeps the cell alive.
+        unsafe { super::header_at(self.ptr.as_ptr()) }
     }
 
     /// The task's metadata.

@@ -125,6 +125,18 @@ pub(crate) struct Header {
     pub(crate) meta: TaskHeader,
 }
 
+/// The header of the cell at `ptr`: its first field (`Cell` is `#[repr(C)]`), whatever the
+/// future's type.
+///
+/// # Safety
+///
+/// `ptr` is a live cell, kept alive by the caller (a reference or the handle) for `'a`.
+#[inline]
+pub(crate) unsafe fn header_at<'a>(ptr: *const ()) -> &'a Header {
+    // SAFETY: the caller's contract; the header comes first in every cell.
+    unsafe { &*(ptr as *const Header) }
+}
+
 /// Ends a step (or a dropped [`Runnable`]) that left the task completed or closed: takes the
 /// awaiter if `state` (the state before the final transition) says one is registered, gives up
 /// the step's reference, then wakes the awaiter, whose wake may run anything.
@@ -136,9 +148,9 @@ pub(crate) struct Header {
 /// `ptr` is a live cell and the caller holds a reference to it, which this gives up.
 #[inline]
 pub(crate) unsafe fn release_step(ptr: *const (), state: usize) {
-    // SAFETY: the caller's reference keeps the cell alive until `drop_ref`; the header is at its
-    // start. `header` is not used after that.
-    let header = unsafe { &*(ptr as *const Header) };
+    // SAFETY: the caller's reference keeps the cell alive until `drop_ref`; `header` is not
+    // used after that.
+    let header = unsafe { header_at(ptr) };
     let awaiter = if state & AWAITER != 0 {
         header.take_awaiter(None)
     } else {

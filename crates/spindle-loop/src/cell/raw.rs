@@ -9,8 +9,8 @@ use std::ptr::NonNull;
 use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 
 use super::{
-    release_step, Header, JoinHandle, Runnable, Schedule, TaskVTable, WakerParts, CLOSED,
-    COMPLETED, HANDLE, REFERENCE, RUNNING, SCHEDULED,
+    header_at, release_step, Header, JoinHandle, Runnable, Schedule, TaskVTable, WakerParts,
+    CLOSED, COMPLETED, HANDLE, REFERENCE, RUNNING, SCHEDULED,
 };
 use crate::sync::Ordering;
 use crate::sync::{AtomicUsize, UnsafeCell};
@@ -229,17 +229,6 @@ where
         }
     }
 
-    /// The header of the cell at `ptr`.
-    ///
-    /// # Safety
-    ///
-    /// `ptr` points to a live cell (the caller holds a reference or the handle).
-    #[inline]
-    unsafe fn header<'a>(ptr: *const ()) -> &'a Header {
-        // SAFETY: the header is the cell's first field (`#[repr(C)]`); live per the contract.
-        unsafe { &*(ptr as *const Header) }
-    }
-
     #[inline]
     fn stage(ptr: *const ()) -> *mut Stage<F> {
         // `addr_of_mut!` on a raw pointer: no reference to the union is formed.
@@ -249,7 +238,7 @@ where
 
     unsafe fn clone_waker(ptr: *const ()) -> RawWaker {
         // SAFETY: a waker (or a runnable) of this task exists: the cell is alive.
-        let header = unsafe { Self::header(ptr) };
+        let header = unsafe { header_at(ptr) };
         // Relaxed: the caller's own reference keeps the cell alive (see the module docs).
         let state = header.state.fetch_add(REFERENCE, Ordering::Relaxed);
         if state > isize::MAX as usize {
@@ -268,7 +257,7 @@ where
         }
         // SAFETY: the waker's reference keeps the cell alive; if the wake creates a runnable,
         // that reference becomes the runnable's (no count of its own is taken).
-        match unsafe { mark_scheduled(Self::header(ptr), 0) } {
+        match unsafe { mark_scheduled(header_at(ptr), 0) } {
             // SAFETY: we set SCHEDULED, with this waker's reference for the runnable.
             Woken::Idle => unsafe { Self::schedule(ptr, false) },
             // SAFETY: this waker's reference, given up.
@@ -282,7 +271,7 @@ where
         }
         // SAFETY: the waker's reference keeps the cell alive; a new runnable takes a reference
         // of its own.
-        if let Woken::Idle = unsafe { mark_scheduled(Self::header(ptr), REFERENCE) } {
+        if let Woken::Idle = unsafe { mark_scheduled(header_at(ptr), REFERENCE) } {
             // SAFETY: we set SCHEDULED and took the reference for it.
             unsafe { Self::schedule(ptr, false) };
         }
@@ -290,7 +279,7 @@ where
 
     unsafe fn drop_waker(ptr: *const ()) {
         // SAFETY: the waker's reference keeps the cell alive until the decrement.
-        let header = unsafe { Self::header(ptr) };
+        let header = unsafe { header_at(ptr) };
         let new = header.state.fetch_sub(REFERENCE, Ordering::AcqRel) - REFERENCE;
         if new & !(REFERENCE - 1) == 0 && new & HANDLE == 0 {
             if new & (COMPLETED | CLOSED) == 0 {
@@ -311,7 +300,7 @@ where
 
     unsafe fn drop_ref(ptr: *const ()) {
         // SAFETY: the caller's reference keeps the cell alive until the decrement.
-        let header = unsafe { Self::header(ptr) };
+        let header = unsafe { header_at(ptr) };
         let new = header.state.fetch_sub(REFERENCE, Ordering::AcqRel) - REFERENCE;
         if new & !(REFERENCE - 1) == 0 && new & HANDLE == 0 {
             // SAFETY: no reference, no handle: the cell is ours to free.
@@ -354,7 +343,7 @@ where
         // SAFETY: the step owns the future (see `run`).
         unsafe { Self::drop_future(ptr) };
         // SAFETY: the step's reference keeps the cell alive.
-        let header = unsafe { Self::header(ptr) };
+        let header = unsafe { header_at(ptr) };
         let state = header.state.fetch_and(!clear, Ordering::AcqRel);
         // SAFETY: the step's reference, given up.
         unsafe { release_step(ptr, state) };
@@ -364,7 +353,7 @@ where
     /// Returns whether it was.
     unsafe fn run(ptr: *const ()) -> bool {
         // SAFETY: the runnable's reference keeps the cell alive for the step.
-        let header = unsafe { Self::header(ptr) };
+        let header = unsafe { header_at(ptr) };
         // SAFETY: data and vtable of this task's waker; ManuallyDrop: it borrows the runnable's
         // reference, it does not own one.
         let waker =
@@ -509,7 +498,7 @@ where
         leave_step(self.previous);
         let ptr = self.ptr;
         // SAFETY: the step's reference keeps the cell alive.
-        unsafe { RawTask::<F, S>::header(ptr) }.close();
+        unsafe { header_at(ptr) }.close();
         // SAFETY: still RUNNING: the future and the step's reference are ours.
         unsafe { RawTask::<F, S>::close_in_step(ptr, RUNNING | SCHEDULED) };
     }

@@ -40,8 +40,8 @@ impl Runnable {
 
     #[inline]
     fn header(&self) -> &Header {
-        // SAFETY: the step's reference keeps the cell alive; the header is at its start.
-        unsafe { &*(self.ptr.as_ptr() as *const Header) }
+        // SAFETY: the step's reference keeps the cell alive.
+        unsafe { super::header_at(self.ptr.as_ptr()) }
     }
 
     /// The task's metadata.
@@ -55,7 +55,7 @@ impl Runnable {
     pub(crate) fn run(self) -> bool {
         let ptr = self.into_raw().as_ptr() as *const ();
         // SAFETY: the step's ownership passes to `run`, which ends or reschedules it.
-        unsafe { ((*(ptr as *const Header)).vtable.run)(ptr) }
+        unsafe { (super::header_at(ptr).vtable.run)(ptr) }
     }
 
     /// A new waker of the task (one more reference).
