@@ -90,29 +90,17 @@ impl<T> JoinHandle<T> {
                     Err(actual) => state = actual,
                 }
             } else {
-                // No reference left and never closed: nobody else can wake the task, so
-                // schedule it once to close it and drop its future where it belongs (see
-                // `drop_waker` in `raw`). Otherwise just drop the HANDLE bit.
-                let new = if state & (!(REFERENCE - 1) | CLOSED) == 0 {
-                    SCHEDULED | CLOSED | REFERENCE
-                } else {
-                    state & !HANDLE
-                };
+                // The handle goes; if it was the last holder, see `last_holder_gone`.
                 match header.state.compare_exchange_weak(
                     state,
-                    new,
+                    state & !HANDLE,
                     Ordering::AcqRel,
                     Ordering::Acquire,
                 ) {
                     Ok(_) => {
                         if state & !(REFERENCE - 1) == 0 {
-                            if state & CLOSED == 0 {
-                                // SAFETY: we set SCHEDULED with a reference for it.
-                                unsafe { (header.vtable.schedule)(ptr, false) };
-                            } else {
-                                // SAFETY: no reference and the handle going: ours to free.
-                                unsafe { (header.vtable.destroy)(ptr) };
-                            }
+                            // SAFETY: no reference, and the handle just went.
+                            unsafe { super::last_holder_gone(ptr, state) };
                         }
                         break;
                     }

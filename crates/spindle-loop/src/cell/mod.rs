@@ -137,6 +137,31 @@ pub(crate) unsafe fn header_at<'a>(ptr: *const ()) -> &'a Header {
     unsafe { &*(ptr as *const Header) }
 }
 
+/// The last holder let go of the cell (no reference left, no handle), whose state is
+/// `state`. A task still open (its future in the cell, nobody left to wake it) is closed and
+/// scheduled one last time, so that its future is dropped by its scheduler, on the thread that
+/// owns it, never by whoever let go last; a completed or closed one is freed.
+///
+/// # Safety
+///
+/// No reference and no handle are left: the caller is the only one who can reach the cell.
+pub(crate) unsafe fn last_holder_gone(ptr: *const (), state: usize) {
+    // SAFETY: the caller's contract: the cell is alive and only ours.
+    let header = unsafe { header_at(ptr) };
+    if state & (COMPLETED | CLOSED) == 0 {
+        // A store: nobody else can touch the state now.
+        header
+            .state
+            .store(SCHEDULED | CLOSED | REFERENCE, Ordering::Release);
+        // SAFETY: we set SCHEDULED with a reference for it.
+        unsafe { (header.vtable.schedule)(ptr, false) };
+    } else {
+        // SAFETY: ours to free; its stage was emptied (future dropped, output taken or
+        // dropped) when it completed or closed.
+        unsafe { (header.vtable.destroy)(ptr) };
+    }
+}
+
 /// Ends a step (or a dropped [`Runnable`]) that left the task completed or closed: takes the
 /// awaiter if `state` (the state before the final transition) says one is registered, gives up
 /// the step's reference, then wakes the awaiter, whose wake may run anything.
@@ -440,6 +465,31 @@ mod tests {
         drop(first);
         assert!(join.is_finished());
         assert_eq!(output(join), None);
+    }
+
+    /// A step that ends idle with nobody left to wake the task (no waker kept, the handle
+    /// detached) closes it and schedules it once more, so that its future is dropped by its
+    /// scheduler; the cell is not freed with the future still in it.
+    #[test]
+    fn a_pending_task_nobody_can_wake_has_its_future_dropped() {
+        let captured = std::sync::Arc::new(());
+        let held = captured.clone();
+        let (first, join, _) = spawn_here(poll_fn(move |_| {
+            let _ = &held;
+            Poll::<()>::Pending
+        }));
+        join.detach();
+        assert!(!first.run());
+        let mut queue = queued();
+        assert_eq!(queue.len(), 1, "scheduled once more, to be closed");
+        let (last, _) = queue.pop().unwrap();
+        assert!(!last.run());
+        assert!(queued().is_empty());
+        assert_eq!(
+            std::sync::Arc::strong_count(&captured),
+            1,
+            "the future was dropped"
+        );
     }
 
     #[test]

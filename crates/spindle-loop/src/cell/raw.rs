@@ -9,8 +9,8 @@ use std::ptr::NonNull;
 use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 
 use super::{
-    header_at, release_step, Header, JoinHandle, Runnable, Schedule, TaskVTable, WakerParts,
-    CLOSED, COMPLETED, HANDLE, REFERENCE, RUNNING, SCHEDULED,
+    header_at, last_holder_gone, release_step, Header, JoinHandle, Runnable, Schedule, TaskVTable,
+    WakerParts, CLOSED, COMPLETED, HANDLE, REFERENCE, RUNNING, SCHEDULED,
 };
 use crate::sync::Ordering;
 use crate::sync::{AtomicUsize, UnsafeCell};
@@ -180,7 +180,7 @@ where
         Self::clone_waker,
         Self::wake,
         Self::wake_by_ref,
-        Self::drop_waker,
+        Self::drop_ref,
     );
 
     const TASK_VTABLE: TaskVTable = TaskVTable {
@@ -252,7 +252,7 @@ where
     unsafe fn wake(ptr: *const ()) {
         if note_self_wake(ptr) {
             // SAFETY: this waker's reference, given up.
-            unsafe { Self::drop_waker(ptr) };
+            unsafe { Self::drop_ref(ptr) };
             return;
         }
         // SAFETY: the waker's reference keeps the cell alive; if the wake creates a runnable,
@@ -261,7 +261,7 @@ where
             // SAFETY: we set SCHEDULED, with this waker's reference for the runnable.
             Woken::Idle => unsafe { Self::schedule(ptr, false) },
             // SAFETY: this waker's reference, given up.
-            Woken::Running | Woken::Nothing => unsafe { Self::drop_waker(ptr) },
+            Woken::Running | Woken::Nothing => unsafe { Self::drop_ref(ptr) },
         }
     }
 
@@ -277,34 +277,16 @@ where
         }
     }
 
-    unsafe fn drop_waker(ptr: *const ()) {
-        // SAFETY: the waker's reference keeps the cell alive until the decrement.
-        let header = unsafe { header_at(ptr) };
-        let new = header.state.fetch_sub(REFERENCE, Ordering::AcqRel) - REFERENCE;
-        if new & !(REFERENCE - 1) == 0 && new & HANDLE == 0 {
-            if new & (COMPLETED | CLOSED) == 0 {
-                // The last reference, the handle gone, the task idle: nobody can wake it any
-                // more. Close it and schedule it once, so that its future is dropped where its
-                // scheduler runs it. A store: nobody else can touch the state now.
-                header
-                    .state
-                    .store(SCHEDULED | CLOSED | REFERENCE, Ordering::Release);
-                // SAFETY: we set SCHEDULED with a reference for it.
-                unsafe { Self::schedule(ptr, false) };
-            } else {
-                // SAFETY: no reference, no handle: the cell is ours to free.
-                unsafe { Self::destroy(ptr) };
-            }
-        }
-    }
-
+    /// Gives up a reference (a waker's or a step's). The last one, with the handle gone, frees
+    /// the cell, or first closes the task and schedules it once if its future is still there
+    /// (see `last_holder_gone`).
     unsafe fn drop_ref(ptr: *const ()) {
         // SAFETY: the caller's reference keeps the cell alive until the decrement.
         let header = unsafe { header_at(ptr) };
         let new = header.state.fetch_sub(REFERENCE, Ordering::AcqRel) - REFERENCE;
         if new & !(REFERENCE - 1) == 0 && new & HANDLE == 0 {
-            // SAFETY: no reference, no handle: the cell is ours to free.
-            unsafe { Self::destroy(ptr) };
+            // SAFETY: no reference and no handle left: nobody else can reach the cell.
+            unsafe { last_holder_gone(ptr, new) };
         }
     }
 
