@@ -144,30 +144,30 @@ fn a_self_wake_and_a_wake_from_another_thread_owe_one_step() {
     wake_from_another_thread(true);
 }
 
+/// A task awaited on another thread while this one runs its first step (`run`) or drops it;
+/// returns what the awaiter got.
+fn await_on_another_thread(run: bool) -> Result<u8, TaskError> {
+    let queue = std::sync::Arc::new(Queue::default());
+    let Ok((first, task)) = spawn_stealable(async { 7u8 }, &queue) else {
+        panic!("spawn refused")
+    };
+    let awaiter = thread::spawn(move || block_on(task));
+    if run {
+        first.run();
+    } else {
+        drop(first);
+    }
+    awaiter.join().unwrap()
+}
+
 #[test]
 fn an_awaiter_on_another_thread_gets_the_output() {
-    loom::model(|| {
-        let queue = std::sync::Arc::new(Queue::default());
-        let Ok((first, task)) = spawn_stealable(async { 7u8 }, &queue) else {
-            panic!("spawn refused")
-        };
-        let awaiter = thread::spawn(move || block_on(task));
-        first.run();
-        assert_eq!(awaiter.join().unwrap(), Ok(7));
-    });
+    loom::model(|| assert_eq!(await_on_another_thread(true), Ok(7)));
 }
 
 #[test]
 fn an_awaiter_of_a_dropped_step_gets_cancelled() {
-    loom::model(|| {
-        let queue = std::sync::Arc::new(Queue::default());
-        let Ok((first, task)) = spawn_stealable(async { 7u8 }, &queue) else {
-            panic!("spawn refused")
-        };
-        let awaiter = thread::spawn(move || block_on(task));
-        drop(first);
-        assert_eq!(awaiter.join().unwrap(), Err(TaskError::Cancelled));
-    });
+    loom::model(|| assert_eq!(await_on_another_thread(false), Err(TaskError::Cancelled)));
 }
 
 #[test]
