@@ -250,14 +250,7 @@ impl TaskSet {
     /// Registers an idle task (see the module docs); on a closed set the task cancels itself
     /// and reschedules, so its scheduler drops it.
     fn register(&self, header: &TaskHeader, waker: &Waker) {
-        // Under loom, one shard for every task: a model must take the same branches in each of
-        // its executions, and task ids come from a process-wide counter that keeps counting
-        // from one execution to the next (the shard, so the lock taken, would change).
-        let shard_index = if cfg!(loom) {
-            0
-        } else {
-            (header.id() as usize) & (self.shards.len() - 1)
-        };
+        let shard_index = (header.id() as usize) & (self.shards.len() - 1);
         let mut shard = self.shard(shard_index);
         if self.is_closed() {
             drop(shard);

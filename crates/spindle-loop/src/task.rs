@@ -186,13 +186,29 @@ impl FlaggedHeader {
     }
 }
 
-static NEXT_TASK_ID_BLOCK: AtomicU64 = AtomicU64::new(0);
 /// Task ids are handed to each thread in blocks, so spawning takes no shared atomic.
 const TASK_ID_BLOCK: u64 = 1024;
 
+#[cfg(not(loom))]
+static NEXT_TASK_ID_BLOCK: AtomicU64 = AtomicU64::new(0);
+
+#[cfg(not(loom))]
 thread_local! {
     /// (next id, end of this thread's block)
     static TASK_IDS: std::cell::Cell<(u64, u64)> = const { std::cell::Cell::new((0, 0)) };
+}
+
+// Under loom, both start afresh in every execution of a model, and per loom thread: the
+// executions must take the same branches, and a task's id picks its task set's shard (so the
+// lock it takes). A plain std atomic inside: the counter is no protocol under test.
+#[cfg(loom)]
+loom::lazy_static! {
+    static ref NEXT_TASK_ID_BLOCK: AtomicU64 = AtomicU64::new(0);
+}
+
+#[cfg(loom)]
+loom::thread_local! {
+    static TASK_IDS: std::cell::Cell<(u64, u64)> = std::cell::Cell::new((0, 0));
 }
 
 pub(crate) fn next_task_id() -> u64 {
