@@ -1,4 +1,4 @@
-//! Loom models of the loop's remote inbox (crates/spindle-loop/src/remote.rs).
+//! Loom models of the loop's remote inbox (crates/spindle-loop/src/remote/).
 #![cfg(loom)]
 
 use loom::sync::atomic::{AtomicUsize, Ordering};

@@ -42,7 +42,7 @@ pub enum LoopError {
     Poller(String),
     /// The call needs a loop running on this thread (inside a task or callback), and none is.
     NoRunningLoop,
-    /// [`wait`](crate::wait) was given no tasks (asyncio raises `ValueError` here).
+    /// [`wait`](crate::wait()) was given no tasks (asyncio raises `ValueError` here).
     EmptyWait,
 }
 
@@ -117,7 +117,7 @@ pub enum TaskError {
     Panicked(Arc<str>),
     /// An error was set on the future with `set_exception`.
     Exception(Arc<dyn Error + Send + Sync>),
-    /// The deadline of [`wait_for`](crate::wait_for) or [`timeout`](crate::timeout) passed
+    /// The deadline of [`wait_for`](crate::wait_for()) or [`timeout`](crate::timeout) passed
     /// before the work finished (asyncio's `TimeoutError`); the work was cancelled.
     Timeout,
 }

@@ -34,8 +34,8 @@ use crate::exception::{
 };
 use crate::future::LoopFuture;
 use crate::handle::{Handle, TimerHandle};
-use crate::inline_call::InlineCall;
 use crate::registry::TaskRegistry;
+use crate::remote::inline_call::InlineCall;
 use crate::remote::{Remote, RemoteItem};
 use crate::task::{self, Task, TaskHeader, TaskRef, TaskRunnable};
 use crate::timers::Timers;

@@ -68,25 +68,17 @@
 mod callback;
 #[allow(unsafe_code)] // the task cell: one allocation per task, its state word, its wakers
 mod cell;
-mod child;
+mod combinators;
 mod context;
 mod error;
 mod event_loop;
 mod exception;
 mod future;
-mod gather;
 mod handle;
-#[allow(unsafe_code)] // Inbox: a lock-free list of slots whose tail word carries the flags
-mod inbox;
-#[allow(unsafe_code)] // InlineCall: a small closure carried inline through the inbox
-mod inline_call;
 #[allow(unsafe_code)] // LazyMutex: a box installed once behind an atomic pointer
 mod lazy_mutex;
-mod parker;
 mod registry;
 mod remote;
-mod shield;
-mod sleep;
 #[allow(unsafe_code)] // RunnableSlot: a runnable's raw pointer in an atomic
 mod slot;
 #[allow(unsafe_code)] // a task header keeps its scheduler as one thin `Weak<S>` pointer
@@ -95,10 +87,15 @@ mod sync;
 #[allow(unsafe_code)] // TaskRef: a waker plus a pointer into the task's allocation
 mod task;
 mod timers;
-mod wait;
-mod wait_for;
 
-pub use child::{IntoTask, Spawn};
+pub use combinators::child::{IntoTask, Spawn};
+#[doc(hidden)]
+pub use combinators::gather::__private;
+pub use combinators::gather::{gather, gather_tasks, Children, Gather, GatherSettled};
+pub use combinators::shield::{shield, Shield};
+pub use combinators::sleep::{sleep, sleep_until, yield_now, Sleep, YieldNow};
+pub use combinators::wait::{wait, ReturnWhen, Wait};
+pub use combinators::wait_for::{timeout, wait_for, wait_for_task, Timeout, WaitFor};
 pub use error::{LoopError, Rejected, TaskError};
 pub use event_loop::{
     all_tasks, create_task, current_task, spawn_local, EventLoop, LoopStats, WorkerHook,
@@ -106,18 +103,11 @@ pub use event_loop::{
 };
 pub use exception::{default_exception_handler, ExceptionContext, ExceptionHandler, ExceptionKind};
 pub use future::{FutureCallback, LoopFuture};
-#[doc(hidden)]
-pub use gather::__private;
-pub use gather::{gather, gather_tasks, Children, Gather, GatherSettled};
 pub use handle::{Handle, TimerHandle};
 pub use remote::Remote;
-pub use shield::{shield, Shield};
-pub use sleep::{sleep, sleep_until, yield_now, Sleep, YieldNow};
 pub use slot::RunnableSlot;
 pub use stealable::{spawn_stealable, Inline, Runnable, Scheduler, SchedulerId, TaskSet};
 pub use task::{panic_message, Task, TaskCallback, TaskRef};
-pub use wait::{wait, ReturnWhen, Wait};
-pub use wait_for::{timeout, wait_for, wait_for_task, Timeout, WaitFor};
 
 /// Hooks for the loom models in `loom-tests/` (only with `--cfg loom`): the real [`Remote`]
 /// protocol, driven without an event loop around it.

@@ -16,8 +16,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use crate::combinators::sleep::{sleep, Sleep};
 use crate::error::LoopError;
-use crate::sleep::{sleep, Sleep};
 use crate::sync::WakerCell;
 use crate::task::{Task, TaskCallback};
 

@@ -7,7 +7,7 @@ use std::future::{Future, IntoFuture};
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
-use crate::child::{Child, IntoTask, Spawn};
+use crate::combinators::child::{Child, IntoTask, Spawn};
 use crate::error::TaskError;
 use crate::task::Task;
 
@@ -19,7 +19,7 @@ mod sealed {
 /// [`gather_tasks`]) or a tuple of them, of up to 12 different types (from [`gather!`]).
 /// Sealed.
 ///
-/// [`gather!`]: crate::gather!
+/// [`gather!`]: crate::combinators::gather!
 ///
 /// ```
 /// use spindle_loop::{EventLoop, Gather, Spawn};
@@ -293,7 +293,7 @@ impl Engine {
 /// per pending child plus the work of the children that finished; children that finish in the
 /// same iteration wake the gather once.
 ///
-/// [`gather!`]: crate::gather!
+/// [`gather!`]: crate::combinators::gather!
 ///
 /// ```
 /// use spindle_loop::{gather, EventLoop};
@@ -418,7 +418,7 @@ impl<L: Children> fmt::Debug for GatherSettled<L> {
 /// another task and its errors would become values); [`gather!`] takes any mix, of different
 /// output types.
 ///
-/// [`gather!`]: crate::gather!
+/// [`gather!`]: crate::combinators::gather!
 ///
 /// # Panics
 ///
@@ -498,7 +498,7 @@ pub mod __private {
     use std::cell::Cell;
     use std::future::IntoFuture;
 
-    use crate::child::Spawn;
+    use crate::combinators::child::Spawn;
     use crate::task::Task;
 
     /// One `gather!` argument.

@@ -11,9 +11,9 @@ use std::future::{Future, IntoFuture};
 
 use std::task::{Context, Poll};
 
+use crate::combinators::gather::ChildOps;
+use crate::combinators::sleep::NO_RUNNING_LOOP;
 use crate::error::TaskError;
-use crate::gather::ChildOps;
-use crate::sleep::NO_RUNNING_LOOP;
 use crate::task::Task;
 
 mod sealed {
@@ -53,9 +53,9 @@ impl<T> IntoTask for Task<T> {
 /// A future that a combinator will run as a task on the running loop (what [`gather`],
 /// [`wait_for`] and [`gather!`] make of the futures they are given).
 ///
-/// [`gather`]: fn@crate::gather
-/// [`wait_for`]: crate::wait_for
-/// [`gather!`]: crate::gather!
+/// [`gather`]: fn@crate::combinators::gather
+/// [`wait_for`]: crate::combinators::wait_for
+/// [`gather!`]: crate::combinators::gather!
 ///
 /// ```
 /// use spindle_loop::Spawn;

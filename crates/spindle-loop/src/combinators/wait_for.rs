@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 
 use pin_project_lite::pin_project;
 
-use crate::child::{Child, IntoTask, Spawn};
+use crate::combinators::child::{Child, IntoTask, Spawn};
+use crate::combinators::sleep::{sleep, Sleep};
 use crate::error::TaskError;
-use crate::sleep::{sleep, Sleep};
 use crate::task::Task;
 
 /// Runs `future` as a task with a deadline of `delay` (asyncio's `asyncio.wait_for`). For a
@@ -33,7 +33,7 @@ use crate::task::Task;
 /// its value if it finished with one while being cancelled (asyncio's rule), with its error if
 /// it failed. A zero delay does not wait at all: a task already finished gives its result,
 /// any other is cancelled at once. Dropping the `wait_for` (cancelling its awaiter) cancels the
-/// task too. To let the work survive the deadline, give it a [`shield`](crate::shield).
+/// task too. To let the work survive the deadline, give it a [`shield`](crate::shield()).
 ///
 /// # Panics
 ///

@@ -6,7 +6,7 @@
 //! queue at the start of every iteration and after every wait.
 //!
 //! **No lost wake-up, and one locked instruction per submission.** The queue is our own
-//! ([`crate::inbox`]): its tail word carries `PARKED`, `CLOSED` and `FINAL` beside the tail
+//! ([`crate::remote::inbox`]): its tail word carries `PARKED`, `CLOSED` and `FINAL` beside the tail
 //! position, so the compare-and-swap that claims a producer's slot also reads whether the loop
 //! is parked (and clears it: that producer, and only that one, wakes the loop, so a burst of
 //! submissions costs at most one wake-up syscall; [`Remote::wakeups`] counts them) and whether
@@ -28,14 +28,20 @@
 //! sets FINAL, after which a stray task wake-up is leaked rather than dropped on a foreign thread
 //! (dropping a thread-local task elsewhere would abort the process).
 
+#[allow(unsafe_code)] // Inbox: a lock-free list of slots whose tail word carries the flags
+pub(crate) mod inbox;
+#[allow(unsafe_code)] // InlineCall: a small closure carried inline through the inbox
+pub(crate) mod inline_call;
+pub(crate) mod parker;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use crate::error::{LoopError, Rejected};
-use crate::inbox::{Inbox, CLOSED, FINAL};
-use crate::inline_call::InlineCall;
-use crate::parker::Parker;
+use crate::remote::inbox::{Inbox, CLOSED, FINAL};
+use crate::remote::inline_call::InlineCall;
+use crate::remote::parker::Parker;
 use crate::sync::{fence, AtomicBool, AtomicU64, Ordering};
 use crate::task::TaskRunnable;
 

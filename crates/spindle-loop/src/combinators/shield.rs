@@ -2,7 +2,7 @@
 //!
 //! Awaiting a [`Task`] links the awaiting task to it: cancelling the awaiter cancels the task
 //! (asyncio's rule). A [`Shield`] polls the task without that link, and dropping the shield
-//! (what cancelling its awaiter, or a [`wait_for`](crate::wait_for) around it, does) only lets
+//! (what cancelling its awaiter, or a [`wait_for`](crate::wait_for()) around it, does) only lets
 //! go of the handle: the task runs on to completion. The other direction is not blocked: if
 //! the task itself is cancelled, the shield completes with [`TaskError::Cancelled`].
 //!
@@ -38,7 +38,7 @@ pub struct Shield<T, H = Task<T>> {
 }
 
 /// Protects `task` from the cancellation of whoever awaits it (asyncio's `asyncio.shield`):
-/// cancelling the awaiter, or timing out a [`wait_for`](crate::wait_for) around the shield,
+/// cancelling the awaiter, or timing out a [`wait_for`](crate::wait_for()) around the shield,
 /// leaves the task running to completion. The output passes through; if the task itself is
 /// cancelled, so is the shield.
 ///
