@@ -149,7 +149,7 @@ pub(crate) struct Inner {
     /// The callback queued in the ready queue for each threadsafe callback (see `Ready`).
     inbox_marker: Callback,
     timers: RefCell<Timers>,
-    remote: Arc<Remote>,
+    pub(crate) remote: Arc<Remote>,
     running: Cell<bool>,
     stopping: Cell<bool>,
     closed: Cell<bool>,
@@ -163,12 +163,21 @@ pub(crate) struct Inner {
     handler: RefCell<Option<ExceptionHandler>>,
     debug: Cell<bool>,
     slow_callback: Cell<Duration>,
-    events: RefCell<polling::Events>,
+    pub(crate) events: RefCell<polling::Events>,
     callbacks_run: Cell<u64>,
     task_steps: Cell<u64>,
     iterations: Cell<u64>,
     close_hooks: RefCell<Vec<Box<dyn FnOnce()>>>,
     worker_hook: RefCell<Option<Rc<dyn WorkerHook>>>,
+    /// The fds this loop's poller watches (`io`), shared with the sources registered here.
+    #[cfg(not(loom))]
+    pub(crate) reactor: Arc<crate::io::reactor::Reactor>,
+    /// `add_reader` / `add_writer` callbacks, by fd.
+    #[cfg(not(loom))]
+    pub(crate) watches: RefCell<crate::io::watch::Watches>,
+    /// Scratch buffers of `dispatch_io`, kept to spare an allocation per poll.
+    #[cfg(not(loom))]
+    pub(crate) io_scratch: RefCell<crate::io::reactor::Scratch>,
 }
 
 impl Inner {
@@ -182,6 +191,11 @@ impl Inner {
 
     pub(crate) fn stop(&self) {
         self.stopping.set(true);
+    }
+
+    /// The ready queue (the I/O dispatch queues watch callbacks here).
+    pub(crate) fn ready_queue(&self) -> &RefCell<VecDeque<Ready>> {
+        &self.ready
     }
 
     pub(crate) fn push_ready_task(&self, runnable: TaskRunnable) {
@@ -334,6 +348,7 @@ impl Inner {
         self.timers.borrow_mut().maybe_rebuild();
         self.drain_remote();
         let hook = self.worker_hook.borrow().clone();
+        let has_io = self.has_io();
         let timeout = if !self.ready.borrow().is_empty()
             || self.stopping.get()
             || hook.as_ref().is_some_and(|h| h.has_stealable())
@@ -349,13 +364,18 @@ impl Inner {
         if timeout != Some(Duration::ZERO) {
             let _span = tracing::trace_span!("spindle.park", ?timeout).entered();
             if hook.as_ref().is_none_or(|h| h.before_park()) {
-                self.remote.park(&mut self.events.borrow_mut(), timeout);
+                self.remote
+                    .park(&mut self.events.borrow_mut(), timeout, !has_io);
             }
             if let Some(hook) = &hook {
                 hook.after_park();
             }
             self.drain_remote();
+        } else if has_io {
+            self.poll_io_now();
         }
+        // I/O events before due timers (asyncio's order).
+        self.dispatch_io();
         {
             let mut timers = self.timers.borrow_mut();
             if !timers.is_empty() {
@@ -473,6 +493,8 @@ impl Inner {
     fn close_now(&self) {
         self.closed.set(true);
         self.remote.close();
+        // First: the poller lets go of every fd, and tasks waiting on sources get an error.
+        self.close_io();
         for _ in 0..MAX_CLOSE_ROUNDS {
             // Wake every live task so that its runnable lands in a queue, where it is dropped.
             let live = self.tasks.borrow().refs();
@@ -592,7 +614,6 @@ impl EventLoop {
             inbox_calls: RefCell::new(VecDeque::new()),
             inbox_marker: crate::callback::new_inbox_marker(me.clone()),
             timers: RefCell::new(Timers::default()),
-            remote,
             running: Cell::new(false),
             stopping: Cell::new(false),
             closed: Cell::new(false),
@@ -607,6 +628,13 @@ impl EventLoop {
             iterations: Cell::new(0),
             close_hooks: RefCell::new(Vec::new()),
             worker_hook: RefCell::new(None),
+            #[cfg(not(loom))]
+            reactor: Arc::new(crate::io::reactor::Reactor::new(remote.clone())),
+            #[cfg(not(loom))]
+            watches: RefCell::new(Default::default()),
+            #[cfg(not(loom))]
+            io_scratch: RefCell::new(Default::default()),
+            remote,
         });
         Ok(EventLoop { inner })
     }

@@ -51,8 +51,10 @@
 //!   any mix. `wait` and `shield` take tasks. Errors of the combinators are
 //!   [`TaskError`]s (`Timeout` is one); `gather` in fail-fast mode yields the first error it
 //!   sees, `.settled()` gives every `Result`.
-//! - **No I/O sources yet**: the loop waits in a `polling::Poller` (timer deadline as timeout),
-//!   which is also what other threads notify; registering sockets is future work.
+//! - **I/O readiness** ([`io`]): one poller per loop; a [`io::Source`] registers with the loop
+//!   where it first has to wait (its home), edge-triggered, and wakes its task's waker on
+//!   whatever thread the task runs; `add_reader` / `add_writer` are level-triggered callbacks,
+//!   as asyncio's. Unix only (`AsFd`).
 //!
 //! ## Tracing
 //!
@@ -75,6 +77,8 @@ mod event_loop;
 mod exception;
 mod future;
 mod handle;
+#[allow(unsafe_code)] // the reactor's poller registrations (polling's `add` contract)
+pub mod io;
 #[allow(unsafe_code)] // LazyMutex: a box installed once behind an atomic pointer
 mod lazy_mutex;
 mod registry;
@@ -198,7 +202,7 @@ pub mod __loom {
         /// Loop side: park with no timeout (returns at once if something is queued).
         pub fn park(&self) {
             let mut events = polling::Events::new();
-            self.0.park(&mut events, None);
+            self.0.park(&mut events, None, true);
         }
 
         /// Loop side: run every queued callback; returns how many ran.

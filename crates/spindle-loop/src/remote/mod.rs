@@ -293,8 +293,11 @@ impl Remote {
     }
 
     /// Loop thread: blocks until a producer pushes, a notify arrives, or the timeout passes.
-    pub(crate) fn park(&self, events: &mut polling::Events, timeout: Option<Duration>) {
-        if self.spin_for_work(timeout) {
+    ///
+    /// `spin`: watch the inbox for a short while first (see `spin_for_work`). A loop with I/O
+    /// registrations does not: an event that arrives during the spin would wait for it.
+    pub(crate) fn park(&self, events: &mut polling::Events, timeout: Option<Duration>, spin: bool) {
+        if spin && self.spin_for_work(timeout) {
             return;
         }
         if !self.queue.try_park() {
@@ -343,6 +346,19 @@ impl Remote {
     #[cfg(loom)]
     fn spin_for_work(&self, _timeout: Option<Duration>) -> bool {
         false
+    }
+
+    /// Loop thread: collects the I/O events ready now, without blocking and without the park
+    /// protocol (nobody needs to wake a loop that does not sleep).
+    #[cfg(not(loom))]
+    pub(crate) fn poll_now(&self, events: &mut polling::Events) {
+        self.parker.wait(events, Some(Duration::ZERO));
+    }
+
+    /// The loop's poller, where its I/O sources are registered.
+    #[cfg(not(loom))]
+    pub(crate) fn poller(&self) -> &polling::Poller {
+        self.parker.poller()
     }
 
     /// Loop thread: takes the next item.

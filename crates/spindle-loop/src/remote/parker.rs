@@ -28,6 +28,11 @@ impl Parker {
         let _ = self.poller.wait(events, timeout);
     }
 
+    /// The poller itself, for I/O registrations (see `io::reactor`).
+    pub(crate) fn poller(&self) -> &polling::Poller {
+        &self.poller
+    }
+
     pub(crate) fn notify(&self) {
         // Fails only if the notification pipe/eventfd is broken; the loop then wakes at its
         // next timer, so there is nothing better to do than report it.

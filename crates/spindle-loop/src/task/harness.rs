@@ -80,6 +80,8 @@ impl<F: Future, O: TaskOwner> Future for TaskFuture<F, O> {
         // This step's task, for `current_task()` (cx's waker is the task's own: the cell
         // builds it from the task pointer). Restored on the way out, also on unwinding.
         let _current = CurrentTask::enter(this.guard.header_ptr(), cx.waker());
+        // A fresh I/O budget for this step (see `io::coop`).
+        crate::io::coop::reset();
         if this.guard.future_gone() {
             // The cell never polls a completed future; answer consistently all the same.
             return Poll::Ready(Err(TaskError::Cancelled));

@@ -100,6 +100,12 @@ fn current_task_header() -> Option<NonNull<TaskHeader>> {
     CURRENT.with(|c| c.get()).map(|(header, _)| header)
 }
 
+/// Whether a task's step is running on this thread (the I/O budget applies only then).
+#[inline]
+pub(crate) fn in_task_step() -> bool {
+    CURRENT.with(|c| c.get().is_some())
+}
+
 /// The task whose step is running on this thread, if any.
 pub(crate) fn current_task_ref() -> Option<TaskRef> {
     let (header, waker) = CURRENT.with(|c| c.get())?;
