@@ -9,7 +9,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use spindle_loop::io::{IoError, Source};
-use spindle_loop::{sleep, EventLoop};
+use spindle_loop::EventLoop;
 
 /// Runs `lp` for `n` iterations (each `stop()` ends the run after one batch).
 fn iterate(lp: &EventLoop, n: usize) {
