@@ -240,6 +240,47 @@ pub mod __loom {
         }
     }
 
+    /// One I/O source's readiness state (`io::readiness`), as its home loop and its tasks
+    /// see it.
+    #[derive(Default)]
+    pub struct IoReadiness(crate::io::readiness::Readiness);
+
+    /// What a task saw as ready (to clear after `WouldBlock`).
+    pub struct IoEvent(crate::io::readiness::ReadyEvent);
+
+    impl IoReadiness {
+        /// Task side: `Some(event)` if readable (or `None` after storing the waker);
+        /// `Err(())` once shut down.
+        pub fn poll_readable(&self, cx: &mut std::task::Context<'_>) -> Result<Option<IoEvent>, ()> {
+            use crate::io::readiness::Direction;
+            match self.0.poll_ready(cx, Direction::Read) {
+                std::task::Poll::Ready(Ok(event)) => Ok(Some(IoEvent(event))),
+                std::task::Poll::Ready(Err(_)) => Err(()),
+                std::task::Poll::Pending => Ok(None),
+            }
+        }
+
+        /// Task side: the syscall said `WouldBlock` after `event`.
+        pub fn clear(&self, event: IoEvent) {
+            self.0.clear(event.0);
+        }
+
+        /// Home loop: the poller reported the source readable.
+        pub fn deliver_readable(&self) {
+            self.0.deliver(crate::io::readiness::READABLE);
+        }
+
+        /// Home loop: the loop closed.
+        pub fn deliver_shutdown(&self) {
+            self.0.deliver(crate::io::readiness::SHUTDOWN);
+        }
+
+        /// The source is dropped (deregistered): its stored wakers are dropped.
+        pub fn drop_wakers(&self) {
+            drop(self.0.clear_wakers());
+        }
+    }
+
     /// A task header's lazily allocated slow state (`LazyMutex`), holding a list of numbers.
     pub struct LazyList(crate::lazy_mutex::LazyMutex<Vec<u32>>);
 
