@@ -89,7 +89,11 @@ fn shutdown_reaches_a_waiter_on_another_thread() {
         home.join().unwrap();
         let _ = data.load(Ordering::SeqCst);
         if waiting {
-            assert_eq!(woken.0.load(Ordering::SeqCst), 1, "shutdown did not wake the waiter");
+            assert_eq!(
+                woken.0.load(Ordering::SeqCst),
+                1,
+                "shutdown did not wake the waiter"
+            );
         }
         assert!(readiness.poll_readable(&mut cx).is_err());
     });

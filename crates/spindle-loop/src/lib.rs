@@ -251,7 +251,10 @@ pub mod __loom {
     impl IoReadiness {
         /// Task side: `Some(event)` if readable (or `None` after storing the waker);
         /// `Err(())` once shut down.
-        pub fn poll_readable(&self, cx: &mut std::task::Context<'_>) -> Result<Option<IoEvent>, ()> {
+        pub fn poll_readable(
+            &self,
+            cx: &mut std::task::Context<'_>,
+        ) -> Result<Option<IoEvent>, ()> {
             use crate::io::readiness::Direction;
             match self.0.poll_ready(cx, Direction::Read) {
                 std::task::Poll::Ready(Ok(event)) => Ok(Some(IoEvent(event))),

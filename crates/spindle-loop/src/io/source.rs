@@ -345,11 +345,8 @@ impl<T: AsFd + fmt::Debug> fmt::Debug for Source<T> {
     }
 }
 
-/// Switches `fd` to non-blocking mode (`O_NONBLOCK`).
+/// Switches `fd` to non-blocking mode (one `ioctl(FIONBIO)`).
 fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
-    let flags = rustix::fs::fcntl_getfl(fd)?;
-    if !flags.contains(rustix::fs::OFlags::NONBLOCK) {
-        rustix::fs::fcntl_setfl(fd, flags | rustix::fs::OFlags::NONBLOCK)?;
-    }
+    rustix::io::ioctl_fionbio(fd, true)?;
     Ok(())
 }
