@@ -401,6 +401,19 @@ impl TcpStream {
         )
     }
 
+    /// The id of the loop whose poller reports this socket's readiness (its home: the loop
+    /// where it first had to wait), once it has one.
+    ///
+    /// ```
+    /// # let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// # let s = spindle_net::TcpStream::from_std(std::net::TcpStream::connect(listener.local_addr()?)?)?;
+    /// assert_eq!(s.home_loop(), None); // it never had to wait
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn home_loop(&self) -> Option<u64> {
+        self.inner.source().home_loop()
+    }
+
     /// The std stream underneath.
     ///
     /// ```

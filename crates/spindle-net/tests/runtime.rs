@@ -1,0 +1,135 @@
+//! Sockets on a 2-worker runtime: readiness from a socket's home worker reaches its task on
+//! another worker, whether the task was stolen or the socket was moved.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use spindle_loop::EventLoop;
+use spindle_net::{TcpListener, TcpStream};
+use spindle_policy::Runtime;
+
+fn runtime() -> Runtime {
+    Runtime::builder().worker_threads(2).build().unwrap()
+}
+
+/// An echo server on its own thread's loop (std thread), for clients on the runtime.
+fn echo_server() -> std::net::SocketAddr {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let lp = EventLoop::new().unwrap();
+        let l = lp.clone();
+        let _ = lp.run_until_complete(async move {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            tx.send(listener.local_addr().unwrap()).unwrap();
+            loop {
+                let Ok((mut conn, _)) = listener.accept().await else {
+                    break;
+                };
+                l.create_task(async move {
+                    let mut buf = [0; 1024];
+                    while let Ok(n @ 1..) = conn.read(&mut buf).await {
+                        if conn.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                })
+                .unwrap();
+            }
+        });
+    });
+    rx.recv().unwrap()
+}
+
+fn running_loop_id() -> u64 {
+    EventLoop::running().expect("inside a worker").id()
+}
+
+#[test]
+fn a_socket_moved_to_a_task_on_another_worker_keeps_working() {
+    let rt = runtime();
+    let addr = echo_server();
+    let loops: Vec<u64> = rt.loops().iter().map(|l| l.loop_id()).collect();
+    // Connect and wait once on worker 0: the socket's home is worker 0's loop.
+    let stream = rt
+        .spawn_on(0, move || async move {
+            let mut s = TcpStream::connect(addr).await.unwrap();
+            s.write_all(b"home").await.unwrap();
+            let mut buf = [0; 4];
+            s.read_exact(&mut buf).await.unwrap();
+            (s, running_loop_id())
+        })
+        .unwrap()
+        .result()
+        .unwrap();
+    let (stream, home) = stream;
+    assert_eq!(home, loops[0]);
+    // Worker 1 uses it: every wait is answered by worker 0's poller.
+    let (rounds, ran_on) = rt
+        .spawn_on(1, move || async move {
+            let mut s = stream;
+            for i in 0..200u32 {
+                s.write_all(&i.to_le_bytes()).await.unwrap();
+                let mut buf = [0; 4];
+                s.read_exact(&mut buf).await.unwrap();
+                assert_eq!(u32::from_le_bytes(buf), i);
+            }
+            (200, running_loop_id())
+        })
+        .unwrap()
+        .result()
+        .unwrap();
+    assert_eq!((rounds, ran_on), (200, loops[1]));
+    rt.shutdown();
+}
+
+#[test]
+fn stealable_tasks_keep_using_their_sockets_wherever_they_run() {
+    const CLIENTS: usize = 16;
+    const ROUNDS: u32 = 100;
+    let rt = runtime();
+    let addr = echo_server();
+    let off_home = Arc::new(AtomicUsize::new(0));
+    let tasks: Vec<_> = (0..CLIENTS)
+        .map(|_| {
+            let off_home = off_home.clone();
+            rt.spawn(async move {
+                let mut s = TcpStream::connect(addr).await.unwrap();
+                for i in 0..ROUNDS {
+                    s.write_all(&i.to_le_bytes()).await.unwrap();
+                    let mut buf = [0; 4];
+                    s.read_exact(&mut buf).await.unwrap();
+                    assert_eq!(u32::from_le_bytes(buf), i);
+                    // Busy work, so that siblings queue up and the other worker steals.
+                    let mut x = 0u64;
+                    for k in 0..20_000 {
+                        x = x.wrapping_mul(31).wrapping_add(k);
+                    }
+                    std::hint::black_box(x);
+                    let home = s.home_loop();
+                    if home != Some(running_loop_id()) {
+                        off_home.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                ROUNDS
+            })
+            .unwrap()
+        })
+        .collect();
+    let total: u32 = rt
+        .block_on(async move {
+            let mut total = 0;
+            for t in tasks {
+                total += t.await.unwrap();
+            }
+            total
+        })
+        .unwrap();
+    assert_eq!(total, CLIENTS as u32 * ROUNDS);
+    // Not asserted (scheduling decides): how many steps ran away from the socket's home.
+    eprintln!(
+        "steps away from their socket's home worker: {}",
+        off_home.load(Ordering::Relaxed)
+    );
+    rt.shutdown();
+}
