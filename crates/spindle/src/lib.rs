@@ -69,6 +69,8 @@ pub use spindle_macros::main;
 
 /// Runs an `async fn` test on a spindle loop, or on a [`Runtime`] with `workers = N`.
 ///
+/// (A doctest cannot run `#[test]` functions; `crates/spindle/tests/macros.rs` runs these.)
+///
 /// ```
 /// #[spindle::test]
 /// async fn adds() {
@@ -79,7 +81,6 @@ pub use spindle_macros::main;
 /// async fn spawns() {
 ///     assert_eq!(spindle::spawn(async { 3 }).unwrap().await, Ok(3));
 /// }
-/// # fn main() { adds(); spawns(); }
 /// ```
 ///
 /// ```compile_fail
