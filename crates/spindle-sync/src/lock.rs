@@ -72,7 +72,7 @@ impl Lock {
     /// drop(guard);
     /// ```
     pub fn try_lock(&self) -> Option<LockGuard<'_>> {
-        self.permits.try_acquire().then_some(LockGuard { lock: self })
+        self.permits.try_acquire().then(|| LockGuard { lock: self })
     }
 
     /// Whether the lock is held (asyncio's `locked()`).

@@ -65,7 +65,7 @@ impl Semaphore {
     /// assert!(sem.try_acquire().is_none());
     /// ```
     pub fn try_acquire(&self) -> Option<SemaphorePermit<'_>> {
-        self.permits.try_acquire().then_some(SemaphorePermit {
+        self.permits.try_acquire().then(|| SemaphorePermit {
             permits: &self.permits,
         })
     }
@@ -160,7 +160,7 @@ impl BoundedSemaphore {
     /// assert!(sem.try_acquire().is_some());
     /// ```
     pub fn try_acquire(&self) -> Option<SemaphorePermit<'_>> {
-        self.permits.try_acquire().then_some(SemaphorePermit {
+        self.permits.try_acquire().then(|| SemaphorePermit {
             permits: &self.permits,
         })
     }
