@@ -41,7 +41,7 @@ struct State {
 ///     (mine, peer.await.unwrap())
 /// })
 /// .unwrap();
-/// assert_eq!(indices, (1, 0));
+/// assert_eq!(indices, (0, 1)); // this task arrived first
 /// ```
 pub struct Barrier {
     parties: usize,
@@ -73,8 +73,8 @@ impl Barrier {
     /// [`BrokenBarrierError`] if the barrier is or becomes broken before it trips.
     ///
     /// ```
-    /// let barrier = spindle_sync::Barrier::new(1);
-    /// assert_eq!(spindle_policy::run(barrier.wait()).unwrap(), Ok(0));
+    /// static BARRIER: spindle_sync::Barrier = spindle_sync::Barrier::new(1);
+    /// assert_eq!(spindle_policy::run(BARRIER.wait()).unwrap(), Ok(0));
     /// ```
     pub fn wait(&self) -> impl Future<Output = Result<usize, BrokenBarrierError>> + Send + '_ {
         BarrierWait {
@@ -86,10 +86,10 @@ impl Barrier {
     /// Breaks the barrier: waiters and later `wait`s get [`BrokenBarrierError`] until `reset`.
     ///
     /// ```
-    /// let barrier = spindle_sync::Barrier::new(2);
-    /// barrier.abort();
-    /// assert!(barrier.broken());
-    /// assert!(spindle_policy::run(barrier.wait()).unwrap().is_err());
+    /// static BARRIER: spindle_sync::Barrier = spindle_sync::Barrier::new(2);
+    /// BARRIER.abort();
+    /// assert!(BARRIER.broken());
+    /// assert!(spindle_policy::run(BARRIER.wait()).unwrap().is_err());
     /// ```
     pub fn abort(&self) {
         let mut wakers = Wakers::new();

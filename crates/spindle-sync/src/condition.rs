@@ -70,10 +70,10 @@ impl Condition {
     /// Takes the condition's lock (FIFO, as [`Lock::lock`]).
     ///
     /// ```
-    /// let cond = spindle_sync::Condition::new();
+    /// static COND: spindle_sync::Condition = spindle_sync::Condition::new();
     /// spindle_policy::run(async {
-    ///     let _guard = cond.lock().await;
-    ///     assert!(cond.locked());
+    ///     let _guard = COND.lock().await;
+    ///     assert!(COND.locked());
     /// })
     /// .unwrap();
     /// ```
@@ -124,9 +124,9 @@ impl fmt::Debug for Condition {
 /// The lock of a [`Condition`], held; dropping it releases the lock.
 ///
 /// ```
-/// let cond = spindle_sync::Condition::new();
+/// static COND: spindle_sync::Condition = spindle_sync::Condition::new();
 /// spindle_policy::run(async {
-///     let guard = cond.lock().await;
+///     let guard = COND.lock().await;
 ///     guard.notify(1); // nobody waits: a no-op
 /// })
 /// .unwrap();
@@ -167,9 +167,9 @@ impl<'a> ConditionGuard<'a> {
     /// notification (asyncio's `wait_for`).
     ///
     /// ```
-    /// let cond = spindle_sync::Condition::new();
+    /// static COND: spindle_sync::Condition = spindle_sync::Condition::new();
     /// spindle_policy::run(async {
-    ///     let _guard = cond.lock().await.wait_for(|| true).await;
+    ///     let _guard = COND.lock().await.wait_for(|| true).await;
     /// })
     /// .unwrap();
     /// ```
@@ -183,8 +183,8 @@ impl<'a> ConditionGuard<'a> {
     /// Wakes up to `n` waiters, longest-waiting first.
     ///
     /// ```
-    /// let cond = spindle_sync::Condition::new();
-    /// spindle_policy::run(async { cond.lock().await.notify(2) }).unwrap();
+    /// static COND: spindle_sync::Condition = spindle_sync::Condition::new();
+    /// spindle_policy::run(async { COND.lock().await.notify(2) }).unwrap();
     /// ```
     pub fn notify(&self, n: usize) {
         self.cond.notify_n(n);
@@ -193,8 +193,8 @@ impl<'a> ConditionGuard<'a> {
     /// Wakes every waiter.
     ///
     /// ```
-    /// let cond = spindle_sync::Condition::new();
-    /// spindle_policy::run(async { cond.lock().await.notify_all() }).unwrap();
+    /// static COND: spindle_sync::Condition = spindle_sync::Condition::new();
+    /// spindle_policy::run(async { COND.lock().await.notify_all() }).unwrap();
     /// ```
     pub fn notify_all(&self) {
         self.cond.notify_n(usize::MAX);

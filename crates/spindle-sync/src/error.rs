@@ -9,7 +9,7 @@ use std::fmt;
 /// ```
 /// let q = spindle_sync::Queue::new(0);
 /// q.shutdown(false);
-/// let err = spindle_policy::run(q.put(5)).unwrap().unwrap_err();
+/// let err = spindle_policy::run(async move { q.put(5).await }).unwrap().unwrap_err();
 /// assert_eq!(err.into_inner(), 5);
 /// ```
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -197,9 +197,9 @@ impl Error for TooManyReleases {}
 /// asyncio's `BrokenBarrierError`: the barrier was aborted or reset while (or before) waiting.
 ///
 /// ```
-/// let b = spindle_sync::Barrier::new(2);
-/// b.abort();
-/// let err = spindle_policy::run(b.wait()).unwrap().unwrap_err();
+/// static BARRIER: spindle_sync::Barrier = spindle_sync::Barrier::new(2);
+/// BARRIER.abort();
+/// let err = spindle_policy::run(BARRIER.wait()).unwrap().unwrap_err();
 /// assert!(err.to_string().contains("reset"));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -94,9 +94,9 @@ impl Event {
     /// on the event or on other waiters.
     ///
     /// ```
-    /// let event = spindle_sync::Event::new();
-    /// event.set();
-    /// spindle_policy::run(async { event.wait().await }).unwrap();
+    /// static EVENT: spindle_sync::Event = spindle_sync::Event::new();
+    /// EVENT.set();
+    /// spindle_policy::run(EVENT.wait()).unwrap();
     /// ```
     pub async fn wait(&self) {
         let start = self.state.load(Ordering::SeqCst);

@@ -50,13 +50,13 @@ impl Lock {
     /// Waits for the lock (FIFO) and returns its guard (asyncio's `await lock.acquire()`).
     ///
     /// ```
-    /// let lock = spindle_sync::Lock::new();
+    /// static LOCK: spindle_sync::Lock = spindle_sync::Lock::new();
     /// spindle_policy::run(async {
-    ///     let _guard = lock.lock().await;
-    ///     assert!(lock.locked());
+    ///     let _guard = LOCK.lock().await;
+    ///     assert!(LOCK.locked());
     /// })
     /// .unwrap();
-    /// assert!(!lock.locked());
+    /// assert!(!LOCK.locked());
     /// ```
     pub async fn lock(&self) -> LockGuard<'_> {
         self.permits.acquire().await;

@@ -350,8 +350,10 @@ impl<T: Send, O: Order<T>> OrderedQueue<T, O> {
     /// queue is shut down: the item comes back in [`QueueShutDown`].
     ///
     /// ```
-    /// let q = spindle_sync::Queue::new(1);
-    /// spindle_policy::run(async { q.put("job").await.unwrap() }).unwrap();
+    /// use std::sync::Arc;
+    /// let q = Arc::new(spindle_sync::Queue::new(1));
+    /// let producer = q.clone();
+    /// spindle_policy::run(async move { producer.put("job").await.unwrap() }).unwrap();
     /// assert_eq!(q.qsize(), 1);
     /// ```
     pub fn put(&self, item: T) -> impl Future<Output = Result<(), QueueShutDown<T>>> + '_ {
@@ -382,7 +384,7 @@ impl<T: Send, O: Order<T>> OrderedQueue<T, O> {
     /// ```
     /// let q = spindle_sync::Queue::new(0);
     /// q.put_nowait(7).unwrap();
-    /// assert_eq!(spindle_policy::run(q.get()).unwrap(), Ok(7));
+    /// assert_eq!(spindle_policy::run(async move { q.get().await }).unwrap(), Ok(7));
     /// ```
     pub fn get(&self) -> impl Future<Output = Result<T, QueueShutDown>> + '_ {
         Get {
@@ -470,7 +472,7 @@ impl<T: Send, O: Order<T>> OrderedQueue<T, O> {
     ///
     /// ```
     /// let q = spindle_sync::Queue::<u8>::new(0);
-    /// spindle_policy::run(q.join()).unwrap(); // nothing was put
+    /// spindle_policy::run(async move { q.join().await }).unwrap(); // nothing was put
     /// ```
     pub async fn join(&self) {
         loop {

@@ -42,10 +42,10 @@ impl Semaphore {
     /// Waits for a permit (FIFO).
     ///
     /// ```
-    /// let sem = spindle_sync::Semaphore::new(1);
+    /// static SEM: spindle_sync::Semaphore = spindle_sync::Semaphore::new(1);
     /// spindle_policy::run(async {
-    ///     let permit = sem.acquire().await;
-    ///     assert!(sem.locked());
+    ///     let permit = SEM.acquire().await;
+    ///     assert!(SEM.locked());
     ///     drop(permit);
     /// })
     /// .unwrap();
@@ -143,8 +143,8 @@ impl BoundedSemaphore {
     /// Waits for a permit (FIFO).
     ///
     /// ```
-    /// let sem = spindle_sync::BoundedSemaphore::new(1);
-    /// spindle_policy::run(async { drop(sem.acquire().await) }).unwrap();
+    /// static SEM: spindle_sync::BoundedSemaphore = spindle_sync::BoundedSemaphore::new(1);
+    /// spindle_policy::run(async { drop(SEM.acquire().await) }).unwrap();
     /// ```
     pub async fn acquire(&self) -> SemaphorePermit<'_> {
         self.permits.acquire().await;
