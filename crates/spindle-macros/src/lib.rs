@@ -20,7 +20,7 @@ use proc_macro::TokenStream;
 use proc_macro2::{Span, TokenStream as TokenStream2};
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::{parse_macro_input, ItemFn, LitInt};
+use syn::{parse_macro_input, ItemFn};
 
 /// Runs `async fn main()` on a spindle loop, or on a runtime with `workers = N`.
 /// See the `spindle` crate's docs for examples.
@@ -55,7 +55,19 @@ fn expand(args: TokenStream, item: TokenStream, kind: Kind) -> TokenStream {
     let mut workers: Option<usize> = None;
     let parser = syn::meta::parser(|meta| {
         if meta.path.is_ident("workers") {
-            let lit: LitInt = meta.value()?.parse()?;
+            let value: syn::Expr = meta.value()?.parse()?;
+            let lit = match &value {
+                syn::Expr::Lit(syn::ExprLit {
+                    lit: syn::Lit::Int(lit),
+                    ..
+                }) => lit.clone(),
+                other => {
+                    return Err(syn::Error::new(
+                        other.span(),
+                        "`workers` takes a whole number of worker loops: `workers = 4`",
+                    ))
+                }
+            };
             let n: usize = lit.base10_parse()?;
             if n == 0 {
                 return Err(syn::Error::new(

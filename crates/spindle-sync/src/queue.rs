@@ -50,7 +50,7 @@ pub trait Order<T>: sealed::Sealed + Send {
     #[doc(hidden)]
     fn unpop(&mut self, item: T);
     #[doc(hidden)]
-    fn len(&self) -> usize;
+    fn size(&self) -> usize;
 }
 
 /// First in, first out: [`Queue`]'s order (asyncio's `Queue`).
@@ -100,7 +100,7 @@ impl<T: Send> Order<T> for Fifo<T> {
     fn unpop(&mut self, item: T) {
         self.0.push_front(item);
     }
-    fn len(&self) -> usize {
+    fn size(&self) -> usize {
         self.0.len()
     }
 }
@@ -118,7 +118,7 @@ impl<T: Send> Order<T> for Lifo<T> {
     fn unpop(&mut self, item: T) {
         self.0.push(item);
     }
-    fn len(&self) -> usize {
+    fn size(&self) -> usize {
         self.0.len()
     }
 }
@@ -136,7 +136,7 @@ impl<T: Ord + Send> Order<T> for Priority<T> {
     fn unpop(&mut self, item: T) {
         self.0.push(Reverse(item));
     }
-    fn len(&self) -> usize {
+    fn size(&self) -> usize {
         self.0.len()
     }
 }
@@ -176,7 +176,7 @@ struct State<T, O> {
 
 impl<T, O: Order<T>> State<T, O> {
     fn qsize(&self) -> usize {
-        self.items.len() + self.in_flight
+        self.items.size() + self.in_flight
     }
 
     fn full(&self) -> bool {
