@@ -20,8 +20,8 @@
 //!   waiting getter a shut-down error; `immediate` also empties the store (each item counts as
 //!   `task_done`).
 
-use std::collections::{BinaryHeap, VecDeque};
 use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -600,7 +600,11 @@ impl<T, O> Drop for Put<'_, T, O> {
     fn drop(&mut self) {
         let Some(key) = self.key.take() else { return };
         let left = {
-            let mut st = self.queue.state.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut st = self
+                .queue
+                .state
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
             st.putters.remove(key)
         };
         // Cancelled in line: its item was never put and leaves with it (dropped here, outside
@@ -650,7 +654,11 @@ impl<T: Send, O: Order<T>> Drop for Get<'_, T, O> {
     fn drop(&mut self) {
         let Some(key) = self.key.take() else { return };
         let mut wakers = Wakers::new();
-        let mut st = self.queue.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut st = self
+            .queue
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         if let Left::Granted(Ok(item)) = st.getters.remove(key) {
             // Handed an item, cancelled before taking it: the item goes to the next getter,
             // or back to the front of the queue (it still counts in `in_flight` until here).

@@ -174,7 +174,9 @@ impl BoundedSemaphore {
     /// assert_eq!(err.bound(), 1);
     /// ```
     pub fn release(&self) -> Result<(), TooManyReleases> {
-        self.permits.release(Some(self.bound)).map_err(TooManyReleases::new)
+        self.permits
+            .release(Some(self.bound))
+            .map_err(TooManyReleases::new)
     }
 
     /// Whether an acquire now would wait.

@@ -450,9 +450,9 @@ impl fmt::Display for TaskGroupRefusal {
             TaskGroupRefusal::Finished => f.write_str(
                 "the task group has finished: create children inside TaskGroup::run's body",
             ),
-            TaskGroupRefusal::ShuttingDown => f.write_str(
-                "the task group is shutting down after a child failed: no new children",
-            ),
+            TaskGroupRefusal::ShuttingDown => {
+                f.write_str("the task group is shutting down after a child failed: no new children")
+            }
             TaskGroupRefusal::Loop(e) => write!(f, "the loop refused the child: {e}"),
             TaskGroupRefusal::Runtime(e) => write!(f, "the runtime refused the child: {e}"),
         }
@@ -576,7 +576,9 @@ impl fmt::Display for TaskGroupError {
 
 impl Error for TaskGroupError {
     fn source(&self) -> Option<&(dyn Error + 'static)> {
-        self.failures.first().map(|f| &f.error as &(dyn Error + 'static))
+        self.failures
+            .first()
+            .map(|f| &f.error as &(dyn Error + 'static))
     }
 }
 
@@ -643,7 +645,9 @@ impl<T> Future for ChildTask<T> {
     type Output = Result<T, TaskError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.task).poll(cx).map(|out| out.and_then(|r| r))
+        Pin::new(&mut self.task)
+            .poll(cx)
+            .map(|out| out.and_then(|r| r))
     }
 }
 

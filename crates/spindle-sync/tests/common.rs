@@ -32,7 +32,10 @@ where
 
 /// A runtime of 2 workers.
 pub fn runtime() -> Runtime {
-    Runtime::builder().worker_threads(2).build().expect("runtime")
+    Runtime::builder()
+        .worker_threads(2)
+        .build()
+        .expect("runtime")
 }
 
 /// Upper bound for one blocking step of a race test: a hang fails the test instead.

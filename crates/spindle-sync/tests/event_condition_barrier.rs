@@ -31,7 +31,11 @@ fn event_set_wakes_every_waiter_and_wait_on_a_set_event_returns_at_once() {
             })
             .collect();
         settle(2).await;
-        assert_eq!(woken.load(Ordering::SeqCst), 0, "nobody passes a cleared event");
+        assert_eq!(
+            woken.load(Ordering::SeqCst),
+            0,
+            "nobody passes a cleared event"
+        );
         event.set();
         for w in waiters {
             w.await.unwrap();
@@ -55,7 +59,10 @@ fn event_waiters_present_at_set_return_even_if_it_is_cleared_before_they_run() {
         let e = event.clone();
         let late = local(async move { e.wait().await });
         settle(3).await;
-        assert!(!late.done(), "a wait that began after clear() waits for the next set()");
+        assert!(
+            !late.done(),
+            "a wait that began after clear() waits for the next set()"
+        );
         event.set();
         late.await.unwrap();
     });
@@ -203,10 +210,12 @@ fn barrier_abort_breaks_waiters_and_later_waits_until_reset() {
         barrier.reset();
         assert!(!barrier.broken());
         let b = barrier.clone();
-        let partners: Vec<_> = (0..2).map(|_| {
-            let b = b.clone();
-            local(async move { b.wait().await })
-        }).collect();
+        let partners: Vec<_> = (0..2)
+            .map(|_| {
+                let b = b.clone();
+                local(async move { b.wait().await })
+            })
+            .collect();
         assert!(barrier.wait().await.is_ok(), "usable again after reset");
         for p in partners {
             assert!(p.await.unwrap().is_ok());
@@ -241,7 +250,11 @@ fn a_barrier_waiter_cancelled_before_the_trip_gives_up_its_place() {
         assert_eq!(barrier.n_waiting(), 1);
         quitter.cancel();
         assert_eq!(quitter.await, Err(TaskError::Cancelled));
-        assert_eq!(barrier.n_waiting(), 0, "the cancelled party no longer counts");
+        assert_eq!(
+            barrier.n_waiting(),
+            0,
+            "the cancelled party no longer counts"
+        );
         let b = barrier.clone();
         let partner = local(async move { b.wait().await });
         settle(2).await;

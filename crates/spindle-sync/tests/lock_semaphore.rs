@@ -34,7 +34,10 @@ fn lock_waiters_get_the_lock_in_fifo_order_and_newcomers_do_not_barge() {
             .collect();
         settle(2).await;
         drop(guard); // handed to waiter 0
-        assert!(lock.locked(), "the lock went to the first waiter, not back to free");
+        assert!(
+            lock.locked(),
+            "the lock went to the first waiter, not back to free"
+        );
         assert!(lock.try_lock().is_none(), "a newcomer does not barge in");
         for w in waiters {
             w.await.unwrap();
@@ -137,7 +140,10 @@ fn bounded_semaphore_refuses_a_release_beyond_its_initial_value() {
     assert_eq!(err.bound(), 2);
     assert!(err.to_string().contains("released too many times"));
     let held = sem.try_acquire().unwrap();
-    assert!(sem.release().is_err(), "a permit out in a guard is not a free slot");
+    assert!(
+        sem.release().is_err(),
+        "a permit out in a guard is not a free slot"
+    );
     drop(held);
     sem.try_acquire().unwrap().forget();
     assert!(sem.release().is_ok());

@@ -245,7 +245,11 @@ fn shutdown_refuses_puts_wakes_waiting_putters_and_getters_and_keeps_items() {
         assert_eq!(getter.await.unwrap(), Err(QueueShutDown(())));
         assert!(full.is_shut_down());
         assert_eq!(full.put("late").await, Err(QueueShutDown("late")));
-        assert_eq!(full.get().await, Ok("kept"), "items put before shutdown stay");
+        assert_eq!(
+            full.get().await,
+            Ok("kept"),
+            "items put before shutdown stay"
+        );
         assert_eq!(full.get().await, Err(QueueShutDown(())));
     });
 }
@@ -317,5 +321,8 @@ fn a_pipeline_across_two_workers_delivers_every_item_exactly_once() {
     assert_eq!(seen.len(), ITEMS, "no item lost or duplicated");
     let unique: HashSet<_> = seen.iter().copied().collect();
     assert_eq!(unique.len(), ITEMS);
-    assert!(metrics.iter().all(|m| m.tasks_polled > 0), "both workers ran tasks: {metrics:?}");
+    assert!(
+        metrics.iter().all(|m| m.tasks_polled > 0),
+        "both workers ran tasks: {metrics:?}"
+    );
 }

@@ -68,8 +68,16 @@ fn a_failing_child_cancels_its_siblings_and_the_body_and_their_drops_run_before_
         b.fetch_add(1, Ordering::SeqCst);
     }))
     .unwrap_err();
-    assert_eq!(dropped.load(Ordering::SeqCst), 4, "three siblings and the body were dropped");
-    assert_eq!(body_went_on.load(Ordering::SeqCst), 0, "the body was cancelled");
+    assert_eq!(
+        dropped.load(Ordering::SeqCst),
+        4,
+        "three siblings and the body were dropped"
+    );
+    assert_eq!(
+        body_went_on.load(Ordering::SeqCst),
+        0,
+        "the body was cancelled"
+    );
     assert_eq!(err.failures().len(), 1);
     assert!(matches!(err.failures()[0].error(), TaskError::Panicked(m) if &**m == "child failed"));
 }
@@ -77,7 +85,8 @@ fn a_failing_child_cancels_its_siblings_and_the_body_and_their_drops_run_before_
 #[test]
 fn an_err_output_of_a_try_task_fails_the_group() {
     let err = run(TaskGroup::run(|tg| async move {
-        tg.create_try_task(async { Ok::<_, std::io::Error>(1) }).unwrap();
+        tg.create_try_task(async { Ok::<_, std::io::Error>(1) })
+            .unwrap();
         tg.create_try_task(async { Err::<(), _>(std::io::Error::other("disk full")) })
             .unwrap();
     }))
@@ -122,13 +131,18 @@ fn failures_of_children_running_at_the_same_time_are_all_listed() {
     let err = out.unwrap_err();
     let text = err.to_string();
     assert_eq!(err.failures().len(), 2, "{text}");
-    assert!(text.contains("first error") && text.contains("second error"), "{text}");
+    assert!(
+        text.contains("first error") && text.contains("second error"),
+        "{text}"
+    );
 }
 
 #[test]
 fn an_err_output_of_a_plain_task_is_just_its_value() {
     let out = run(TaskGroup::run(|tg| async move {
-        tg.create_task(async { Err::<(), _>("a value, not a failure") }).unwrap().await
+        tg.create_task(async { Err::<(), _>("a value, not a failure") })
+            .unwrap()
+            .await
     }));
     assert_eq!(out.unwrap(), Ok(Err("a value, not a failure")));
 }
@@ -136,7 +150,9 @@ fn an_err_output_of_a_plain_task_is_just_its_value() {
 #[test]
 fn a_child_handle_yields_the_failure_as_a_task_error() {
     let err = run(TaskGroup::run(|tg| async move {
-        let child = tg.create_try_task(async { Err::<u8, _>("bad input") }).unwrap();
+        let child = tg
+            .create_try_task(async { Err::<u8, _>("bad input") })
+            .unwrap();
         let seen = child.await;
         assert!(matches!(seen, Err(TaskError::Exception(ref e)) if e.to_string() == "bad input"));
         std::future::pending::<()>().await; // cancelled by the failure
@@ -186,7 +202,11 @@ fn no_child_can_be_created_once_the_group_finished_or_while_it_shuts_down() {
         let escaped = TaskGroup::run(|tg| async move { tg }).await.unwrap();
         let refused = escaped.create_task(async { 1 }).unwrap_err();
         assert_eq!(refused.reason(), &TaskGroupRefusal::Finished);
-        assert_eq!(futures_lite::future::block_on(refused.into_inner()), 1, "future given back");
+        assert_eq!(
+            futures_lite::future::block_on(refused.into_inner()),
+            1,
+            "future given back"
+        );
 
         // A sibling being cancelled tries to start a child from its Drop.
         struct StartsAChildOnDrop(TaskGroup, Arc<Mutex<Option<TaskGroupRefusal>>>);
@@ -277,7 +297,11 @@ fn on_a_runtime_spawned_children_fail_fast_and_siblings_are_cancelled_across_wor
     rt.shutdown();
     let err = out.unwrap_err();
     assert!(err.to_string().contains("worker failed"));
-    assert_eq!(dropped.load(Ordering::SeqCst), 6, "every sibling's Drop ran before run returned");
+    assert_eq!(
+        dropped.load(Ordering::SeqCst),
+        6,
+        "every sibling's Drop ran before run returned"
+    );
 }
 
 #[test]

@@ -123,13 +123,13 @@ pub use spindle_policy::{
 /// lp.close().unwrap();
 /// ```
 pub mod prelude {
+    pub use crate::sync::{Event, Lock, Queue, Semaphore};
+    pub use crate::TaskGroup;
     pub use crate::{
         current_task, get_running_loop, run, spawn_local, EventLoop, LoopFuture, Task, TaskError,
     };
     pub use crate::{gather, shield, sleep, timeout, wait, wait_for, yield_now, ReturnWhen};
     pub use crate::{run_coroutine_threadsafe, to_thread, EventLoopExt, LoopHandle};
-    pub use crate::sync::{Event, Lock, Queue, Semaphore};
-    pub use crate::TaskGroup;
 }
 
 /// The README's examples, compiled and run as doctests.

@@ -11,7 +11,9 @@ async fn test_attribute_runs_the_body_on_a_running_loop() {
 
 #[spindle::test(workers = 2)]
 async fn test_attribute_with_workers_runs_on_a_runtime_where_spawn_works() {
-    let tasks: Vec<_> = (0..20u64).map(|i| spindle::spawn(async move { i }).unwrap()).collect();
+    let tasks: Vec<_> = (0..20u64)
+        .map(|i| spindle::spawn(async move { i }).unwrap())
+        .collect();
     let mut sum = 0;
     for t in tasks {
         sum += t.await.unwrap();
