@@ -123,7 +123,7 @@ impl fmt::Debug for Semaphore {
 /// assert!(sem.release().is_ok());
 /// ```
 pub struct BoundedSemaphore {
-    permits: Permits,
+    semaphore: Semaphore,
     bound: usize,
 }
 
@@ -135,7 +135,7 @@ impl BoundedSemaphore {
     /// ```
     pub const fn new(value: usize) -> BoundedSemaphore {
         BoundedSemaphore {
-            permits: Permits::new(value),
+            semaphore: Semaphore::new(value),
             bound: value,
         }
     }
@@ -147,10 +147,7 @@ impl BoundedSemaphore {
     /// spindle_policy::run(async { drop(SEM.acquire().await) }).unwrap();
     /// ```
     pub async fn acquire(&self) -> SemaphorePermit<'_> {
-        self.permits.acquire().await;
-        SemaphorePermit {
-            permits: &self.permits,
-        }
+        self.semaphore.acquire().await
     }
 
     /// Takes a permit if one is free and nobody waits.
@@ -160,9 +157,7 @@ impl BoundedSemaphore {
     /// assert!(sem.try_acquire().is_some());
     /// ```
     pub fn try_acquire(&self) -> Option<SemaphorePermit<'_>> {
-        self.permits.try_acquire().then(|| SemaphorePermit {
-            permits: &self.permits,
-        })
+        self.semaphore.try_acquire()
     }
 
     /// Gives back a permit taken with a forgotten guard; refused when every permit is already
@@ -174,7 +169,8 @@ impl BoundedSemaphore {
     /// assert_eq!(err.bound(), 1);
     /// ```
     pub fn release(&self) -> Result<(), TooManyReleases> {
-        self.permits
+        self.semaphore
+            .permits
             .release(Some(self.bound))
             .map_err(TooManyReleases::new)
     }
@@ -185,7 +181,7 @@ impl BoundedSemaphore {
     /// assert!(spindle_sync::BoundedSemaphore::new(0).locked());
     /// ```
     pub fn locked(&self) -> bool {
-        self.permits.locked()
+        self.semaphore.locked()
     }
 
     /// Free permits now.
@@ -194,16 +190,16 @@ impl BoundedSemaphore {
     /// assert_eq!(spindle_sync::BoundedSemaphore::new(4).available_permits(), 4);
     /// ```
     pub fn available_permits(&self) -> usize {
-        self.permits.available()
+        self.semaphore.available_permits()
     }
 }
 
 impl fmt::Debug for BoundedSemaphore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BoundedSemaphore")
-            .field("available", &self.permits.available())
+            .field("available", &self.semaphore.available_permits())
             .field("bound", &self.bound)
-            .field("waiters", &self.permits.waiting())
+            .field("waiters", &self.semaphore.permits.waiting())
             .finish()
     }
 }

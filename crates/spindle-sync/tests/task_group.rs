@@ -20,6 +20,15 @@ impl Drop for DropCounter {
     }
 }
 
+/// A child that waits forever holding a [`DropCounter`] of `dropped`: it ends only cancelled.
+fn pending_child(dropped: &Arc<AtomicUsize>) -> impl std::future::Future<Output = ()> + Send {
+    let guard = DropCounter(dropped.clone());
+    async move {
+        let _guard = guard;
+        std::future::pending::<()>().await;
+    }
+}
+
 #[test]
 fn task_group_is_send_and_sync() {
     common::assert_send_sync::<TaskGroup>();
@@ -51,12 +60,7 @@ fn a_failing_child_cancels_its_siblings_and_the_body_and_their_drops_run_before_
     let (d, b) = (dropped.clone(), body_went_on.clone());
     let err = run(TaskGroup::run(move |tg| async move {
         for _ in 0..3 {
-            let guard = DropCounter(d.clone());
-            tg.create_task(async move {
-                let _guard = guard;
-                std::future::pending::<()>().await;
-            })
-            .unwrap();
+            tg.create_task(pending_child(&d)).unwrap();
         }
         tg.create_task(async {
             settle(2).await;
@@ -178,12 +182,7 @@ fn cancelling_the_task_running_the_group_cancels_the_children() {
         let d = dropped.clone();
         let parent = local(TaskGroup::run(move |tg| async move {
             for _ in 0..3 {
-                let guard = DropCounter(d.clone());
-                tg.create_task(async move {
-                    let _guard = guard;
-                    std::future::pending::<()>().await;
-                })
-                .unwrap();
+                tg.create_task(pending_child(&d)).unwrap();
             }
             std::future::pending::<()>().await;
         }));
@@ -279,12 +278,7 @@ fn on_a_runtime_spawned_children_fail_fast_and_siblings_are_cancelled_across_wor
     let out = rt
         .block_on(TaskGroup::run(move |tg| async move {
             for _ in 0..6 {
-                let guard = DropCounter(d.clone());
-                tg.spawn(async move {
-                    let _guard = guard;
-                    std::future::pending::<()>().await;
-                })
-                .unwrap();
+                tg.spawn(pending_child(&d)).unwrap();
             }
             tg.try_spawn(async {
                 spindle_loop::yield_now().await;
