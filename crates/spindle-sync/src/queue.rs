@@ -393,7 +393,8 @@ impl<T: Send, O: Order<T>> OrderedQueue<T, O> {
         }
     }
 
-    /// Takes the next item if there is one now.
+    /// Takes the next item if there is one now. An item already handed to a waiting getter
+    /// is that getter's: it still counts in `qsize()`, but `get_nowait` does not take it.
     ///
     /// ```
     /// use spindle_sync::{GetNowaitError, Queue};

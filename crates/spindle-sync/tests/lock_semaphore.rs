@@ -124,6 +124,37 @@ fn semaphore_admits_at_most_value_tasks_at_once() {
 }
 
 #[test]
+fn semaphore_waiters_get_permits_in_fifo_order_one_release_each() {
+    run(async {
+        let sem = Arc::new(Semaphore::new(0));
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let waiters: Vec<_> = (0..3)
+            .map(|id| {
+                let (sem, order) = (sem.clone(), order.clone());
+                local(async move {
+                    sem.acquire().await.forget();
+                    order.lock().unwrap().push(id);
+                })
+            })
+            .collect();
+        settle(2).await;
+        for expected in 0..3 {
+            sem.release();
+            settle(2).await;
+            assert_eq!(order.lock().unwrap().last(), Some(&expected));
+            assert_eq!(
+                order.lock().unwrap().len(),
+                expected + 1,
+                "one release, one waiter"
+            );
+        }
+        for w in waiters {
+            w.await.unwrap();
+        }
+    });
+}
+
+#[test]
 fn semaphore_release_without_acquire_adds_a_permit_and_forget_keeps_one_taken() {
     let sem = Semaphore::new(1);
     sem.try_acquire().unwrap().forget();
