@@ -196,6 +196,24 @@ fn cancelling_the_task_running_the_group_cancels_the_children() {
 }
 
 #[test]
+fn a_panicking_body_cancels_the_children_and_the_panic_reaches_the_task_running_the_group() {
+    run(async {
+        let dropped = Arc::new(AtomicUsize::new(0));
+        let d = dropped.clone();
+        let parent = local(TaskGroup::run(move |tg| async move {
+            for _ in 0..2 {
+                tg.create_task(pending_child(&d)).unwrap();
+            }
+            settle(2).await;
+            panic!("body failed");
+        }));
+        assert!(matches!(parent.await, Err(TaskError::Panicked(m)) if &*m == "body failed"));
+        settle(3).await; // the children's futures drop at their next step
+        assert_eq!(dropped.load(Ordering::SeqCst), 2);
+    });
+}
+
+#[test]
 fn no_child_can_be_created_once_the_group_finished_or_while_it_shuts_down() {
     run(async {
         let escaped = TaskGroup::run(|tg| async move { tg }).await.unwrap();
