@@ -169,8 +169,8 @@ pub(crate) struct Wakers {
 
 impl Wakers {
     /// Enough for the common operations (a get that refills from one putter wakes two); kept
-    /// small because every operation builds and drops one (8 slots cost `queue_pingpong`
-    /// about 5%).
+    /// small because every operation builds and drops one: with 8 slots `queue_pingpong`
+    /// read 0.70-0.77 of tokio, with 2 slots 0.48-0.64 (three alternating runs of each build).
     const INLINE: usize = 2;
 
     pub(crate) const fn new() -> Self {
