@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use spindle::{
     gather, get_running_loop, shield, sleep, timeout, wait, wait_for, AutoCreate,
     DefaultEventLoopPolicy, EventLoop, EventLoopPolicy, PolicyError, ReturnWhen, TaskError,
+    TaskGroup,
 };
 
 /// asyncio's documentation example for `gather`: a slow factorial that reports as it goes.
@@ -243,5 +244,52 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "   a thread with no loop, under the default policy: {}",
         orphan.unwrap_err()
     );
+
+    // 10. asyncio's Queue example, in a TaskGroup: three workers consume a queue of jobs (how
+    //     long to sleep); the body waits with `queue.join()` until every job is done, then
+    //     shuts the queue down, which ends the workers, and the group returns when they have.
+    //     On a runtime of 2 worker loops, with `Send` children that either loop may run.
+    println!("== 10. a Queue of work, three workers in a TaskGroup");
+    const JOBS: [u64; 12] = [5, 10, 15, 5, 10, 15, 5, 10, 15, 5, 10, 15];
+    let rt = spindle::Runtime::builder().worker_threads(2).build()?;
+    let jobs = Arc::new(spindle::sync::Queue::new(4));
+    let started = Instant::now();
+    let done_per_worker = rt.block_on(TaskGroup::run(move |tg| async move {
+        let workers: Vec<_> = (0..3)
+            .map(|w| {
+                let jobs = jobs.clone();
+                tg.spawn(async move {
+                    let mut done = 0;
+                    while let Ok(ms) = jobs.get().await {
+                        sleep(Duration::from_millis(ms)).await;
+                        done += 1;
+                        let _ = jobs.task_done();
+                    }
+                    let thread = std::thread::current().name().unwrap_or("?").to_string();
+                    println!("   worker-{w} did {done} jobs (ended on {thread})");
+                    done
+                })
+            })
+            .collect::<Result<_, _>>()
+            .map_err(|e| e.to_string())?;
+        for ms in JOBS {
+            jobs.put(ms).await.map_err(|e| e.to_string())?;
+        }
+        jobs.join().await; // every job was marked task_done
+        jobs.shutdown(false); // the workers' next get() fails: they end
+        let mut per_worker = Vec::new();
+        for w in workers {
+            per_worker.push(w.await.map_err(|e| e.to_string())?);
+        }
+        Ok::<Vec<usize>, String>(per_worker)
+    }))??;
+    println!(
+        "   {} jobs ({} ms of sleep in all) done as {:?} by the three workers, in {:.0} ms",
+        JOBS.len(),
+        JOBS.iter().sum::<u64>(),
+        done_per_worker?,
+        started.elapsed().as_secs_f64() * 1e3
+    );
+    rt.shutdown();
     Ok(())
 }

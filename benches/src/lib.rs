@@ -36,6 +36,7 @@ pub mod runtime_async_executor;
 pub mod runtime_peers;
 pub mod runtime_spindle;
 pub mod spindle_side;
+pub mod sync_rows;
 
 /// Number of measured runs when `COMPARE_RUNS` is not set.
 pub const DEFAULT_RUNS: usize = 15;

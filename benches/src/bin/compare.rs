@@ -19,6 +19,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use spindle_benches::sync_rows::{self, MUTEX_ROUNDS, MUTEX_TASKS, QUEUE_PINGPONG_N};
 use spindle_benches::{
     bridge_peers, bridge_spindle, median_ns, peers, print_table, runs, runtime_async_executor,
     runtime_peers, runtime_spindle, spindle_side, Row, CALL_SOON_N, ROUND_TRIP_N, RT_CHAIN_N,
@@ -293,6 +294,27 @@ fn workloads() -> Vec<Workload> {
                 ),
             ],
         },
+        // spindle::sync (issue 16): a bounded queue of 1 on one loop; a contended lock on 2 workers.
+        Workload {
+            name: "queue_pingpong",
+            unit: "item",
+            ops: QUEUE_PINGPONG_N,
+            spindle: Box::new(|| sync_rows::queue_pingpong(QUEUE_PINGPONG_N)),
+            peers: vec![(
+                "tokio_mpsc_current_thread",
+                Box::new(|| sync_rows::queue_pingpong_tokio(QUEUE_PINGPONG_N)),
+            )],
+        },
+        Workload {
+            name: "mutex_contended",
+            unit: "lock/unlock",
+            ops: MUTEX_TASKS * MUTEX_ROUNDS,
+            spindle: Box::new(|| sync_rows::mutex_contended(MUTEX_TASKS, MUTEX_ROUNDS)),
+            peers: vec![(
+                "tokio_multi_thread",
+                Box::new(|| sync_rows::mutex_contended_tokio(MUTEX_TASKS, MUTEX_ROUNDS)),
+            )],
+        },
     ]
 }
 
@@ -438,6 +460,18 @@ fn main() {
         ("run_coroutine_threadsafe", "tokio_spawn_oneshot"),
         0.5,
         "run_coroutine_threadsafe round trip <= 0.5x tokio's",
+    );
+    print_target(
+        &rows,
+        ("queue_pingpong", "tokio_mpsc_current_thread"),
+        0.8,
+        "queue_pingpong <= 0.8x tokio mpsc::channel(1)",
+    );
+    print_target(
+        &rows,
+        ("mutex_contended", "tokio_multi_thread"),
+        0.8,
+        "mutex_contended <= 0.8x tokio::sync::Mutex",
     );
 }
 

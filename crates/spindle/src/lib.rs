@@ -1,7 +1,9 @@
 //! # spindle
 //!
 //! An async runtime with asyncio's loop semantics and Rust's speed: one event loop per thread.
-//! This facade re-exports [`spindle_loop`], [`spindle_bridge`] and [`spindle_policy`].
+//! This facade re-exports [`spindle_loop`], [`spindle_bridge`], [`spindle_policy`], asyncio's
+//! synchronization primitives as [`spindle::sync`] (with [`TaskGroup`]), and the
+//! [`#[spindle::main]`](main) and [`#[spindle::test]`](test) entry points.
 //!
 //! ```
 //! use spindle::EventLoop;
@@ -13,9 +15,84 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+// `::spindle` paths (what the macros expand to) also resolve inside this crate.
+extern crate self as spindle;
+
 pub use spindle_bridge;
 pub use spindle_loop;
 pub use spindle_policy;
+
+/// asyncio's synchronization primitives and `TaskGroup`: the `spindle-sync` crate.
+pub use spindle_sync as sync;
+pub use spindle_sync::TaskGroup;
+
+/// Runs `async fn main()` on a spindle loop (`spindle::run`), or on a [`Runtime`] of `N`
+/// worker loops with `#[spindle::main(workers = N)]`.
+///
+/// ```
+/// #[spindle::main]
+/// async fn main() {
+///     let lp = spindle::get_running_loop().unwrap();
+///     let task = lp.create_task(async { 21 * 2 }).unwrap();
+///     assert_eq!(task.await, Ok(42));
+/// }
+/// ```
+///
+/// ```
+/// #[spindle::main(workers = 2)]
+/// async fn main() -> Result<(), spindle::TaskError> {
+///     let total = spindle::spawn(async { 1 + 1 }).unwrap().await?; // any worker may run it
+///     assert_eq!(total, 2);
+///     Ok(())
+/// }
+/// ```
+///
+/// Mistakes are compile errors that say what to write. The function must be `async`:
+///
+/// ```compile_fail
+/// #[spindle::main]
+/// fn main() {}
+/// ```
+///
+/// The only argument is `workers = N`, with `N >= 1`:
+///
+/// ```compile_fail
+/// #[spindle::main(threads = 2)]
+/// async fn main() {}
+/// ```
+///
+/// ```compile_fail
+/// #[spindle::main(workers = 0)]
+/// async fn main() {}
+/// ```
+pub use spindle_macros::main;
+
+/// Runs an `async fn` test on a spindle loop, or on a [`Runtime`] with `workers = N`.
+///
+/// (A doctest cannot run `#[test]` functions; `crates/spindle/tests/macros.rs` runs these.)
+///
+/// ```
+/// #[spindle::test]
+/// async fn adds() {
+///     assert_eq!(spindle::spawn_local(async { 2 + 2 }).unwrap().await, Ok(4));
+/// }
+///
+/// #[spindle::test(workers = 2)]
+/// async fn spawns() {
+///     assert_eq!(spindle::spawn(async { 3 }).unwrap().await, Ok(3));
+/// }
+/// ```
+///
+/// ```compile_fail
+/// #[spindle::test(workers = "two")]
+/// async fn wrong() {}
+/// ```
+///
+/// ```compile_fail
+/// #[spindle::test]
+/// async fn takes_an_argument(n: u32) {}
+/// ```
+pub use spindle_macros::test;
 
 pub use spindle_bridge::{
     run_coroutine_threadsafe, run_coroutine_threadsafe_with, to_thread, BlockingPool, BridgeError,
@@ -46,6 +123,8 @@ pub use spindle_policy::{
 /// lp.close().unwrap();
 /// ```
 pub mod prelude {
+    pub use crate::sync::{Event, Lock, Queue, Semaphore};
+    pub use crate::TaskGroup;
     pub use crate::{
         current_task, get_running_loop, run, spawn_local, EventLoop, LoopFuture, Task, TaskError,
     };
