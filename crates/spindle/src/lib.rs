@@ -22,6 +22,9 @@ pub use spindle_bridge;
 pub use spindle_loop;
 pub use spindle_policy;
 
+/// Sockets on the loops' I/O readiness: TCP, UDP, Unix, `Async<T>` ([`spindle_net`]).
+#[cfg(unix)]
+pub use spindle_net as net;
 /// asyncio's synchronization primitives and `TaskGroup`: the `spindle-sync` crate.
 pub use spindle_sync as sync;
 pub use spindle_sync::TaskGroup;
