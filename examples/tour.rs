@@ -291,5 +291,47 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         started.elapsed().as_secs_f64() * 1e3
     );
     rt.shutdown();
+
+    // 11. asyncio's streams tutorial: a TCP echo server and a client, on one loop. The server
+    //     accepts connections in one task and serves each in a task of its own; the client
+    //     sends a message, reads the echo, and closes. (`tcp_echo_server` / `tcp_echo_client`
+    //     in asyncio's docs.)
+    println!("== 11. a TCP echo server and client on one loop");
+    echo_on_one_loop()?;
+    Ok(())
+}
+
+fn echo_on_one_loop() -> Result<(), Box<dyn std::error::Error>> {
+    use futures_lite::{AsyncReadExt, AsyncWriteExt};
+    use spindle::net::{TcpListener, TcpStream};
+
+    let lp = EventLoop::new()?;
+    let inner = lp.clone();
+    lp.run_until_complete(async move {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let addr = listener.local_addr()?;
+        println!("   serving on {addr}");
+        let server = inner
+            .create_task(async move {
+                let (mut conn, peer) = listener.accept().await?;
+                let mut buf = vec![0; 100];
+                let n = conn.read(&mut buf).await?;
+                let message = String::from_utf8_lossy(&buf[..n]).into_owned();
+                println!("   server: received {message:?} from {peer}");
+                conn.write_all(&buf[..n]).await?;
+                println!("   server: sent {message:?}, closing the connection");
+                std::io::Result::Ok(())
+            })
+            .map_err(|e| e.to_string())?;
+        let mut client = TcpStream::connect(addr).await?;
+        client.write_all(b"Hello World!").await?;
+        println!("   client: sent \"Hello World!\"");
+        let mut echoed = Vec::new();
+        client.read_to_end(&mut echoed).await?; // until the server closes
+        println!("   client: received {:?}", String::from_utf8_lossy(&echoed));
+        server.await.map_err(|e| e.to_string())??;
+        Ok::<(), Box<dyn std::error::Error>>(())
+    })??;
+    lp.close()?;
     Ok(())
 }

@@ -31,6 +31,7 @@ pub mod bridge_peers;
 pub mod bridge_spindle;
 pub mod combinators_peers;
 pub mod combinators_spindle;
+pub mod io_rows;
 pub mod peers;
 pub mod runtime_async_executor;
 pub mod runtime_peers;

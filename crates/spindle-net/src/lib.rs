@@ -61,6 +61,24 @@ mod tokio_io;
 mod udp;
 mod unix;
 
+/// The extension traits that give sockets `read`, `write_all`, `read_exact`, ... and
+/// listeners' `incoming()` its `next()` (futures-lite's).
+///
+/// ```
+/// use spindle_net::prelude::*;
+/// let (mut a, mut b) = spindle_net::UnixStream::pair()?;
+/// let lp = spindle_loop::EventLoop::new().unwrap();
+/// lp.run_until_complete(async move {
+///     a.write_all(b"x").await?;
+///     let mut buf = [0; 1];
+///     b.read_exact(&mut buf).await
+/// }).unwrap()?;
+/// # std::io::Result::Ok(())
+/// ```
+pub mod prelude {
+    pub use futures_lite::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, StreamExt};
+}
+
 pub use async_io::Async;
 pub use sock::SockExt;
 pub use spindle_loop::io::IoError;

@@ -1,0 +1,124 @@
+//! `io_compare`: spindle's TCP servers against tokio's, driven by one load generator that
+//! uses neither runtime (see `spindle_benches::io_rows`).
+//!
+//! ```text
+//! cargo run --release -p spindle-benches --bin io_compare [ROW_FILTER]
+//! ```
+//!
+//! Rows: `tcp_echo_1loop`, `tcp_echo_rt`, `tcp_connect_accept`. `COMPARE_RUNS` sets the
+//! measured rounds (default 7, after one warm-up round); each round runs every side once,
+//! in turn. Per side it prints the medians over the rounds of: wall time per round trip,
+//! CPU time per round trip (the whole process, load generator included), and the p50 and
+//! p99 round-trip latency; then the ratios spindle/tokio (below 1.0: spindle is better).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use spindle_benches::io_rows::{
+    connect_load, echo_load, spindle_1loop_server, spindle_rt_server, tokio_current_thread_server,
+    tokio_rt_server, IoRun, CONNECT_N, ECHO_CONNS, ECHO_MSG, ECHO_ROUNDS,
+};
+
+struct Row {
+    name: &'static str,
+    sides: [(&'static str, fn() -> SocketAddr); 2],
+    load: fn(SocketAddr) -> IoRun,
+    ops: usize,
+}
+
+fn echo(addr: SocketAddr) -> IoRun {
+    echo_load(addr, ECHO_CONNS, ECHO_ROUNDS, ECHO_MSG)
+}
+
+fn connect(addr: SocketAddr) -> IoRun {
+    connect_load(addr, CONNECT_N, ECHO_MSG)
+}
+
+fn median(mut xs: Vec<Duration>) -> Duration {
+    xs.sort();
+    xs[xs.len() / 2]
+}
+
+fn main() {
+    let filter = std::env::args().nth(1).unwrap_or_default();
+    let runs: usize = std::env::var("COMPARE_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(7)
+        .max(1);
+    let rows = [
+        Row {
+            name: "tcp_echo_1loop",
+            sides: [
+                ("spindle_1loop", spindle_1loop_server),
+                ("tokio_current_thread", tokio_current_thread_server),
+            ],
+            load: echo,
+            ops: ECHO_CONNS * ECHO_ROUNDS,
+        },
+        Row {
+            name: "tcp_echo_rt",
+            sides: [
+                ("spindle_rt2", spindle_rt_server),
+                ("tokio_multi_thread2", tokio_rt_server),
+            ],
+            load: echo,
+            ops: ECHO_CONNS * ECHO_ROUNDS,
+        },
+        Row {
+            name: "tcp_connect_accept",
+            sides: [
+                ("spindle_rt2", spindle_rt_server),
+                ("tokio_multi_thread2", tokio_rt_server),
+            ],
+            load: connect,
+            ops: CONNECT_N,
+        },
+    ];
+    println!(
+        "{:<20} {:<22} {:>12} {:>12} {:>10} {:>10}",
+        "row", "side", "wall/op", "cpu/op", "p50", "p99"
+    );
+    for row in rows.iter().filter(|r| r.name.contains(&filter)) {
+        let addrs = row.sides.map(|(_, start)| start());
+        // Warm-up round, then the measured ones, sides interleaved.
+        for addr in addrs {
+            (row.load)(addr);
+        }
+        let mut results: [Vec<IoRun>; 2] = [Vec::new(), Vec::new()];
+        for _ in 0..runs {
+            for (i, addr) in addrs.iter().enumerate() {
+                results[i].push((row.load)(*addr));
+            }
+        }
+        let mut summary = Vec::new();
+        for (i, (side, _)) in row.sides.iter().enumerate() {
+            let per_op = |d: Duration| d / row.ops as u32;
+            let wall = median(results[i].iter().map(|r| per_op(r.elapsed)).collect());
+            let cpu = median(results[i].iter().map(|r| per_op(r.cpu)).collect());
+            let p50 = median(results[i].iter().map(|r| r.quantile(0.5)).collect());
+            let p99 = median(results[i].iter().map(|r| r.quantile(0.99)).collect());
+            println!(
+                "{:<20} {:<22} {:>10.2}us {:>10.2}us {:>8.1}us {:>8.1}us",
+                row.name,
+                side,
+                wall.as_secs_f64() * 1e6,
+                cpu.as_secs_f64() * 1e6,
+                p50.as_secs_f64() * 1e6,
+                p99.as_secs_f64() * 1e6
+            );
+            summary.push((wall, cpu, p50, p99));
+        }
+        let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64().max(1e-12);
+        let (s, t) = (summary[0], summary[1]);
+        println!(
+            "{:<20} {:<22} {:>12.2} {:>12.2} {:>10.2} {:>10.2}",
+            row.name,
+            "spindle/tokio",
+            ratio(s.0, t.0),
+            ratio(s.1, t.1),
+            ratio(s.2, t.2),
+            ratio(s.3, t.3)
+        );
+    }
+}

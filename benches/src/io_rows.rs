@@ -1,0 +1,299 @@
+//! I/O rows: TCP echo servers on spindle and on tokio, driven by one load generator that
+//! uses neither runtime (a bare `polling` loop on its own thread, or plain blocking sockets).
+//!
+//! - `tcp_echo_1loop`: 64 connections, 1 KiB messages, ping-pong round trips, against
+//!   spindle's single loop and tokio's current_thread runtime;
+//! - `tcp_echo_rt`: the same against 2-worker runtimes (spindle's and tokio's multi_thread);
+//! - `tcp_connect_accept`: one new connection per request (connect, 1 KiB each way, close
+//!   with a reset so no TIME_WAIT piles up), sequential, against the 2-worker runtimes.
+//!
+//! Each server is started once per process, on its own threads, and reused by every run, so
+//! both sides are equally warm. Both serve the same way: an accept loop task, and per
+//! connection a task that reads up to 4 KiB and writes back what it read until end of stream.
+//! A run reports its wall time, the CPU time of the whole process (client included: the same
+//! client on both sides, so differences are the servers'), and each round trip's latency.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::mpsc;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use polling::{Event, Events, PollMode, Poller};
+
+/// Connections of the echo rows.
+pub const ECHO_CONNS: usize = 64;
+/// Round trips per connection in one run of an echo row.
+pub const ECHO_ROUNDS: usize = 200;
+/// Message size of the echo rows.
+pub const ECHO_MSG: usize = 1024;
+/// Connections in one run of `tcp_connect_accept`.
+pub const CONNECT_N: usize = 1000;
+
+/// What one run measured.
+#[derive(Debug, Clone, Default)]
+pub struct IoRun {
+    /// Wall time of the run.
+    pub elapsed: Duration,
+    /// CPU time (user + system) of the process during the run.
+    pub cpu: Duration,
+    /// Each round trip's latency, in nanoseconds, sorted.
+    pub latencies_ns: Vec<u64>,
+}
+
+impl IoRun {
+    /// The `q`-quantile of the latencies (0.5: median, 0.99: p99).
+    pub fn quantile(&self, q: f64) -> Duration {
+        if self.latencies_ns.is_empty() {
+            return Duration::ZERO;
+        }
+        let i = ((self.latencies_ns.len() - 1) as f64 * q).round() as usize;
+        Duration::from_nanos(self.latencies_ns[i])
+    }
+}
+
+/// CPU time (user + system) of this process so far.
+pub fn process_cpu() -> Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+}
+
+/// The per-connection echo: read up to 4 KiB, write it back, until end of stream or error.
+macro_rules! echo_body {
+    ($conn:expr, $read:path, $write_all:path) => {{
+        let mut conn = $conn;
+        let mut buf = vec![0u8; 4096];
+        loop {
+            match $read(&mut conn, &mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if $write_all(&mut conn, &buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    }};
+}
+
+/// Starts `serve` on a thread of its own, which reports the listening address.
+fn start(name: &str, serve: impl FnOnce(mpsc::Sender<SocketAddr>) + Send + 'static) -> SocketAddr {
+    let (tx, rx) = mpsc::channel();
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || serve(tx))
+        .expect("spawn a server thread");
+    rx.recv().expect("the server reports its address")
+}
+
+/// spindle, one loop on one thread.
+pub fn spindle_1loop_server() -> SocketAddr {
+    static ADDR: OnceLock<SocketAddr> = OnceLock::new();
+    *ADDR.get_or_init(|| {
+        start("spindle-1loop", |tx| {
+            use futures_lite::{AsyncReadExt, AsyncWriteExt};
+            let lp = spindle::EventLoop::new().unwrap();
+            let _ = lp.run_until_complete(async move {
+                let listener = spindle::net::TcpListener::bind("127.0.0.1:0").unwrap();
+                tx.send(listener.local_addr().unwrap()).unwrap();
+                while let Ok((conn, _)) = listener.accept().await {
+                    let _ = conn.set_nodelay(true);
+                    let task = spindle::spawn_local(async move {
+                        echo_body!(conn, AsyncReadExt::read, AsyncWriteExt::write_all)
+                    });
+                    drop(task);
+                }
+            });
+        })
+    })
+}
+
+/// spindle, a 2-worker runtime: the accept loop and every connection are stealable tasks.
+pub fn spindle_rt_server() -> SocketAddr {
+    static ADDR: OnceLock<SocketAddr> = OnceLock::new();
+    *ADDR.get_or_init(|| {
+        start("spindle-rt", |tx| {
+            use futures_lite::{AsyncReadExt, AsyncWriteExt};
+            let rt = spindle::Runtime::builder()
+                .worker_threads(2)
+                .build()
+                .unwrap();
+            let _ = rt.block_on(async move {
+                let listener = spindle::net::TcpListener::bind("127.0.0.1:0").unwrap();
+                tx.send(listener.local_addr().unwrap()).unwrap();
+                let acceptor = spindle::spawn(async move {
+                    while let Ok((conn, _)) = listener.accept().await {
+                        let _ = conn.set_nodelay(true);
+                        let task = spindle::spawn(async move {
+                            echo_body!(conn, AsyncReadExt::read, AsyncWriteExt::write_all)
+                        });
+                        drop(task);
+                    }
+                })
+                .unwrap();
+                let _ = acceptor.await;
+            });
+            // The runtime lives as long as the process.
+            std::mem::forget(rt);
+        })
+    })
+}
+
+/// tokio, current_thread.
+pub fn tokio_current_thread_server() -> SocketAddr {
+    static ADDR: OnceLock<SocketAddr> = OnceLock::new();
+    *ADDR.get_or_init(|| {
+        start("tokio-ct", |tx| {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(tokio_accept_loop(tx));
+        })
+    })
+}
+
+/// tokio, multi_thread with 2 workers.
+pub fn tokio_rt_server() -> SocketAddr {
+    static ADDR: OnceLock<SocketAddr> = OnceLock::new();
+    *ADDR.get_or_init(|| {
+        start("tokio-rt", |tx| {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let acceptor = tokio::spawn(tokio_accept_loop(tx));
+                let _ = acceptor.await;
+            });
+        })
+    })
+}
+
+async fn tokio_accept_loop(tx: mpsc::Sender<SocketAddr>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    tx.send(listener.local_addr().unwrap()).unwrap();
+    while let Ok((conn, _)) = listener.accept().await {
+        let _ = conn.set_nodelay(true);
+        tokio::spawn(async move { echo_body!(conn, AsyncReadExt::read, AsyncWriteExt::write_all) });
+    }
+}
+
+/// One client connection of the echo load: where it is in its round trip.
+struct EchoConn {
+    stream: TcpStream,
+    sent_at: Instant,
+    received: usize,
+    rounds_left: usize,
+}
+
+/// The echo load: `conns` connections to `addr`, each doing `rounds` ping-pong round trips of
+/// `msg` bytes, all driven by one bare `polling` loop on the calling thread.
+pub fn echo_load(addr: SocketAddr, conns: usize, rounds: usize, msg: usize) -> IoRun {
+    let poller = Poller::new().unwrap();
+    let payload = vec![0x5au8; msg];
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut clients: Vec<EchoConn> = (0..conns)
+        .map(|_| {
+            let stream = TcpStream::connect(addr).unwrap();
+            stream.set_nodelay(true).unwrap();
+            stream.set_nonblocking(true).unwrap();
+            EchoConn {
+                stream,
+                sent_at: Instant::now(),
+                received: 0,
+                rounds_left: rounds,
+            }
+        })
+        .collect();
+    for (key, c) in clients.iter().enumerate() {
+        // SAFETY: each stream is deleted from the poller below, before it is dropped.
+        unsafe {
+            poller
+                .add_with_mode(&c.stream, Event::readable(key), PollMode::Level)
+                .unwrap()
+        };
+    }
+    let mut latencies = Vec::with_capacity(conns * rounds);
+    let cpu0 = process_cpu();
+    let t0 = Instant::now();
+    for c in &mut clients {
+        c.sent_at = Instant::now();
+        c.stream.write_all(&payload).unwrap();
+    }
+    let mut active = conns;
+    let mut events = Events::new();
+    while active > 0 {
+        events.clear();
+        // No timeout (polling would arm a timerfd for it on every wait): `compare`'s
+        // watchdog ends a run that hangs.
+        poller.wait(&mut events, None).unwrap();
+        for ev in events.iter() {
+            let c = &mut clients[ev.key];
+            loop {
+                match c.stream.read(&mut buf) {
+                    Ok(0) => panic!("the echo server closed a connection"),
+                    Ok(n) => c.received += n,
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(e) => panic!("echo client: {e}"),
+                }
+            }
+            if c.received >= msg {
+                latencies.push(c.sent_at.elapsed().as_nanos() as u64);
+                c.received -= msg;
+                c.rounds_left -= 1;
+                if c.rounds_left == 0 {
+                    active -= 1;
+                } else {
+                    c.sent_at = Instant::now();
+                    // 1 KiB always fits the socket buffer: the previous one was echoed.
+                    c.stream.write_all(&payload).unwrap();
+                }
+            }
+        }
+    }
+    let elapsed = t0.elapsed();
+    let cpu = process_cpu().saturating_sub(cpu0);
+    for c in &clients {
+        poller.delete(&c.stream).unwrap();
+    }
+    latencies.sort_unstable();
+    IoRun {
+        elapsed,
+        cpu,
+        latencies_ns: latencies,
+    }
+}
+
+/// The connect/accept load: `n` sequential connections, each sending `msg` bytes, reading
+/// them back, and closing with a reset (SO_LINGER 0: no TIME_WAIT left behind).
+pub fn connect_load(addr: SocketAddr, n: usize, msg: usize) -> IoRun {
+    let payload = vec![0xa5u8; msg];
+    let mut buf = vec![0u8; msg];
+    let mut latencies = Vec::with_capacity(n);
+    let cpu0 = process_cpu();
+    let t0 = Instant::now();
+    for _ in 0..n {
+        let started = Instant::now();
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_nodelay(true).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(&payload).unwrap();
+        s.read_exact(&mut buf).unwrap();
+        socket2::SockRef::from(&s)
+            .set_linger(Some(Duration::ZERO))
+            .unwrap();
+        drop(s);
+        latencies.push(started.elapsed().as_nanos() as u64);
+    }
+    let elapsed = t0.elapsed();
+    let cpu = process_cpu().saturating_sub(cpu0);
+    latencies.sort_unstable();
+    IoRun {
+        elapsed,
+        cpu,
+        latencies_ns: latencies,
+    }
+}
