@@ -10,6 +10,9 @@
 //! in turn. Per side it prints the medians over the rounds of: wall time per round trip,
 //! CPU time per round trip (the whole process, load generator included), and the p50 and
 //! p99 round-trip latency; then the ratios spindle/tokio (below 1.0: spindle is better).
+//!
+//! `IO_SIDE=0` (spindle) or `IO_SIDE=1` (tokio) runs one side only, for profiling it alone
+//! (`strace -c -f`, `perf stat`): it prints that side's line and no ratio.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -79,7 +82,21 @@ fn main() {
         "{:<20} {:<22} {:>12} {:>12} {:>10} {:>10}",
         "row", "side", "wall/op", "cpu/op", "p50", "p99"
     );
+    let only: Option<usize> = std::env::var("IO_SIDE").ok().and_then(|v| v.parse().ok());
     for row in rows.iter().filter(|r| r.name.contains(&filter)) {
+        if let Some(side) = only {
+            let addr = (row.sides[side].1)();
+            (row.load)(addr);
+            let runs: Vec<IoRun> = (0..runs).map(|_| (row.load)(addr)).collect();
+            let wall = median(runs.iter().map(|r| r.elapsed / row.ops as u32).collect());
+            println!(
+                "{:<20} {:<22} {:>10.2}us",
+                row.name,
+                row.sides[side].0,
+                wall.as_secs_f64() * 1e6
+            );
+            continue;
+        }
         let addrs = row.sides.map(|(_, start)| start());
         // Warm-up round, then the measured ones, sides interleaved.
         for addr in addrs {

@@ -201,7 +201,7 @@ pub mod __loom {
 
         /// Loop side: park with no timeout (returns at once if something is queued).
         pub fn park(&self) {
-            let mut events = polling::Events::new();
+            let mut events = crate::remote::poller::Events::new();
             self.0.park(&mut events, None, true);
         }
 

@@ -279,6 +279,58 @@ where
     a.poll_write_with(cx, |mut io| io.flush())
 }
 
+/// Stream sockets: as above, with a short transfer clearing the readiness (see
+/// [`Source::poll_read_stream`]).
+pub(crate) fn poll_read_stream<T: AsFd>(
+    a: &Async<T>,
+    cx: &mut Context<'_>,
+    buf: &mut [u8],
+) -> Poll<io::Result<usize>>
+where
+    for<'a> &'a T: Read,
+{
+    let len = buf.len();
+    a.source.poll_read_stream(cx, len, |mut io| io.read(buf))
+}
+
+pub(crate) fn poll_read_vectored_stream<T: AsFd>(
+    a: &Async<T>,
+    cx: &mut Context<'_>,
+    bufs: &mut [IoSliceMut<'_>],
+) -> Poll<io::Result<usize>>
+where
+    for<'a> &'a T: Read,
+{
+    let len = bufs.iter().map(|b| b.len()).sum();
+    a.source
+        .poll_read_stream(cx, len, |mut io| io.read_vectored(bufs))
+}
+
+pub(crate) fn poll_write_stream<T: AsFd>(
+    a: &Async<T>,
+    cx: &mut Context<'_>,
+    buf: &[u8],
+) -> Poll<io::Result<usize>>
+where
+    for<'a> &'a T: Write,
+{
+    a.source
+        .poll_write_stream(cx, buf.len(), |mut io| io.write(buf))
+}
+
+pub(crate) fn poll_write_vectored_stream<T: AsFd>(
+    a: &Async<T>,
+    cx: &mut Context<'_>,
+    bufs: &[IoSlice<'_>],
+) -> Poll<io::Result<usize>>
+where
+    for<'a> &'a T: Write,
+{
+    let len = bufs.iter().map(|b| b.len()).sum();
+    a.source
+        .poll_write_stream(cx, len, |mut io| io.write_vectored(bufs))
+}
+
 macro_rules! futures_io_impls {
     ($ty:ty) => {
         impl<T: AsFd> futures_io::AsyncRead for $ty

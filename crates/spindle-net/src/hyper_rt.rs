@@ -56,7 +56,8 @@ fn poll_read_cursor<T: AsFd>(
     // only let `read(2)` write into them (rustix's `read` takes `&mut [MaybeUninit<u8>]`
     // and never reads them), and `advance` below counts exactly the bytes it initialised.
     let unfilled: &mut [MaybeUninit<u8>] = unsafe { cursor.as_mut() };
-    let n = ready!(io.poll_read_with(cx, |fd| {
+    let len = unfilled.len();
+    let n = ready!(io.source().poll_read_stream(cx, len, |fd| {
         rustix::io::read(fd, &mut *unfilled)
             .map(|(filled, _)| filled.len())
             .map_err(io::Error::from)
@@ -84,7 +85,7 @@ macro_rules! hyper_io {
                 cx: &mut Context<'_>,
                 buf: &[u8],
             ) -> Poll<io::Result<usize>> {
-                async_io::poll_write(AsAsync::as_async(&*self), cx, buf)
+                async_io::poll_write_stream(AsAsync::as_async(&*self), cx, buf)
             }
 
             fn poll_write_vectored(
@@ -92,7 +93,7 @@ macro_rules! hyper_io {
                 cx: &mut Context<'_>,
                 bufs: &[IoSlice<'_>],
             ) -> Poll<io::Result<usize>> {
-                async_io::poll_write_vectored(AsAsync::as_async(&*self), cx, bufs)
+                async_io::poll_write_vectored_stream(AsAsync::as_async(&*self), cx, bufs)
             }
 
             fn is_write_vectored(&self) -> bool {

@@ -539,7 +539,7 @@ macro_rules! stream_io {
                 cx: &mut Context<'_>,
                 buf: &mut [u8],
             ) -> Poll<io::Result<usize>> {
-                async_io::poll_read(AsAsync::as_async(&*self), cx, buf)
+                async_io::poll_read_stream(AsAsync::as_async(&*self), cx, buf)
             }
 
             fn poll_read_vectored(
@@ -547,7 +547,7 @@ macro_rules! stream_io {
                 cx: &mut Context<'_>,
                 bufs: &mut [IoSliceMut<'_>],
             ) -> Poll<io::Result<usize>> {
-                async_io::poll_read_vectored(AsAsync::as_async(&*self), cx, bufs)
+                async_io::poll_read_vectored_stream(AsAsync::as_async(&*self), cx, bufs)
             }
         }
 
@@ -557,7 +557,7 @@ macro_rules! stream_io {
                 cx: &mut Context<'_>,
                 buf: &[u8],
             ) -> Poll<io::Result<usize>> {
-                async_io::poll_write(AsAsync::as_async(&*self), cx, buf)
+                async_io::poll_write_stream(AsAsync::as_async(&*self), cx, buf)
             }
 
             fn poll_write_vectored(
@@ -565,7 +565,7 @@ macro_rules! stream_io {
                 cx: &mut Context<'_>,
                 bufs: &[IoSlice<'_>],
             ) -> Poll<io::Result<usize>> {
-                async_io::poll_write_vectored(AsAsync::as_async(&*self), cx, bufs)
+                async_io::poll_write_vectored_stream(AsAsync::as_async(&*self), cx, bufs)
             }
 
             fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {

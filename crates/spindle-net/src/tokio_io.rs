@@ -12,15 +12,22 @@ use crate::async_io::{self, AsAsync, Async};
 use crate::tcp::{OwnedReadHalf, OwnedWriteHalf, TcpStream};
 use crate::unix::UnixStream;
 
+/// `stream`: a byte stream, where a short read clears the readiness (see `async_io`).
 fn poll_read_buf<T: AsFd>(
     io: &Async<T>,
     cx: &mut Context<'_>,
     buf: &mut ReadBuf<'_>,
+    stream: bool,
 ) -> Poll<io::Result<()>>
 where
     for<'a> &'a T: Read,
 {
-    let n = ready!(async_io::poll_read(io, cx, buf.initialize_unfilled()))?;
+    let unfilled = buf.initialize_unfilled();
+    let n = if stream {
+        ready!(async_io::poll_read_stream(io, cx, unfilled))?
+    } else {
+        ready!(async_io::poll_read(io, cx, unfilled))?
+    };
     buf.advance(n);
     Poll::Ready(Ok(()))
 }
@@ -33,7 +40,7 @@ macro_rules! tokio_io {
                 cx: &mut Context<'_>,
                 buf: &mut ReadBuf<'_>,
             ) -> Poll<io::Result<()>> {
-                poll_read_buf(AsAsync::as_async(&*self), cx, buf)
+                poll_read_buf(AsAsync::as_async(&*self), cx, buf, true)
             }
         }
 
@@ -43,7 +50,7 @@ macro_rules! tokio_io {
                 cx: &mut Context<'_>,
                 buf: &[u8],
             ) -> Poll<io::Result<usize>> {
-                async_io::poll_write(AsAsync::as_async(&*self), cx, buf)
+                async_io::poll_write_stream(AsAsync::as_async(&*self), cx, buf)
             }
 
             fn poll_write_vectored(
@@ -51,7 +58,7 @@ macro_rules! tokio_io {
                 cx: &mut Context<'_>,
                 bufs: &[io::IoSlice<'_>],
             ) -> Poll<io::Result<usize>> {
-                async_io::poll_write_vectored(AsAsync::as_async(&*self), cx, bufs)
+                async_io::poll_write_vectored_stream(AsAsync::as_async(&*self), cx, bufs)
             }
 
             fn is_write_vectored(&self) -> bool {
@@ -83,7 +90,7 @@ where
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        poll_read_buf(&self, cx, buf)
+        poll_read_buf(&self, cx, buf, false)
     }
 }
 

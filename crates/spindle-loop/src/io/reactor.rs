@@ -23,10 +23,9 @@ use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use polling::{Event, Events, PollMode};
-
 use super::readiness::{Readiness, READABLE, SHUTDOWN, WRITABLE};
 use super::IoError;
+use crate::remote::poller::{Events, Mode};
 use crate::remote::Remote;
 
 /// How an event key splits into slot and generation: half the bits each. The top bit of the
@@ -154,22 +153,17 @@ impl Reactor {
         entry: Entry,
         readable: bool,
         writable: bool,
-        mode: PollMode,
+        mode: Mode,
     ) -> io::Result<usize> {
         let mut slab = self.lock();
         if slab.closed {
             return Err(IoError::LoopClosed.into());
         }
         let key = slab.insert(entry);
-        let interest = interest(key, readable, writable);
-        // SAFETY: `polling`'s contract for `add`: the fd is deleted from the poller before it
-        // is closed. It is, by the module's first invariant: its owner deregisters (under this
+        // SAFETY: the poller's contract for `add`: the fd is deleted from it before it is
+        // closed. It is, by the module's first invariant: its owner deregisters (under this
         // lock) before closing it, and `close` deletes it if the owner has not yet.
-        let added = unsafe {
-            self.remote
-                .poller()
-                .add_with_mode(fd.as_raw_fd(), interest, mode)
-        };
+        let added = unsafe { self.remote.poller().add(fd, key, readable, writable, mode) };
         if let Err(e) = added {
             slab.remove(key);
             return Err(e);
@@ -185,7 +179,7 @@ impl Reactor {
         key: usize,
         readable: bool,
         writable: bool,
-        mode: PollMode,
+        mode: Mode,
     ) -> io::Result<()> {
         let slab = self.lock();
         if slab.get(key).is_none() {
@@ -193,7 +187,7 @@ impl Reactor {
         }
         self.remote
             .poller()
-            .modify_with_mode(fd, interest(key, readable, writable), mode)
+            .modify(fd, key, readable, writable, mode)
     }
 
     /// Removes `key`'s entry and deletes its fd from the poller (a no-op if `close` did
@@ -280,15 +274,6 @@ impl Reactor {
                 readiness.deliver(SHUTDOWN);
             }
         }
-    }
-}
-
-fn interest(key: usize, readable: bool, writable: bool) -> Event {
-    match (readable, writable) {
-        (true, true) => Event::all(key),
-        (true, false) => Event::readable(key),
-        (false, true) => Event::writable(key),
-        (false, false) => Event::none(key),
     }
 }
 

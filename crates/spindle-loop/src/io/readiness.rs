@@ -130,6 +130,12 @@ impl Readiness {
         }
     }
 
+    /// The readiness event `direction` would be cleared against now (`None` if it is not
+    /// ready): for a caller that learns only after its syscall that it drained the source.
+    pub(crate) fn last_seen(&self, direction: Direction) -> Option<ReadyEvent> {
+        Self::check(self.state.load(Ordering::Acquire), direction).and_then(Result::ok)
+    }
+
     fn check(state: usize, direction: Direction) -> Option<Result<ReadyEvent, Shutdown>> {
         if state & SHUTDOWN != 0 {
             return Some(Err(Shutdown));

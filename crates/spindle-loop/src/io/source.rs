@@ -6,7 +6,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 
-use polling::PollMode;
+use crate::remote::poller::Mode;
 
 use super::coop;
 use super::reactor::{Entry, Reactor};
@@ -188,6 +188,60 @@ impl<T: AsFd> Source<T> {
         self.poll_with(cx, Direction::Write, op)
     }
 
+    /// [`poll_read_with`](Self::poll_read_with) for a byte stream (TCP, Unix stream, pipe):
+    /// `op` reads into a buffer of `len` bytes. A read shorter than `len` drained the kernel's
+    /// buffer, so the readiness is cleared and the next call waits for the loop's next event
+    /// instead of making a syscall that would say `WouldBlock` (as tokio does). Not for
+    /// datagram sockets, where a short read says nothing about the queue.
+    ///
+    /// ```
+    /// use std::future::poll_fn;
+    /// use std::io::Read;
+    /// # let (a, b) = std::os::unix::net::UnixStream::pair()?;
+    /// # let a = spindle_loop::io::Source::new(a)?;
+    /// # std::io::Write::write_all(&mut &b, b"abc")?;
+    /// let lp = spindle_loop::EventLoop::new().unwrap();
+    /// let n = lp.run_until_complete(async move {
+    ///     let mut buf = [0; 8];
+    ///     poll_fn(|cx| a.poll_read_stream(cx, buf.len(), |mut s| s.read(&mut buf))).await
+    /// }).unwrap()?;
+    /// assert_eq!(n, 3);
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn poll_read_stream(
+        &self,
+        cx: &mut Context<'_>,
+        len: usize,
+        op: impl FnMut(&T) -> io::Result<usize>,
+    ) -> Poll<io::Result<usize>> {
+        self.poll_stream(cx, Direction::Read, len, op)
+    }
+
+    /// [`poll_write_with`](Self::poll_write_with) for a byte stream: a write shorter than `len`
+    /// filled the kernel's buffer, so the readiness is cleared (see
+    /// [`poll_read_stream`](Self::poll_read_stream)).
+    ///
+    /// ```
+    /// use std::future::poll_fn;
+    /// use std::io::Write;
+    /// # let (a, _b) = std::os::unix::net::UnixStream::pair()?;
+    /// # let a = spindle_loop::io::Source::new(a)?;
+    /// let lp = spindle_loop::EventLoop::new().unwrap();
+    /// let n = lp.run_until_complete(async move {
+    ///     poll_fn(|cx| a.poll_write_stream(cx, 2, |mut s| s.write(b"hi"))).await
+    /// }).unwrap()?;
+    /// assert_eq!(n, 2);
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn poll_write_stream(
+        &self,
+        cx: &mut Context<'_>,
+        len: usize,
+        op: impl FnMut(&T) -> io::Result<usize>,
+    ) -> Poll<io::Result<usize>> {
+        self.poll_stream(cx, Direction::Write, len, op)
+    }
+
     /// [`poll_read_with`](Self::poll_read_with) as a future.
     ///
     /// ```
@@ -295,6 +349,31 @@ impl<T: AsFd> Source<T> {
         }
     }
 
+    fn poll_stream(
+        &self,
+        cx: &mut Context<'_>,
+        direction: Direction,
+        len: usize,
+        mut op: impl FnMut(&T) -> io::Result<usize>,
+    ) -> Poll<io::Result<usize>> {
+        let mut seen = None;
+        let done = self.poll_with(cx, direction, |io| {
+            let event = self.readiness.last_seen(direction);
+            let n = op(io)?;
+            seen = Some((event, n));
+            Ok(n)
+        });
+        if let (Poll::Ready(Ok(_)), Some((Some(event), n))) = (&done, seen) {
+            // Short: the kernel's buffer was drained (filled). Cleared only once registered,
+            // so that the next data (space) brings an event; a registration that fails keeps
+            // the readiness, and the next call simply tries the syscall.
+            if n > 0 && n < len && self.ensure_registered().is_ok() {
+                self.readiness.clear(event);
+            }
+        }
+        done
+    }
+
     /// Registers the fd with the loop running on this thread unless it has a home already.
     fn ensure_registered(&self) -> io::Result<()> {
         if self.home.get().is_some() {
@@ -308,7 +387,7 @@ impl<T: AsFd> Source<T> {
         }
         let fd = self.get_ref().as_fd();
         let entry = Entry::Source(fd.as_raw_fd(), self.readiness.clone());
-        let key = reactor.register(fd, entry, true, true, PollMode::Edge)?;
+        let key = reactor.register(fd, entry, true, true, Mode::Edge)?;
         let _ = self.home.set(Home { reactor, key });
         Ok(())
     }

@@ -13,7 +13,7 @@ use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::panic::Location;
 use std::rc::Rc;
 
-use polling::PollMode;
+use crate::remote::poller::Mode;
 
 use super::reactor::Entry;
 use crate::callback::new_callback;
@@ -217,13 +217,7 @@ impl EventLoop {
                     Which::Reader => (true, watch.writer.is_some()),
                     Which::Writer => (watch.reader.is_some(), true),
                 };
-                reactor.modify(
-                    side._owner.as_fd(),
-                    watch.key,
-                    reader,
-                    writer,
-                    PollMode::Level,
-                )?;
+                reactor.modify(side._owner.as_fd(), watch.key, reader, writer, Mode::Level)?;
                 let slot = match which {
                     Which::Reader => &mut watch.reader,
                     Which::Writer => &mut watch.writer,
@@ -237,7 +231,7 @@ impl EventLoop {
                     Entry::Watch(fd),
                     reader,
                     writer,
-                    PollMode::Level,
+                    Mode::Level,
                 )?;
                 let mut watch = Watch {
                     key,
@@ -285,7 +279,7 @@ impl EventLoop {
                         watch.key,
                         reader.is_some(),
                         writer.is_some(),
-                        PollMode::Level,
+                        Mode::Level,
                     );
                 }
                 None

@@ -33,6 +33,8 @@ pub(crate) mod inbox;
 #[allow(unsafe_code)] // InlineCall: a small closure carried inline through the inbox
 pub(crate) mod inline_call;
 pub(crate) mod parker;
+#[allow(unsafe_code)] // the poller's `add` states its fd contract as an unsafe fn
+pub(crate) mod poller;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
@@ -296,7 +298,7 @@ impl Remote {
     ///
     /// `spin`: watch the inbox for a short while first (see `spin_for_work`). A loop with I/O
     /// registrations does not: an event that arrives during the spin would wait for it.
-    pub(crate) fn park(&self, events: &mut polling::Events, timeout: Option<Duration>, spin: bool) {
+    pub(crate) fn park(&self, events: &mut poller::Events, timeout: Option<Duration>, spin: bool) {
         if spin && self.spin_for_work(timeout) {
             return;
         }
@@ -351,13 +353,13 @@ impl Remote {
     /// Loop thread: collects the I/O events ready now, without blocking and without the park
     /// protocol (nobody needs to wake a loop that does not sleep).
     #[cfg(not(loom))]
-    pub(crate) fn poll_now(&self, events: &mut polling::Events) {
+    pub(crate) fn poll_now(&self, events: &mut poller::Events) {
         self.parker.wait(events, Some(Duration::ZERO));
     }
 
     /// The loop's poller, where its I/O sources are registered.
     #[cfg(not(loom))]
-    pub(crate) fn poller(&self) -> &polling::Poller {
+    pub(crate) fn poller(&self) -> &poller::Poller {
         self.parker.poller()
     }
 

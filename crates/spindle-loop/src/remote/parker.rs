@@ -1,35 +1,38 @@
 //! The seam between the loop and the operating system: block until notified or a timeout.
 //!
-//! Normally a [`polling::Poller`]: `wait` blocks in epoll/kqueue and `notify` interrupts it
+//! Normally the loop's [`Poller`] (`poller.rs`): `wait` blocks in epoll/kqueue and `notify` interrupts it
 //! (a notification that arrives before `wait` makes the next `wait` return at once, so none is
 //! lost). Under `--cfg loom` it is a mutex + condvar with the same sticky-notification contract,
 //! which loom can explore.
 
 use std::time::Duration;
 
+use super::poller::Events;
+#[cfg(not(loom))]
+use super::poller::Poller;
+
 #[cfg(not(loom))]
 pub(crate) struct Parker {
-    poller: polling::Poller,
+    poller: Poller,
 }
 
 #[cfg(not(loom))]
 impl Parker {
     pub(crate) fn new() -> std::io::Result<Self> {
         Ok(Parker {
-            poller: polling::Poller::new()?,
+            poller: Poller::new()?,
         })
     }
 
     /// Blocks until [`notify`](Self::notify) or the timeout (`None`: no timeout).
-    pub(crate) fn wait(&self, events: &mut polling::Events, timeout: Option<Duration>) {
-        events.clear();
+    pub(crate) fn wait(&self, events: &mut Events, timeout: Option<Duration>) {
         // An error here (EINTR is retried inside polling) leaves us with a spurious wake-up,
         // which the loop tolerates: it recomputes its timeout and waits again.
         let _ = self.poller.wait(events, timeout);
     }
 
     /// The poller itself, for I/O registrations (see `io::reactor`).
-    pub(crate) fn poller(&self) -> &polling::Poller {
+    pub(crate) fn poller(&self) -> &Poller {
         &self.poller
     }
 
@@ -59,7 +62,7 @@ impl Parker {
 
     /// Under loom a timeout is modelled as "may return without a notification": a model that
     /// passes a timeout must not rely on being woken.
-    pub(crate) fn wait(&self, _events: &mut polling::Events, timeout: Option<Duration>) {
+    pub(crate) fn wait(&self, _events: &mut Events, timeout: Option<Duration>) {
         let mut notified = self.notified.lock().unwrap();
         if timeout.is_none() {
             while !*notified {
