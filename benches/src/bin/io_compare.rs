@@ -22,9 +22,12 @@ use spindle_benches::io_rows::{
     tokio_rt_server, IoRun, CONNECT_N, ECHO_CONNS, ECHO_MSG, ECHO_ROUNDS,
 };
 
+/// A side: its name and the function that starts its server (once) and gives its address.
+type Side = (&'static str, fn() -> SocketAddr);
+
 struct Row {
     name: &'static str,
-    sides: [(&'static str, fn() -> SocketAddr); 2],
+    sides: [Side; 2],
     load: fn(SocketAddr) -> IoRun,
     ops: usize,
 }

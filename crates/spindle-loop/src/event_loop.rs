@@ -194,6 +194,7 @@ impl Inner {
     }
 
     /// The ready queue (the I/O dispatch queues watch callbacks here).
+    #[cfg(not(loom))]
     pub(crate) fn ready_queue(&self) -> &RefCell<VecDeque<Ready>> {
         &self.ready
     }

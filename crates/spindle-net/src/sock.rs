@@ -56,6 +56,9 @@ pub trait SockExt {
     ) -> impl Future<Output = io::Result<TcpStream>> + 'static;
 }
 
+// `async fn` would borrow the loop for the future's life too: these futures borrow only the
+// socket and the buffer, so a task can keep them without keeping a loop handle borrowed.
+#[allow(clippy::manual_async_fn)]
 impl SockExt for EventLoop {
     fn sock_recv<'a>(
         &self,

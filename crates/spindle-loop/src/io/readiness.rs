@@ -40,6 +40,7 @@ const READINESS_BITS: usize = READABLE | WRITABLE | SHUTDOWN;
 const TICK_SHIFT: u32 = 3;
 
 /// Which side of a source an operation waits on.
+#[cfg_attr(loom, allow(dead_code))] // the loom models wait on reads only
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Direction {
     Read,
@@ -132,6 +133,7 @@ impl Readiness {
 
     /// The readiness event `direction` would be cleared against now (`None` if it is not
     /// ready): for a caller that learns only after its syscall that it drained the source.
+    #[cfg_attr(loom, allow(dead_code))]
     pub(crate) fn last_seen(&self, direction: Direction) -> Option<ReadyEvent> {
         Self::check(self.state.load(Ordering::Acquire), direction).and_then(Result::ok)
     }

@@ -9,8 +9,11 @@
 //! loop (one wait per iteration) paid on every round trip (measured with `strace -c` on the
 //! `tcp_echo_1loop` row: 4 extra syscalls per wait).
 
+#[cfg(not(loom))]
 use std::io;
+#[cfg(not(loom))]
 use std::os::fd::BorrowedFd;
+#[cfg(not(loom))]
 use std::time::Duration;
 
 /// How a registered fd reports readiness.
@@ -46,8 +49,6 @@ impl Events {
     pub(crate) fn new() -> Self {
         Events
     }
-
-    pub(crate) fn clear(&mut self) {}
 }
 
 #[cfg(all(not(loom), target_os = "linux"))]
