@@ -50,6 +50,20 @@ impl<T: AsFd> Async<T> {
         })
     }
 
+    /// Wraps `io` whose fd is already non-blocking (see [`Source::from_nonblocking`]).
+    ///
+    /// ```
+    /// let (a, _b) = std::os::unix::net::UnixStream::pair()?;
+    /// a.set_nonblocking(true)?;
+    /// let a = spindle_net::Async::from_nonblocking(a);
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn from_nonblocking(io: T) -> Self {
+        Async {
+            source: Source::from_nonblocking(io),
+        }
+    }
+
     /// The I/O object.
     ///
     /// ```

@@ -141,13 +141,22 @@ impl TcpListener {
     /// # std::io::Result::Ok(())
     /// ```
     pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(TcpStream, SocketAddr)>> {
-        match self.inner.poll_read_with(cx, |l| l.accept()) {
-            Poll::Ready(Ok((stream, peer))) => {
-                Poll::Ready(TcpStream::from_std(stream).map(|stream| (stream, peer)))
-            }
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Pending => Poll::Pending,
-        }
+        // accept4 with SOCK_NONBLOCK: the new socket needs no ioctl of its own.
+        let flags = rustix::net::SocketFlags::NONBLOCK | rustix::net::SocketFlags::CLOEXEC;
+        let accepted = self.inner.poll_read_with(cx, |l| {
+            let (fd, peer) = rustix::net::acceptfrom_with(l, flags)?;
+            let peer = peer
+                .and_then(|addr| SocketAddr::try_from(addr).ok())
+                .ok_or_else(|| io::Error::other("accept gave no IP peer address"))?;
+            Ok((fd, peer))
+        });
+        accepted.map_ok(|(fd, peer)| {
+            let stream = std::net::TcpStream::from(fd);
+            let stream = TcpStream {
+                inner: Arc::new(Async::from_nonblocking(stream)),
+            };
+            (stream, peer)
+        })
     }
 
     /// The connections as a stream (never ends; errors are items).

@@ -74,12 +74,26 @@ impl<T: AsFd> Source<T> {
     /// ```
     pub fn new(io: T) -> io::Result<Self> {
         set_nonblocking(io.as_fd())?;
-        Ok(Source {
+        Ok(Self::from_nonblocking(io))
+    }
+
+    /// Wraps `io` whose fd is already in non-blocking mode (made with `SOCK_NONBLOCK`, say):
+    /// [`new`](Self::new) without its `ioctl`. If the fd is in fact blocking, operations
+    /// block the loop's thread instead of waiting; nothing unsound happens.
+    ///
+    /// ```
+    /// let (a, _b) = std::os::unix::net::UnixStream::pair()?;
+    /// a.set_nonblocking(true)?;
+    /// let a = spindle_loop::io::Source::from_nonblocking(a);
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn from_nonblocking(io: T) -> Self {
+        Source {
             io: Some(io),
             readiness: Arc::new(Readiness::new()),
             home: OnceLock::new(),
             registering: Mutex::new(()),
-        })
+        }
     }
 
     /// The I/O object.
