@@ -133,3 +133,51 @@ fn stealable_tasks_keep_using_their_sockets_wherever_they_run() {
     );
     rt.shutdown();
 }
+
+#[test]
+fn a_stolen_task_uses_its_socket_on_another_worker_while_its_home_is_busy() {
+    use std::time::Duration;
+    let rt = runtime();
+    let addr = echo_server();
+    let go = Arc::new(spindle_sync::Event::new());
+    let (home_tx, home_rx) = std::sync::mpsc::channel();
+    let g = go.clone();
+    let task = rt
+        .spawn(async move {
+            let mut s = TcpStream::connect(addr).await.unwrap();
+            // One round trip that waits: the socket's home is the worker running us now.
+            s.write_all(b"ping").await.unwrap();
+            let mut buf = [0; 4];
+            s.read_exact(&mut buf).await.unwrap();
+            let home = s.home_loop().expect("registered by the wait");
+            home_tx.send(home).unwrap();
+            // Woken from a plain thread: the task goes to the runtime's injector, and the
+            // idle worker takes it while the home worker is busy.
+            g.wait().await;
+            let resumed_on = running_loop_id();
+            s.write_all(b"pong").await.unwrap();
+            s.read_exact(&mut buf).await.unwrap();
+            assert_eq!(&buf, b"pong");
+            (home, resumed_on)
+        })
+        .unwrap();
+    let home = home_rx.recv().unwrap();
+    let loops: Vec<u64> = rt.loops().iter().map(|l| l.loop_id()).collect();
+    let home_worker = loops.iter().position(|&id| id == home).unwrap();
+    // Keep the home worker busy (a blocking step on its own loop), then wake the task.
+    let busy = rt
+        .spawn_on(home_worker, || async {
+            std::thread::sleep(Duration::from_millis(800));
+        })
+        .unwrap();
+    // Give the busy step time to start (it holds the home worker for 800 ms).
+    std::thread::sleep(Duration::from_millis(100));
+    go.set();
+    let (home, resumed_on) = rt.block_on(task).unwrap().unwrap();
+    busy.result().unwrap();
+    assert_ne!(
+        resumed_on, home,
+        "the task should have been stolen by the idle worker"
+    );
+    rt.shutdown();
+}
