@@ -288,3 +288,42 @@ fn the_budget_makes_a_ready_reader_yield_after_128_operations_per_step() {
     assert!(steps >= 8, "only {steps} steps");
     drop(b);
 }
+
+#[test]
+fn poll_readable_waits_for_a_new_event_after_clear_readable() {
+    let lp = EventLoop::new().unwrap();
+    let (a, b) = UnixStream::pair().unwrap();
+    let a = Source::new(a).unwrap();
+    let writer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(20));
+        (&b).write_all(b"late").unwrap();
+        b
+    });
+    let got = lp
+        .run_until_complete(async move {
+            let mut buf = [0; 4];
+            let mut waits = 0;
+            loop {
+                std::future::poll_fn(|cx| a.poll_readable(cx)).await?;
+                match (&*a.get_ref()).read(&mut buf) {
+                    Ok(n) => return std::io::Result::Ok((n, waits)),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        a.clear_readable();
+                        waits += 1;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        })
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.0, 4);
+    assert!(
+        got.1 >= 1,
+        "the first try would block: nothing was written yet"
+    );
+    // A poll that kept answering Ready after the clear would spin through thousands of
+    // failed reads in the 20 ms before the write instead of waiting for the event.
+    assert!(got.1 < 100, "{} reads before the data came", got.1);
+    drop(writer.join().unwrap());
+}

@@ -304,8 +304,7 @@ impl<T: AsFd> Source<T> {
     /// # std::io::Result::Ok(())
     /// ```
     pub async fn readable(&self) -> io::Result<()> {
-        self.ensure_registered()?;
-        std::future::poll_fn(|cx| self.poll_ready(cx, Direction::Read).map_ok(|_| ())).await
+        std::future::poll_fn(|cx| self.poll_readable(cx)).await
     }
 
     /// Waits until the loop reports the source writable; see [`readable`](Self::readable).
@@ -318,8 +317,72 @@ impl<T: AsFd> Source<T> {
     /// # std::io::Result::Ok(())
     /// ```
     pub async fn writable(&self) -> io::Result<()> {
+        std::future::poll_fn(|cx| self.poll_writable(cx)).await
+    }
+
+    /// Polls for read readiness: `Ready` when the loop reports the source readable (a new
+    /// source counts as ready), else `Pending` with `cx`'s waker stored, after registering
+    /// the source with the running loop if it has no home yet. For callers that make their
+    /// own syscall: after a `WouldBlock`, call [`clear_readable`](Self::clear_readable)
+    /// before polling again, or this keeps answering `Ready`.
+    ///
+    /// ```
+    /// # let (a, b) = std::os::unix::net::UnixStream::pair()?;
+    /// # let a = spindle_loop::io::Source::new(a)?;
+    /// # std::io::Write::write_all(&mut &b, b"x")?;
+    /// let lp = spindle_loop::EventLoop::new().unwrap();
+    /// lp.run_until_complete(async move { std::future::poll_fn(|cx| a.poll_readable(cx)).await })
+    ///     .unwrap()?;
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.ensure_registered()?;
-        std::future::poll_fn(|cx| self.poll_ready(cx, Direction::Write).map_ok(|_| ())).await
+        self.poll_ready(cx, Direction::Read).map_ok(|_| ())
+    }
+
+    /// Polls for write readiness; see [`poll_readable`](Self::poll_readable).
+    ///
+    /// ```
+    /// # let (a, _b) = std::os::unix::net::UnixStream::pair()?;
+    /// # let a = spindle_loop::io::Source::new(a)?;
+    /// let lp = spindle_loop::EventLoop::new().unwrap();
+    /// lp.run_until_complete(async move { std::future::poll_fn(|cx| a.poll_writable(cx)).await })
+    ///     .unwrap()?;
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn poll_writable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.ensure_registered()?;
+        self.poll_ready(cx, Direction::Write).map_ok(|_| ())
+    }
+
+    /// Forgets the read readiness the loop reported (the caller's own syscall said
+    /// `WouldBlock`), so the next [`poll_readable`](Self::poll_readable) waits for a new
+    /// event. An event that arrives after this call is kept.
+    ///
+    /// ```
+    /// # let (a, _b) = std::os::unix::net::UnixStream::pair()?;
+    /// # let a = spindle_loop::io::Source::new(a)?;
+    /// a.clear_readable(); // a new source counts as readable until told otherwise
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn clear_readable(&self) {
+        if let Some(event) = self.readiness.last_seen(Direction::Read) {
+            self.readiness.clear(event);
+        }
+    }
+
+    /// Forgets the write readiness; see [`clear_readable`](Self::clear_readable).
+    ///
+    /// ```
+    /// # let (a, _b) = std::os::unix::net::UnixStream::pair()?;
+    /// # let a = spindle_loop::io::Source::new(a)?;
+    /// a.clear_writable();
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn clear_writable(&self) {
+        if let Some(event) = self.readiness.last_seen(Direction::Write) {
+            self.readiness.clear(event);
+        }
     }
 
     fn poll_ready(
