@@ -30,11 +30,18 @@ pub(crate) mod coop;
 #[cfg(not(loom))]
 pub(crate) mod reactor;
 pub(crate) mod readiness;
+#[cfg(all(unix, not(loom)))]
+mod signal;
 #[cfg(not(loom))]
 mod source;
 #[cfg(not(loom))]
 pub(crate) mod watch;
 
+#[cfg(all(unix, not(loom)))]
+pub use signal::{raise, signal};
+/// Signal numbers (`SIGTERM`, `SIGINT`, `SIGHUP`, ...), signal-hook's.
+#[cfg(all(unix, not(loom)))]
+pub use signal_hook::consts as sig;
 #[cfg(not(loom))]
 pub use source::Source;
 
@@ -86,6 +93,8 @@ impl Inner {
     /// `close()`: the poller lets go of every fd, sources' waiters are woken with
     /// [`IoError::LoopClosed`], and the watches' callbacks and fd owners are dropped.
     pub(crate) fn close_io(&self) {
+        // Signal handlers stop writing before their pipes close with the watches.
+        signal::unregister_all(&mut self.watches.borrow_mut().signals);
         self.reactor.close();
         let dropped = self.watches.borrow_mut().clear();
         drop(dropped);
