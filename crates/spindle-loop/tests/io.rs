@@ -305,7 +305,7 @@ fn poll_readable_waits_for_a_new_event_after_clear_readable() {
             let mut waits = 0;
             loop {
                 std::future::poll_fn(|cx| a.poll_readable(cx)).await?;
-                match (&*a.get_ref()).read(&mut buf) {
+                match a.get_ref().read(&mut buf) {
                     Ok(n) => return std::io::Result::Ok((n, waits)),
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                         a.clear_readable();
