@@ -345,6 +345,80 @@ where
         .poll_write_stream(cx, len, |mut io| io.write_vectored(bufs))
 }
 
+/// futures-io's traits for a byte-stream socket built on an `Async<T>` (see `AsAsync`): reads
+/// and writes clear the readiness when short, `close` shuts the writing side down.
+macro_rules! stream_io {
+    ($ty:ty) => {
+        impl futures_io::AsyncRead for $ty {
+            fn poll_read(
+                self: ::std::pin::Pin<&mut Self>,
+                cx: &mut ::std::task::Context<'_>,
+                buf: &mut [u8],
+            ) -> ::std::task::Poll<::std::io::Result<usize>> {
+                $crate::async_io::poll_read_stream(
+                    $crate::async_io::AsAsync::as_async(&*self),
+                    cx,
+                    buf,
+                )
+            }
+
+            fn poll_read_vectored(
+                self: ::std::pin::Pin<&mut Self>,
+                cx: &mut ::std::task::Context<'_>,
+                bufs: &mut [::std::io::IoSliceMut<'_>],
+            ) -> ::std::task::Poll<::std::io::Result<usize>> {
+                $crate::async_io::poll_read_vectored_stream(
+                    $crate::async_io::AsAsync::as_async(&*self),
+                    cx,
+                    bufs,
+                )
+            }
+        }
+
+        impl futures_io::AsyncWrite for $ty {
+            fn poll_write(
+                self: ::std::pin::Pin<&mut Self>,
+                cx: &mut ::std::task::Context<'_>,
+                buf: &[u8],
+            ) -> ::std::task::Poll<::std::io::Result<usize>> {
+                $crate::async_io::poll_write_stream(
+                    $crate::async_io::AsAsync::as_async(&*self),
+                    cx,
+                    buf,
+                )
+            }
+
+            fn poll_write_vectored(
+                self: ::std::pin::Pin<&mut Self>,
+                cx: &mut ::std::task::Context<'_>,
+                bufs: &[::std::io::IoSlice<'_>],
+            ) -> ::std::task::Poll<::std::io::Result<usize>> {
+                $crate::async_io::poll_write_vectored_stream(
+                    $crate::async_io::AsAsync::as_async(&*self),
+                    cx,
+                    bufs,
+                )
+            }
+
+            fn poll_flush(
+                self: ::std::pin::Pin<&mut Self>,
+                _cx: &mut ::std::task::Context<'_>,
+            ) -> ::std::task::Poll<::std::io::Result<()>> {
+                ::std::task::Poll::Ready(Ok(())) // a socket has no user-space buffer to flush
+            }
+
+            fn poll_close(
+                self: ::std::pin::Pin<&mut Self>,
+                _cx: &mut ::std::task::Context<'_>,
+            ) -> ::std::task::Poll<::std::io::Result<()>> {
+                ::std::task::Poll::Ready($crate::async_io::AsAsync::shutdown_write(&*self))
+            }
+        }
+    };
+}
+
+pub(crate) use stream_io;
+
 macro_rules! futures_io_impls {
     ($ty:ty) => {
         impl<T: AsFd> futures_io::AsyncRead for $ty

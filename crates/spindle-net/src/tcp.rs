@@ -1,6 +1,6 @@
 //! TCP: [`TcpListener`], [`TcpStream`] and its owned halves.
 
-use std::io::{self, IoSlice, IoSliceMut};
+use std::io;
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::pin::Pin;
@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 use futures_core::Stream;
 use socket2::{Domain, Protocol, Socket, Type};
 
-use crate::async_io::{self, AsAsync, Async};
+use crate::async_io::{AsAsync, Async};
 
 /// Resolves `addr` (a literal address resolves at once; a host name goes through the
 /// system resolver on this thread, as `std` does: resolve it with `to_thread` first if that
@@ -540,54 +540,6 @@ impl Drop for OwnedWriteHalf {
     }
 }
 
-macro_rules! stream_io {
-    ($ty:ty) => {
-        impl futures_io::AsyncRead for $ty {
-            fn poll_read(
-                self: Pin<&mut Self>,
-                cx: &mut Context<'_>,
-                buf: &mut [u8],
-            ) -> Poll<io::Result<usize>> {
-                async_io::poll_read_stream(AsAsync::as_async(&*self), cx, buf)
-            }
-
-            fn poll_read_vectored(
-                self: Pin<&mut Self>,
-                cx: &mut Context<'_>,
-                bufs: &mut [IoSliceMut<'_>],
-            ) -> Poll<io::Result<usize>> {
-                async_io::poll_read_vectored_stream(AsAsync::as_async(&*self), cx, bufs)
-            }
-        }
-
-        impl futures_io::AsyncWrite for $ty {
-            fn poll_write(
-                self: Pin<&mut Self>,
-                cx: &mut Context<'_>,
-                buf: &[u8],
-            ) -> Poll<io::Result<usize>> {
-                async_io::poll_write_stream(AsAsync::as_async(&*self), cx, buf)
-            }
-
-            fn poll_write_vectored(
-                self: Pin<&mut Self>,
-                cx: &mut Context<'_>,
-                bufs: &[IoSlice<'_>],
-            ) -> Poll<io::Result<usize>> {
-                async_io::poll_write_vectored_stream(AsAsync::as_async(&*self), cx, bufs)
-            }
-
-            fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-                Poll::Ready(Ok(())) // TCP has no user-space buffer to flush
-            }
-
-            fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-                Poll::Ready(AsAsync::shutdown_write(&*self))
-            }
-        }
-    };
-}
-
 impl AsAsync for TcpStream {
     type Io = std::net::TcpStream;
     fn as_async(&self) -> &Async<std::net::TcpStream> {
@@ -618,7 +570,7 @@ impl AsAsync for OwnedWriteHalf {
     }
 }
 
-stream_io!(TcpStream);
-stream_io!(&TcpStream);
-stream_io!(OwnedReadHalf);
-stream_io!(OwnedWriteHalf);
+crate::async_io::stream_io!(TcpStream);
+crate::async_io::stream_io!(&TcpStream);
+crate::async_io::stream_io!(OwnedReadHalf);
+crate::async_io::stream_io!(OwnedWriteHalf);

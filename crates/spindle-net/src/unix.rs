@@ -1,6 +1,6 @@
 //! Unix domain sockets: [`UnixListener`], [`UnixStream`], [`UnixDatagram`].
 
-use std::io::{self, IoSlice, IoSliceMut};
+use std::io;
 use std::net::Shutdown;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::SocketAddr;
@@ -11,7 +11,7 @@ use std::task::{Context, Poll};
 
 use futures_core::Stream;
 
-use crate::async_io::{self, AsAsync, Async};
+use crate::async_io::{AsAsync, Async};
 
 /// A Unix stream listener.
 ///
@@ -216,54 +216,6 @@ impl AsFd for UnixStream {
     }
 }
 
-macro_rules! unix_stream_io {
-    ($ty:ty) => {
-        impl futures_io::AsyncRead for $ty {
-            fn poll_read(
-                self: Pin<&mut Self>,
-                cx: &mut Context<'_>,
-                buf: &mut [u8],
-            ) -> Poll<io::Result<usize>> {
-                async_io::poll_read_stream(AsAsync::as_async(&*self), cx, buf)
-            }
-
-            fn poll_read_vectored(
-                self: Pin<&mut Self>,
-                cx: &mut Context<'_>,
-                bufs: &mut [IoSliceMut<'_>],
-            ) -> Poll<io::Result<usize>> {
-                async_io::poll_read_vectored_stream(AsAsync::as_async(&*self), cx, bufs)
-            }
-        }
-
-        impl futures_io::AsyncWrite for $ty {
-            fn poll_write(
-                self: Pin<&mut Self>,
-                cx: &mut Context<'_>,
-                buf: &[u8],
-            ) -> Poll<io::Result<usize>> {
-                async_io::poll_write_stream(AsAsync::as_async(&*self), cx, buf)
-            }
-
-            fn poll_write_vectored(
-                self: Pin<&mut Self>,
-                cx: &mut Context<'_>,
-                bufs: &[IoSlice<'_>],
-            ) -> Poll<io::Result<usize>> {
-                async_io::poll_write_vectored_stream(AsAsync::as_async(&*self), cx, bufs)
-            }
-
-            fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-                Poll::Ready(Ok(()))
-            }
-
-            fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-                Poll::Ready(AsAsync::shutdown_write(&*self))
-            }
-        }
-    };
-}
-
 impl AsAsync for UnixStream {
     type Io = std::os::unix::net::UnixStream;
     fn as_async(&self) -> &Async<std::os::unix::net::UnixStream> {
@@ -274,8 +226,8 @@ impl AsAsync for UnixStream {
     }
 }
 
-unix_stream_io!(UnixStream);
-unix_stream_io!(&UnixStream);
+crate::async_io::stream_io!(UnixStream);
+crate::async_io::stream_io!(&UnixStream);
 
 /// A Unix datagram socket. Cheap to clone; `Send + Sync`.
 ///
