@@ -413,7 +413,6 @@ impl Inner {
             Ready::Task(runnable) => {
                 self.task_steps.set(self.task_steps.get() + 1);
                 let header = runnable.metadata();
-                header.begin_step();
                 let _span = task::step_span(header.id());
                 // Only debug mode's slow-step report needs the task afterwards.
                 let task = started.map(|_| TaskRef::new(runnable.waker(), header));

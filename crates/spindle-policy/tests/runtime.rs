@@ -2,6 +2,7 @@
 
 use std::cell::Cell;
 use std::collections::HashSet;
+use std::future::Future;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -464,4 +465,56 @@ fn a_yielding_task_goes_behind_the_tasks_already_queued() {
     })
     .unwrap();
     assert_eq!(*log.lock().unwrap(), ["a0", "b", "a1", "a2"]);
+}
+
+/// Issue 13.1: `cancel()` from another thread while the outer task may run on either worker.
+/// The awaited task must be cancelled in every round, whoever runs the outer task's cancelled
+/// step first. Bounded: 200 rounds, each waiting at most 10 s for the inner task's drop.
+#[test]
+fn cancelling_a_stealable_task_from_another_thread_always_cancels_the_task_it_awaits() {
+    const ROUNDS: usize = 200;
+    let rt = runtime(2);
+    for round in 0..ROUNDS {
+        let (dropped_tx, dropped_rx) = std::sync::mpsc::channel::<()>();
+        let (awaiting_tx, awaiting_rx) = std::sync::mpsc::channel::<()>();
+        struct OnDrop(std::sync::mpsc::Sender<()>);
+        impl Drop for OnDrop {
+            fn drop(&mut self) {
+                let _ = self.0.send(());
+            }
+        }
+        let outer = rt
+            .spawn(async move {
+                let inner = spindle_policy::spawn(async move {
+                    let _guard = OnDrop(dropped_tx);
+                    std::future::pending::<()>().await
+                })
+                .unwrap();
+                // Yield once so the inner task has a chance to start elsewhere, then await it.
+                let mut told = false;
+                let mut inner = inner;
+                std::future::poll_fn(move |cx| {
+                    let polled = std::pin::Pin::new(&mut inner).poll(cx);
+                    if !told {
+                        told = true;
+                        let _ = awaiting_tx.send(());
+                    }
+                    polled
+                })
+                .await
+            })
+            .unwrap();
+        awaiting_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the outer task awaits");
+        assert!(outer.cancel());
+        // Dropped before its first step (a closed channel) or after (a message): both are a
+        // cancelled task; only a timeout means it was left running.
+        assert_ne!(
+            dropped_rx.recv_timeout(Duration::from_secs(10)),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout),
+            "round {round}: the awaited task was left running"
+        );
+    }
+    rt.shutdown();
 }

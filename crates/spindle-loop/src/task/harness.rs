@@ -47,17 +47,28 @@ impl<F, O: TaskOwner> TaskFuture<F, O> {
     /// Drops the user's future now, catching a panic in its destructor (reported, not
     /// propagated).
     fn drop_future(&mut self) {
-        let dropped = catch_unwind(AssertUnwindSafe(|| self.drop_future_in_place()));
-        if let Err(payload) = dropped {
-            let header = self.guard.header();
-            let mut ctx = ExceptionContext::new(
-                ExceptionKind::TaskPanicked,
-                format!("a task's destructor panicked ({})", header.name()),
-            );
-            ctx.panic = Some(panic_message(&*payload).into());
-            ctx.created_at = Some(header.created_at);
-            self.guard.report(ctx);
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(|| self.drop_future_in_place())) {
+            self.report_drop_panic(payload, "a task's destructor");
         }
+    }
+
+    /// Drops the future (if still there) and completes the task as cancelled.
+    fn finish_cancelled<T>(&mut self) -> Poll<Result<T, TaskError>> {
+        self.drop_future();
+        self.guard.complete(Outcome::Cancelled);
+        Poll::Ready(Err(TaskError::Cancelled))
+    }
+
+    /// Reports a panic caught while dropping `what`.
+    fn report_drop_panic(&self, payload: Box<dyn std::any::Any + Send>, what: &str) {
+        let header = self.guard.header();
+        let mut ctx = ExceptionContext::new(
+            ExceptionKind::TaskPanicked,
+            format!("{what} panicked ({})", header.name()),
+        );
+        ctx.panic = Some(panic_message(&*payload).into());
+        ctx.created_at = Some(header.created_at);
+        self.guard.report(ctx);
     }
 }
 
@@ -84,11 +95,13 @@ impl<F: Future, O: TaskOwner> Future for TaskFuture<F, O> {
             // The cell never polls a completed future; answer consistently all the same.
             return Poll::Ready(Err(TaskError::Cancelled));
         }
-        if this.guard.header().cancel_requested() {
-            this.drop_future();
-            this.guard.complete(Outcome::Cancelled);
-            return Poll::Ready(Err(TaskError::Cancelled));
+        let header = this.guard.header();
+        if header.cancel_requested() {
+            // Before the links are cleared by completion: see `request_cancel`.
+            header.follow_await_links();
+            return this.finish_cancelled();
         }
+        header.begin_step();
         // SAFETY: present (FUTURE_GONE is clear) and pinned: it lives inside the pinned `self`
         // and is never moved (see the field).
         let future = unsafe { Pin::new_unchecked(&mut *this.future) };
@@ -96,6 +109,14 @@ impl<F: Future, O: TaskOwner> Future for TaskFuture<F, O> {
             Ok(Poll::Pending) => {
                 this.guard.owner.on_pending(this.guard.header(), cx.waker());
                 Poll::Pending
+            }
+            Ok(Poll::Ready(value)) if this.guard.header().must_cancel() => {
+                // Cancelled from inside its last step: it ends cancelled (asyncio's
+                // `_must_cancel`); its value is dropped like its future.
+                if let Err(payload) = catch_unwind(AssertUnwindSafe(|| drop(value))) {
+                    this.report_drop_panic(payload, "a cancelled task's value");
+                }
+                this.finish_cancelled()
             }
             Ok(Poll::Ready(value)) => {
                 this.drop_future();
@@ -215,6 +236,10 @@ impl<O: TaskOwner> CompletionGuard<O> {
             header.slow().failure = Some(message.clone());
         }
         let prev = header.state.fetch_or(bits, Ordering::AcqRel);
+        if prev & AWAITING_FUTURE != 0 {
+            // On the task's thread (its step, or its drop at close): its own table.
+            drop(awaited_future::take(header.id));
+        }
         // The common case (nobody registered anything) takes no lock. A callback added
         // concurrently is handled by `add_callback` (it sees DONE).
         let callbacks = if prev & NEEDS_SLOW_COMPLETION != 0 {
