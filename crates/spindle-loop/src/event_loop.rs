@@ -494,7 +494,7 @@ impl Inner {
             let timers = self.timers.borrow_mut().drain();
             dropped_any |= !timers.is_empty();
             for callback in timers {
-                callback.clear();
+                self.drop_reporting("a timer callback", || callback.clear());
             }
             if !dropped_any && self.tasks.borrow().is_empty() {
                 break;
@@ -517,12 +517,26 @@ impl Inner {
     /// accepted are run, because their producers were told they would be (see `Remote`).
     fn discard(&self, item: Ready) {
         match item {
-            Ready::Callback(callback) => {
-                if catch_unwind(AssertUnwindSafe(|| callback.clear())).is_err() {
-                    tracing::error!("a callback's destructor panicked during close()");
-                }
+            Ready::Callback(callback) => self.drop_reporting("a callback", || callback.clear()),
+            // The task reports a panic in its future's destructor itself (see `TaskFuture`);
+            // this guards `close()` against one from the cell's own machinery.
+            Ready::Task(runnable) => {
+                self.drop_reporting("a task", || task::discard_runnable(runnable))
             }
-            Ready::Task(runnable) => task::discard_runnable(runnable),
+        }
+    }
+
+    /// Runs a destructor `close()` triggers (`drop`), catching a panic in it and reporting it
+    /// to the exception handler: `close()` goes on and drops everything else whatever one
+    /// destructor does.
+    fn drop_reporting(&self, what: &str, drop: impl FnOnce()) {
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(drop)) {
+            let mut ctx = ExceptionContext::new(
+                ExceptionKind::CallbackPanicked,
+                format!("{what}'s destructor panicked during close()"),
+            );
+            ctx.panic = Some(task::panic_message(&*payload).into());
+            self.report(ctx);
         }
     }
 

@@ -138,3 +138,12 @@ pub fn default_exception_handler(ctx: &ExceptionContext) {
         _ => tracing::error!(kind = ?ctx.kind, "{ctx}"),
     }
 }
+
+/// Reports `ctx` to the handler of the loop running on this thread, or to the default handler
+/// when none runs here (a stealable task's step run outside a loop).
+pub(crate) fn report_to_running_loop(ctx: ExceptionContext) {
+    crate::context::with_running(|lp| match lp {
+        Some(lp) => lp.report(ctx),
+        None => default_exception_handler(&ctx),
+    });
+}

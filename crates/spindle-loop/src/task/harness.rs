@@ -74,8 +74,9 @@ impl<F, O: TaskOwner> TaskFuture<F, O> {
 
 impl<F, O: TaskOwner> Drop for TaskFuture<F, O> {
     fn drop(&mut self) {
-        // If it panics, unwinding still drops the guard, which reports the task destroyed.
-        self.drop_future_in_place();
+        // A panic in the future's destructor is caught and reported here (the drop may come
+        // from `close()`, which must go on); the guard then reports the task destroyed.
+        self.drop_future();
         // The guard's own `Drop` follows: the task completes as destroyed if it had not
         // finished.
     }

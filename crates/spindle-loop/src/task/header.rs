@@ -291,6 +291,24 @@ impl TaskHeader {
         }
     }
 
+    /// The report of a panic in the destructor of the task's output, dropped because nobody
+    /// can take it any more (the handle was dropped): see `RawTask::run`.
+    pub(crate) fn output_drop_panic(
+        &self,
+        payload: Box<dyn std::any::Any + Send>,
+    ) -> ExceptionContext {
+        let mut ctx = ExceptionContext::new(
+            ExceptionKind::TaskPanicked,
+            format!(
+                "a detached task's output panicked when dropped ({})",
+                self.name()
+            ),
+        );
+        ctx.panic = Some(panic_message(&*payload).into());
+        ctx.created_at = Some(self.created_at);
+        ctx
+    }
+
     pub(super) fn unretrieved_context(&self, task: Option<TaskRef>) -> ExceptionContext {
         let panic = self
             .slow
