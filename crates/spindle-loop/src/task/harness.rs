@@ -278,7 +278,24 @@ impl<O: TaskOwner> CompletionGuard<O> {
                     }
                 }
                 if prev & STOP_ON_DONE != 0 {
-                    owner.stop();
+                    // asyncio stops `run_until_complete` from a done-callback: what the last
+                    // step scheduled and the task's own done-callbacks (scheduled above) run in
+                    // the same batch as the stop. It only stops if `run_until_complete` is still
+                    // waiting when it runs (it clears STOP_ON_DONE on return).
+                    let stop = move |task: TaskRef, owner: Weak<Inner>| {
+                        if task.header().state() & STOP_ON_DONE != 0 {
+                            if let Some(owner) = owner.upgrade() {
+                                owner.stop();
+                            }
+                        }
+                    };
+                    let scheduled = task.clone().map(|task| {
+                        let weak = owner.weak();
+                        owner.call_soon_internal(move || stop(task, weak), header.created_at)
+                    });
+                    if !matches!(scheduled, Some(Ok(_))) {
+                        owner.stop();
+                    }
                 }
             }
         }
