@@ -3,7 +3,7 @@
 //! # One iteration (`run_once`, after asyncio's `_run_once`)
 //!
 //! 1. drain the remote inbox (threadsafe callbacks, cross-thread task wake-ups) into the ready
-//!    queue;
+//!    queue (`call_soon` drains it too, first, so the two share one FIFO as in asyncio);
 //! 2. choose the wait: none if anything is ready or a stop is pending; else until the earliest
 //!    live timer (capped at [`MAX_WAIT`]); else until notified. Park in the poller only if the
 //!    wait is not zero (a busy loop makes no syscall at all), then drain the inbox again;
@@ -265,6 +265,12 @@ impl Inner {
     ) -> Result<Handle, Rejected<F>> {
         if self.closed.get() {
             return Err(Rejected::new(f, LoopError::Closed));
+        }
+        // One FIFO with `call_soon_threadsafe` (asyncio's single `_ready`): a threadsafe
+        // submission that happened before this call runs before it, so what the inbox holds
+        // moves to the ready queue first. Costs two loads of the inbox's indices when empty.
+        if !self.remote.is_empty() {
+            self.drain_remote();
         }
         let cell = new_callback(f, created_at);
         self.ready

@@ -245,7 +245,7 @@ impl<T> Inbox<T> {
     }
 
     /// Consumer: whether nothing is claimed and unread.
-    #[cfg_attr(loom, allow(dead_code))] // only the pre-park spin asks, and loom skips that
+    #[inline]
     pub(crate) fn is_empty(&self) -> bool {
         self.head.0.index.load(Ordering::Relaxed)
             == self.tail.0.index.load(Ordering::Acquire) >> SHIFT
