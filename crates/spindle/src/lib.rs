@@ -1,7 +1,8 @@
 //! # spindle
 //!
 //! An async runtime with asyncio's loop semantics and Rust's speed: one event loop per thread.
-//! This facade re-exports [`spindle_loop`], [`spindle_bridge`] and [`spindle_policy`].
+//! This facade re-exports [`spindle_loop`], [`spindle_bridge`] and [`spindle_policy`], and adds
+//! [`Error`], into which every error of those crates converts (match that one).
 //!
 //! ```
 //! use spindle::EventLoop;
@@ -13,6 +14,9 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod error;
+
+pub use error::Error;
 pub use spindle_bridge;
 pub use spindle_loop;
 pub use spindle_policy;
