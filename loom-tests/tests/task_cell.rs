@@ -7,7 +7,8 @@
 //! thread wakes it too has exactly one step queued at a time; an awaiter on another thread gets
 //! the output, or `Cancelled` if the step was dropped, and is never left hanging; a handle
 //! dropped on another thread while the task completes frees the output exactly once (loom
-//! reports a leaked `Arc`).
+//! reports a leaked `Arc`); a cancel from another thread while the task's cancelled step may
+//! already run reaches the task it awaits (issue 13.1).
 #![cfg(loom)]
 
 use std::collections::VecDeque;
@@ -181,5 +182,45 @@ fn a_handle_dropped_while_the_task_completes_frees_the_output_once() {
         let dropper = thread::spawn(move || drop(task));
         first.run();
         dropper.join().unwrap();
+    });
+}
+
+/// Issue 13.1: task A awaits task B; another thread cancels A while this one runs whatever
+/// steps of A are queued (so A's cancelled step may run, and complete, in the middle of
+/// `cancel()`). Whatever the interleaving, B is cancelled.
+#[test]
+fn a_cancel_racing_with_the_cancelled_step_still_reaches_the_awaited_task() {
+    loom::model(|| {
+        let queue_a = std::sync::Arc::new(Queue::default());
+        let queue_b = std::sync::Arc::new(Queue::default());
+        let Ok((first_b, b)) = spawn_stealable(std::future::pending::<()>(), &queue_b) else {
+            panic!("spawn refused")
+        };
+        let b_ref = b.task_ref();
+        let Ok((first_a, a)) = spawn_stealable(b, &queue_a) else {
+            panic!("spawn refused")
+        };
+        first_a.run(); // A now awaits B: the await link is set
+        let a_ref = a.task_ref();
+        let cancelled = Arc::new(AtomicBool::new(false));
+        let flag = cancelled.clone();
+        let canceller = thread::spawn(move || {
+            assert!(a_ref.cancel());
+            flag.store(true, Ordering::SeqCst);
+        });
+        // A worker running A's steps as they come, also in the middle of `cancel()`.
+        while !cancelled.load(Ordering::SeqCst) {
+            queue_a.drain();
+            thread::yield_now();
+        }
+        canceller.join().unwrap();
+        queue_a.drain();
+        assert!(a.done() && a.cancelled());
+        first_b.run();
+        queue_b.drain();
+        assert!(
+            b_ref.cancelled(),
+            "the cancel did not reach the awaited task"
+        );
     });
 }

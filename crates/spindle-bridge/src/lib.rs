@@ -85,7 +85,7 @@ mod sync;
 
 pub use concurrent::ConcurrentFuture;
 pub use error::{BridgeError, SubmitError};
-pub use executor::to_thread;
+pub use executor::{shutdown_default_executor, to_thread, EXECUTOR_SHUTDOWN_TIMEOUT};
 pub use ext::EventLoopExt;
 pub use handle::{LoopHandle, ThreadsafeHandle};
 pub use pool::{BlockingPool, KEEP_ALIVE};

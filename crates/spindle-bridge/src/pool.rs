@@ -46,6 +46,8 @@ type Job = Box<dyn FnOnce(Result<&dyn Fn(), BridgeError>) + Send>;
 struct PoolInner {
     state: Mutex<PoolState>,
     work: Condvar,
+    /// Signalled when a thread exits (`shutdown_and_wait` waits on it).
+    exited: Condvar,
     max_threads: usize,
     name: String,
     /// What jobs refused or dropped at shutdown resolve with.
@@ -109,6 +111,7 @@ impl BlockingPool {
                     shut_down: false,
                 }),
                 work: Condvar::new(),
+                exited: Condvar::new(),
                 max_threads: max_threads.max(1),
                 name,
                 shut_down_error,
@@ -222,6 +225,40 @@ impl BlockingPool {
         }
     }
 
+    /// Stops accepting work like [`shutdown`](Self::shutdown), but lets the queued jobs run as
+    /// well, and waits at most `timeout` for every job to finish and every thread to exit
+    /// (asyncio's `executor.shutdown(wait=True)`). Returns whether they did; jobs still running
+    /// after `timeout` go on, unjoined.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use spindle_bridge::BlockingPool;
+    ///
+    /// let pool = BlockingPool::new(1);
+    /// let job = pool.spawn(|| std::thread::sleep(Duration::from_millis(5))).unwrap();
+    /// assert!(pool.shutdown_and_wait(Duration::from_secs(60)));
+    /// assert_eq!(job.result(), Ok(()));
+    /// assert_eq!(pool.threads(), 0);
+    /// ```
+    pub fn shutdown_and_wait(&self, timeout: Duration) -> bool {
+        let deadline = std::time::Instant::now().checked_add(timeout);
+        let mut state = lock(&self.inner.state);
+        state.shut_down = true;
+        // Idle threads wake, run what is queued, and exit (see `worker`).
+        self.inner.work.notify_all();
+        while state.threads > 0 {
+            let left = match deadline {
+                Some(deadline) => deadline.saturating_duration_since(std::time::Instant::now()),
+                None => Duration::MAX, // a timeout past the clock's range: wait for ever
+            };
+            if left.is_zero() {
+                return false;
+            }
+            state = wait_timeout(&self.inner.exited, state, left).0;
+        }
+        true
+    }
+
     /// Starts one worker thread (its slot in `threads` is already counted).
     fn start_thread(&self) {
         let inner = self.inner.clone();
@@ -303,6 +340,8 @@ fn worker(inner: &PoolInner) {
         }
     }
     state.threads -= 1;
+    // Pairs with `shutdown_and_wait`'s wait (under the same lock).
+    inner.exited.notify_all();
 }
 
 impl fmt::Debug for BlockingPool {

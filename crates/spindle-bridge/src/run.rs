@@ -20,7 +20,7 @@ use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::task::Poll;
 
-use spindle_loop::{EventLoop, Remote};
+use spindle_loop::{EventLoop, ExceptionContext, ExceptionKind, Remote};
 
 use crate::concurrent::{Completer, ConcurrentFuture};
 use crate::error::{BridgeError, SubmitError};
@@ -68,7 +68,8 @@ where
 /// Like [`run_coroutine_threadsafe`], for coroutines that are not `Send` (they hold an `Rc`, a
 /// `RefCell`, the `EventLoop` itself): `make` is sent to the loop's thread and builds the
 /// coroutine there, where it stays. Only its output crosses back. A panic in `make` comes back
-/// as [`BridgeError::Panicked`]; on a closed loop, `make` comes back in the error.
+/// as [`BridgeError::Panicked`] and is also reported to the loop's exception handler
+/// (`ExceptionKind::CallbackPanicked`); on a closed loop, `make` comes back in the error.
 ///
 /// ```
 /// use std::rc::Rc;
@@ -137,7 +138,16 @@ where
         match catch_unwind(AssertUnwindSafe(|| build(value))) {
             Ok(coroutine) => spawn(&lp, coroutine, completer),
             Err(payload) => {
-                completer.complete(Err(BridgeError::from_panic(&*payload)));
+                // The caller gets the panic in the future, and the loop whose thread it
+                // happened on reports it, as it does any panicking callback.
+                let message = spindle_loop::panic_message(&*payload);
+                let mut ctx = ExceptionContext::new(
+                    ExceptionKind::CallbackPanicked,
+                    "run_coroutine_threadsafe_with: the coroutine's builder panicked",
+                );
+                ctx.panic = Some(message.as_str().into());
+                completer.complete(Err(BridgeError::Panicked(message.into())));
+                lp.call_exception_handler(ctx);
             }
         }
     };

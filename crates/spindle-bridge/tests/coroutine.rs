@@ -314,6 +314,42 @@ fn a_panic_while_building_the_coroutine_comes_back_as_panicked() {
     lt.finish();
 }
 
+/// Issue 13.7: besides resolving the future, the builder's panic is reported on the loop it
+/// happened on, like any panicking callback.
+#[test]
+fn a_panic_while_building_the_coroutine_is_also_reported_to_the_loop_s_handler() {
+    let (handle_tx, handle_rx) = mpsc::channel();
+    let (report_tx, report_rx) = mpsc::channel();
+    let loop_thread = thread::spawn(move || {
+        let lp = EventLoop::new().unwrap();
+        let report_tx = std::sync::Mutex::new(report_tx);
+        lp.set_exception_handler(Some(Rc::new(
+            move |_: &EventLoop, ctx: &spindle_loop::ExceptionContext| {
+                let panic = ctx.panic.as_deref().map(str::to_owned);
+                let _ = report_tx.lock().unwrap().send((ctx.kind, panic));
+            },
+        )));
+        handle_tx.send(lp.handle()).unwrap();
+        lp.run_forever().unwrap();
+        lp.close().unwrap();
+    });
+    let handle = handle_rx.recv().unwrap();
+    let fut = run_coroutine_threadsafe_with(
+        || -> std::future::Ready<u8> { panic!("could not build") },
+        &handle,
+    )
+    .unwrap();
+    assert_eq!(
+        wait(&fut),
+        Err(BridgeError::Panicked("could not build".into()))
+    );
+    let (kind, panic) = report_rx.recv_timeout(HANG).expect("reported");
+    assert_eq!(kind, spindle_loop::ExceptionKind::CallbackPanicked);
+    assert_eq!(panic.as_deref(), Some("could not build"));
+    handle.stop().unwrap();
+    loop_thread.join().unwrap();
+}
+
 #[test]
 fn dropping_the_future_detaches_the_work() {
     let lt = LoopThread::start();

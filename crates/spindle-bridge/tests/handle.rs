@@ -316,3 +316,29 @@ fn debug_output_names_the_state() {
     receipt.cancel();
     assert!(format!("{receipt:?}").contains("cancelled"));
 }
+
+/// Issue 13.6: asyncio has one ready queue: a threadsafe submission that happened before a
+/// `call_soon` runs before it, whether it came from the loop's thread or from another one.
+#[test]
+fn call_soon_threadsafe_shares_the_loop_s_fifo_with_call_soon() {
+    let lp = EventLoop::new().unwrap();
+    let handle = lp.handle();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let push = |name: &'static str| {
+        let log = log.clone();
+        move || log.lock().unwrap().push(name)
+    };
+    lp.call_soon(push("a")).unwrap();
+    handle.call_soon_threadsafe(push("b")).unwrap();
+    lp.call_soon(push("c")).unwrap();
+    let from_elsewhere = handle.clone();
+    let d = push("d");
+    thread::spawn(move || from_elsewhere.call_soon_threadsafe(d).unwrap())
+        .join()
+        .unwrap();
+    lp.call_soon(push("e")).unwrap();
+    lp.stop();
+    lp.run_forever().unwrap();
+    assert_eq!(*log.lock().unwrap(), ["a", "b", "c", "d", "e"]);
+    lp.close().unwrap();
+}

@@ -120,6 +120,31 @@ pub enum TaskError {
     /// The deadline of [`wait_for`](crate::wait_for()) or [`timeout`](crate::timeout) passed
     /// before the work finished (asyncio's `TimeoutError`); the work was cancelled.
     Timeout,
+    /// A task awaited its own handle (asyncio's "Task cannot await on itself"): it would wait
+    /// for ever, so the await fails at once and the task goes on.
+    ///
+    /// ```
+    /// use std::cell::RefCell;
+    /// use std::rc::Rc;
+    /// use spindle_loop::{EventLoop, Task, TaskError};
+    ///
+    /// let lp = EventLoop::new().unwrap();
+    /// let slot: Rc<RefCell<Option<Task<u8>>>> = Rc::default();
+    /// let seen = Rc::new(RefCell::new(None));
+    /// let (mine, saw) = (slot.clone(), seen.clone());
+    /// let task = lp
+    ///     .create_task(async move {
+    ///         let mut me = mine.borrow_mut().take().unwrap();
+    ///         *saw.borrow_mut() = Some((&mut me).await);
+    ///         7
+    ///     })
+    ///     .unwrap();
+    /// *slot.borrow_mut() = Some(task);
+    /// lp.stop();
+    /// lp.run_forever().unwrap(); // one iteration: the task runs to its end
+    /// assert_eq!(*seen.borrow(), Some(Err(TaskError::AwaitedItself)));
+    /// ```
+    AwaitedItself,
 }
 
 impl TaskError {
@@ -158,6 +183,7 @@ impl PartialEq for TaskError {
         match (self, other) {
             (TaskError::Cancelled, TaskError::Cancelled) => true,
             (TaskError::Timeout, TaskError::Timeout) => true,
+            (TaskError::AwaitedItself, TaskError::AwaitedItself) => true,
             (TaskError::Panicked(a), TaskError::Panicked(b)) => a == b,
             (TaskError::Exception(a), TaskError::Exception(b)) => Arc::ptr_eq(a, b),
             _ => false,
@@ -172,6 +198,7 @@ impl fmt::Debug for TaskError {
             TaskError::Panicked(m) => f.debug_tuple("Panicked").field(m).finish(),
             TaskError::Exception(e) => f.debug_tuple("Exception").field(&e.to_string()).finish(),
             TaskError::Timeout => f.write_str("Timeout"),
+            TaskError::AwaitedItself => f.write_str("AwaitedItself"),
         }
     }
 }
@@ -185,6 +212,10 @@ impl fmt::Display for TaskError {
             TaskError::Timeout => f.write_str(
                 "the deadline passed before the work finished, and the work was cancelled: \
                  allow more time, or shield() the work if it must run to completion",
+            ),
+            TaskError::AwaitedItself => f.write_str(
+                "a task awaited its own handle, which would never complete: await another \
+                 task, or return the value instead",
             ),
         }
     }

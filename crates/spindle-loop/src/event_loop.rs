@@ -3,7 +3,7 @@
 //! # One iteration (`run_once`, after asyncio's `_run_once`)
 //!
 //! 1. drain the remote inbox (threadsafe callbacks, cross-thread task wake-ups) into the ready
-//!    queue;
+//!    queue (`call_soon` drains it too, first, so the two share one FIFO as in asyncio);
 //! 2. choose the wait: none if anything is ready or a stop is pending; else until the earliest
 //!    live timer (capped at [`MAX_WAIT`]); else until notified. Park in the poller only if the
 //!    wait is not zero (a busy loop makes no syscall at all), then drain the inbox again;
@@ -281,6 +281,12 @@ impl Inner {
         if self.closed.get() {
             return Err(Rejected::new(f, LoopError::Closed));
         }
+        // One FIFO with `call_soon_threadsafe` (asyncio's single `_ready`): a threadsafe
+        // submission that happened before this call runs before it, so what the inbox holds
+        // moves to the ready queue first. Costs two loads of the inbox's indices when empty.
+        if !self.remote.is_empty() {
+            self.drain_remote();
+        }
         let cell = new_callback(f, created_at);
         self.ready
             .borrow_mut()
@@ -434,7 +440,6 @@ impl Inner {
             Ready::Task(runnable) => {
                 self.task_steps.set(self.task_steps.get() + 1);
                 let header = runnable.metadata();
-                header.begin_step();
                 let _span = task::step_span(header.id());
                 // Only debug mode's slow-step report needs the task afterwards.
                 let task = started.map(|_| TaskRef::new(runnable.waker(), header));
@@ -518,7 +523,7 @@ impl Inner {
             let timers = self.timers.borrow_mut().drain();
             dropped_any |= !timers.is_empty();
             for callback in timers {
-                callback.clear();
+                self.drop_reporting("a timer callback", || callback.clear());
             }
             if !dropped_any && self.tasks.borrow().is_empty() {
                 break;
@@ -541,12 +546,26 @@ impl Inner {
     /// accepted are run, because their producers were told they would be (see `Remote`).
     fn discard(&self, item: Ready) {
         match item {
-            Ready::Callback(callback) => {
-                if catch_unwind(AssertUnwindSafe(|| callback.clear())).is_err() {
-                    tracing::error!("a callback's destructor panicked during close()");
-                }
+            Ready::Callback(callback) => self.drop_reporting("a callback", || callback.clear()),
+            // The task reports a panic in its future's destructor itself (see `TaskFuture`);
+            // this guards `close()` against one from the cell's own machinery.
+            Ready::Task(runnable) => {
+                self.drop_reporting("a task", || task::discard_runnable(runnable))
             }
-            Ready::Task(runnable) => task::discard_runnable(runnable),
+        }
+    }
+
+    /// Runs a destructor `close()` triggers (`drop`), catching a panic in it and reporting it
+    /// to the exception handler: `close()` goes on and drops everything else whatever one
+    /// destructor does.
+    fn drop_reporting(&self, what: &str, drop: impl FnOnce()) {
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(drop)) {
+            let mut ctx = ExceptionContext::new(
+                ExceptionKind::CallbackPanicked,
+                format!("{what}'s destructor panicked during close()"),
+            );
+            ctx.panic = Some(task::panic_message(&*payload).into());
+            self.report(ctx);
         }
     }
 

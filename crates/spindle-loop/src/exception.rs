@@ -37,6 +37,9 @@ pub enum ExceptionKind {
     HandlerPanicked,
     /// Reported by user code through [`EventLoop::call_exception_handler`].
     User,
+    /// Blocking work outlived the timeout of the shutdown of the loop's default executor
+    /// (asyncio's warning in `shutdown_default_executor`): it goes on, unjoined.
+    ExecutorShutdownTimeout,
 }
 
 /// One report to the exception handler.
@@ -134,7 +137,18 @@ impl fmt::Display for ExceptionContext {
 /// ```
 pub fn default_exception_handler(ctx: &ExceptionContext) {
     match ctx.kind {
-        ExceptionKind::SlowCallback => tracing::warn!(kind = ?ctx.kind, "{ctx}"),
+        ExceptionKind::SlowCallback | ExceptionKind::ExecutorShutdownTimeout => {
+            tracing::warn!(kind = ?ctx.kind, "{ctx}")
+        }
         _ => tracing::error!(kind = ?ctx.kind, "{ctx}"),
     }
+}
+
+/// Reports `ctx` to the handler of the loop running on this thread, or to the default handler
+/// when none runs here (a stealable task's step run outside a loop).
+pub(crate) fn report_to_running_loop(ctx: ExceptionContext) {
+    crate::context::with_running(|lp| match lp {
+        Some(lp) => lp.report(ctx),
+        None => default_exception_handler(&ctx),
+    });
 }

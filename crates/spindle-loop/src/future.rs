@@ -2,7 +2,9 @@
 //!
 //! Done-callbacks are always scheduled with `call_soon` (in the order they were added), never
 //! called inline, also when added to a future that is already done. Awaiting it returns a clone of
-//! the outcome, so any number of tasks may await the same future.
+//! the outcome, so any number of tasks may await the same future. Cancelling a task suspended
+//! on a loop future cancels the future (asyncio's rule; see `task::awaited_future`), so its
+//! other awaiters see it cancelled too.
 
 use std::cell::{Cell, RefCell};
 use std::error::Error;
@@ -17,6 +19,7 @@ use std::task::{Context, Poll, Waker};
 use crate::error::{LoopError, TaskError};
 use crate::event_loop::Inner;
 use crate::exception::{ExceptionContext, ExceptionKind};
+use crate::task::CancelAwaited;
 
 /// A done-callback of a [`LoopFuture`]; shared so it can be added twice and removed by identity.
 pub type FutureCallback<T> = Rc<dyn Fn(&LoopFuture<T>)>;
@@ -34,6 +37,10 @@ pub type FutureCallback<T> = Rc<dyn Fn(&LoopFuture<T>)>;
 /// ```
 pub struct LoopFuture<T> {
     cell: Rc<FutureCell<T>>,
+    /// This handle, polled inside a task's step, made the future that task's await link (see
+    /// `task::awaited_future`); dropping the handle inside a later part of the step (a
+    /// `timeout` or `select` letting go of it) takes the link back.
+    linked: bool,
 }
 
 struct FutureCell<T> {
@@ -49,6 +56,7 @@ impl<T> Clone for LoopFuture<T> {
     fn clone(&self) -> Self {
         LoopFuture {
             cell: self.cell.clone(),
+            linked: false,
         }
     }
 }
@@ -56,6 +64,7 @@ impl<T> Clone for LoopFuture<T> {
 impl<T: 'static> LoopFuture<T> {
     pub(crate) fn new(owner: Weak<Inner>, created_at: &'static Location<'static>) -> Self {
         LoopFuture {
+            linked: false,
             cell: Rc::new(FutureCell {
                 owner,
                 outcome: RefCell::new(None),
@@ -281,11 +290,36 @@ impl<T: Clone + 'static> Future for LoopFuture<T> {
             self.cell.retrieved.set(true);
             return Poll::Ready(outcome.clone());
         }
-        let mut wakers = self.cell.wakers.borrow_mut();
-        if !wakers.iter().any(|w| w.will_wake(cx.waker())) {
-            wakers.push(cx.waker().clone());
+        {
+            let mut wakers = self.cell.wakers.borrow_mut();
+            if !wakers.iter().any(|w| w.will_wake(cx.waker())) {
+                wakers.push(cx.waker().clone());
+            }
         }
+        // Cancelling the task suspended here cancels this future (asyncio's `_fut_waiter`).
+        let link: Weak<dyn CancelAwaited> = Rc::downgrade(&self.cell) as _;
+        let linked = crate::task::note_awaiting_future(link);
+        self.get_mut().linked |= linked;
         Poll::Pending
+    }
+}
+
+impl<T> Drop for LoopFuture<T> {
+    fn drop(&mut self) {
+        if self.linked {
+            let this: *const FutureCell<T> = Rc::as_ptr(&self.cell);
+            crate::task::forget_awaited_future(this.cast());
+        }
+    }
+}
+
+impl<T: 'static> CancelAwaited for FutureCell<T> {
+    fn cancel_awaited(self: Rc<Self>) -> bool {
+        LoopFuture {
+            cell: self,
+            linked: false,
+        }
+        .cancel()
     }
 }
 

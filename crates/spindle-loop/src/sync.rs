@@ -11,10 +11,10 @@ pub(crate) use loom::sync::atomic::{
     fence, AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering,
 };
 #[cfg(not(loom))]
-pub(crate) use std::sync::Mutex;
+pub(crate) use std::sync::{Condvar, Mutex};
 
 #[cfg(loom)]
-pub(crate) use loom::sync::Mutex;
+pub(crate) use loom::sync::{Condvar, Mutex};
 
 /// A waker that one side sets and another side wakes, from any threads (a `Send` sleep's
 /// timer, `wait`'s done-callback). Under loom its lock is loom's: it is part of the handshakes

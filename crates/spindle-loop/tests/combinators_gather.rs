@@ -73,12 +73,16 @@ fn fail_fast_ends_with_the_first_error_while_the_other_children_keep_running() {
     let finished = Rc::new(Cell::new(false));
     let f = finished.clone();
     let spawner = lp.clone();
+    // Released by hand, not by a clock: printing the panic (with a backtrace) may take longer
+    // than any sleep would.
+    let release = lp.create_future::<()>();
+    let released = release.clone();
     let (out, slow) = lp
         .run_until_complete(async move {
             let failing = spawner.create_task(fail_after(1, "boom")).unwrap();
             let slow = spawner
                 .create_task(async move {
-                    sleep(Duration::from_millis(100)).await;
+                    let _ = released.await;
                     f.set(true);
                     5u32
                 })
@@ -89,7 +93,8 @@ fn fail_fast_ends_with_the_first_error_while_the_other_children_keep_running() {
         .unwrap();
     assert_eq!(out, Err(TaskError::Panicked("boom".into())));
     assert!(!slow.done() && !slow.cancelled(), "the other child runs on");
-    lp.run_until_complete(sleep(Duration::from_millis(120)))
+    release.set_result(()).unwrap();
+    lp.run_until_complete(sleep(Duration::from_millis(1)))
         .unwrap();
     assert!(slow.done() && !slow.cancelled());
     assert!(finished.get());

@@ -24,9 +24,12 @@ fn wait_for_returns_the_value_when_the_work_beats_the_deadline() {
         .run_until_complete(wait_for(work, Duration::from_secs(10)))
         .unwrap();
     assert_eq!(out, Ok("done"));
+    // run_until_complete returns one iteration after the work (asyncio's stop callback),
+    // which may already have dropped the cancelled entry: no live timer is left either way.
+    let stats = lp.stats();
     assert_eq!(
-        lp.stats().cancelled_timers,
-        1,
+        stats.timers - stats.cancelled_timers,
+        0,
         "the deadline's timer was cancelled"
     );
     one_iteration(&lp);

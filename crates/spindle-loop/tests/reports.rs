@@ -216,3 +216,71 @@ fn spindle_debug_env_turns_debug_mode_on() {
     assert!(lp.debug());
     assert!(!EventLoop::new().unwrap().debug());
 }
+
+/// Panics in its `Drop` with `message`.
+struct PanicOnDrop(&'static str);
+
+impl Drop for PanicOnDrop {
+    fn drop(&mut self) {
+        panic!("{}", self.0)
+    }
+}
+
+/// Sets its flag when dropped.
+struct DropFlag(Rc<std::cell::Cell<bool>>);
+
+impl Drop for DropFlag {
+    fn drop(&mut self) {
+        self.0.set(true);
+    }
+}
+
+/// Issue 13.9: `close()` catches and reports a panic in any destructor it runs, drops the rest
+/// and runs its hooks; a second `close()` has nothing left to do.
+#[test]
+fn a_panicking_drop_during_close_is_reported_and_close_goes_on() {
+    let lp = EventLoop::new().unwrap();
+    let seen = capture(&lp);
+    let flags: Vec<Rc<std::cell::Cell<bool>>> = (0..4).map(|_| Rc::default()).collect();
+    // A pending task whose future panics when dropped.
+    let (guard, flag) = (PanicOnDrop("task future"), DropFlag(flags[0].clone()));
+    let _task = lp
+        .create_task(async move {
+            let _kept = (guard, flag);
+            std::future::pending::<()>().await
+        })
+        .unwrap();
+    one_iteration(&lp);
+    // A pending callback and a pending timer whose closures panic when dropped.
+    let (guard, flag) = (PanicOnDrop("callback"), DropFlag(flags[1].clone()));
+    lp.call_soon(move || drop((guard, flag))).unwrap();
+    let (guard, flag) = (PanicOnDrop("timer"), DropFlag(flags[2].clone()));
+    lp.call_later(Duration::from_secs(3600), move || drop((guard, flag)))
+        .unwrap();
+    let hook_ran = flags[3].clone();
+    lp.on_close(move || hook_ran.set(true)).unwrap();
+
+    lp.close().unwrap();
+    assert!(
+        flags.iter().all(|f| f.get()),
+        "everything was dropped, hooks ran"
+    );
+    let panics: Vec<String> = seen
+        .borrow()
+        .iter()
+        .filter_map(|ctx| ctx.panic.as_deref().map(str::to_owned))
+        .collect();
+    for what in ["task future", "callback", "timer"] {
+        assert!(
+            panics.iter().any(|p| p == what),
+            "{what} not reported: {panics:?}"
+        );
+    }
+    let reports = seen.borrow().len();
+    lp.close().unwrap();
+    assert_eq!(
+        seen.borrow().len(),
+        reports,
+        "the second close had nothing to do"
+    );
+}

@@ -244,3 +244,40 @@ fn a_wake_while_not_parked_costs_one_early_return_not_a_busy_loop() {
     let iterations = lp.stats().iterations;
     assert!(iterations < 20, "{iterations} iterations");
 }
+
+/// Issue 13.5: asyncio stops `run_until_complete` from a done-callback of the future, so what
+/// its last step scheduled with `call_soon` and its own done-callbacks run before it returns.
+#[test]
+fn run_until_complete_runs_what_the_last_step_scheduled_and_the_done_callbacks_before_returning() {
+    let lp = EventLoop::new().unwrap();
+    let soon = Rc::new(Cell::new(false));
+    let done_callback = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (inner, s, d) = (lp.clone(), soon.clone(), done_callback.clone());
+    let out = lp
+        .run_until_complete(async move {
+            inner.call_soon(move || s.set(true)).unwrap();
+            spindle_loop::current_task()
+                .unwrap()
+                .add_done_callback(move |_| d.store(true, std::sync::atomic::Ordering::SeqCst));
+            7
+        })
+        .unwrap();
+    assert_eq!(out, 7);
+    assert!(soon.get(), "the last step's call_soon ran");
+    assert!(done_callback.load(std::sync::atomic::Ordering::SeqCst));
+    // The stop it schedules is left over when a stop() ended the run first; it must not stop
+    // a later run.
+    let stopper = lp.clone();
+    let first = lp.run_until_complete(async move {
+        stopper.stop();
+        1
+    });
+    assert_eq!(first, Ok(1));
+    let later = lp.run_until_complete(async {
+        spindle_loop::yield_now().await;
+        spindle_loop::yield_now().await;
+        2
+    });
+    assert_eq!(later, Ok(2));
+    lp.close().unwrap();
+}

@@ -248,3 +248,118 @@ fn module_level_spawn_local_records_its_callers_location() {
         .unwrap();
     assert_eq!(recorded, line);
 }
+
+/// Issue 13.2: asyncio's `task.cancel()` cancels the future the task waits on, at once.
+#[test]
+fn cancelling_a_task_suspended_on_a_loop_future_cancels_that_future() {
+    let lp = EventLoop::new().unwrap();
+    let fut = lp.create_future::<u8>();
+    let waited = fut.clone();
+    let task = lp.create_task(waited).unwrap();
+    let other = fut.clone();
+    let bystander = lp.create_task(other).unwrap();
+    one_iteration(&lp);
+    assert!(!fut.done());
+    assert!(task.cancel());
+    assert!(fut.cancelled(), "cancelled at once, with the task");
+    assert!(matches!(
+        fut.set_result(1),
+        Err(spindle_loop::LoopError::InvalidState(_))
+    ));
+    assert_eq!(
+        lp.run_until_complete(bystander).unwrap(),
+        Ok(Err(TaskError::Cancelled))
+    );
+    assert_eq!(
+        lp.run_until_complete(task).unwrap(),
+        Err(TaskError::Cancelled)
+    );
+}
+
+/// Issue 13.2: a future the task awaited in an earlier step, and no longer, is left alone.
+#[test]
+fn cancelling_a_task_leaves_a_loop_future_it_no_longer_awaits_alone() {
+    let lp = EventLoop::new().unwrap();
+    let fut = lp.create_future::<u8>();
+    let waited = fut.clone();
+    let task = lp
+        .create_task(async move {
+            let once = spindle_loop::timeout(std::time::Duration::ZERO, waited).await;
+            assert!(once.is_err());
+            std::future::pending::<()>().await
+        })
+        .unwrap();
+    for _ in 0..3 {
+        one_iteration(&lp);
+    }
+    assert!(!fut.done());
+    assert!(task.cancel());
+    assert!(!fut.done());
+    assert_eq!(
+        lp.run_until_complete(task).unwrap(),
+        Err(TaskError::Cancelled)
+    );
+    assert!(!fut.done());
+}
+
+/// Issue 13.3: asyncio's `_must_cancel`: the cancel request wins over the value.
+#[test]
+fn a_task_that_cancels_itself_and_returns_without_awaiting_ends_cancelled() {
+    let lp = EventLoop::new().unwrap();
+    let task = lp
+        .create_task(async {
+            assert!(current_task().unwrap().cancel());
+            5
+        })
+        .unwrap();
+    let r = task.task_ref();
+    assert_eq!(
+        lp.run_until_complete(task).unwrap(),
+        Err(TaskError::Cancelled)
+    );
+    assert!(r.cancelled());
+}
+
+/// Issue 13.3: the code after the await never runs.
+#[test]
+fn a_task_that_cancels_itself_and_then_awaits_is_cancelled_at_that_await() {
+    let lp = EventLoop::new().unwrap();
+    let after = Rc::new(Cell::new(false));
+    let a = after.clone();
+    let task = lp
+        .create_task(async move {
+            current_task().unwrap().cancel();
+            spindle_loop::yield_now().await;
+            a.set(true);
+        })
+        .unwrap();
+    assert_eq!(
+        lp.run_until_complete(task).unwrap(),
+        Err(TaskError::Cancelled)
+    );
+    assert!(!after.get());
+}
+
+/// Issue 13.4: awaiting its own handle fails at once (asyncio: "Task cannot await on itself").
+#[test]
+fn a_task_awaiting_its_own_handle_gets_an_error_at_once() {
+    let lp = EventLoop::new().unwrap();
+    let slot: Rc<RefCell<Option<spindle_loop::Task<&str>>>> = Rc::default();
+    let mine = slot.clone();
+    let task = lp
+        .create_task(async move {
+            let mut me = mine.borrow_mut().take().unwrap();
+            assert_eq!((&mut me).await, Err(TaskError::AwaitedItself));
+            // Also through shield, which polls without the await link.
+            assert_eq!(
+                spindle_loop::shield(&mut me).await,
+                Err(TaskError::AwaitedItself)
+            );
+            "went on"
+        })
+        .unwrap();
+    let r = task.task_ref();
+    *slot.borrow_mut() = Some(task);
+    one_iteration(&lp);
+    assert!(r.done() && !r.cancelled() && !r.panicked());
+}

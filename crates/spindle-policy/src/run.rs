@@ -1,7 +1,8 @@
 //! [`run`] (asyncio's `asyncio.run`) and [`Runner`] (asyncio's `asyncio.Runner`).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::future::Future;
+use std::time::Duration;
 
 use spindle_loop::EventLoop;
 
@@ -18,8 +19,11 @@ const SHUTDOWN_ITERATIONS: usize = 1_000;
 /// Errors first if a loop is already running on this thread. Otherwise: a new loop from the
 /// current policy, made current; `future` runs as a task; then, whether it succeeded or not,
 /// every task still alive is cancelled and the loop runs until they have finished (their
-/// destructors run on this thread), the loop's close hooks shut down its blocking pool, the
-/// thread's current loop is unset, and the loop is closed. Returns the future's output.
+/// destructors run on this thread), the loop's blocking pool finishes its jobs (waited for up
+/// to [`EXECUTOR_SHUTDOWN_TIMEOUT`](spindle_bridge::EXECUTOR_SHUTDOWN_TIMEOUT), 300 s, as
+/// asyncio's `shutdown_default_executor`; a job still running then is reported and left
+/// unjoined), the thread's current loop is unset, and the loop is closed. Returns the future's
+/// output. [`Runner`] can set another timeout.
 ///
 /// ```
 /// let out = spindle_policy::run(async { 6 * 7 }).unwrap();
@@ -77,6 +81,8 @@ fn shut_down(lp: &EventLoop) {
 /// ```
 pub struct Runner {
     state: RefCell<RunnerState>,
+    /// How long `close` waits for the loop's blocking pool.
+    executor_timeout: Cell<Duration>,
 }
 
 enum RunnerState {
@@ -101,7 +107,24 @@ impl Runner {
     pub fn new() -> Self {
         Runner {
             state: RefCell::new(RunnerState::Fresh),
+            executor_timeout: Cell::new(spindle_bridge::EXECUTOR_SHUTDOWN_TIMEOUT),
         }
+    }
+
+    /// How long [`close`](Self::close) waits for the jobs of the loop's blocking pool
+    /// (`to_thread`, `run_in_executor`) to finish; default
+    /// [`EXECUTOR_SHUTDOWN_TIMEOUT`](spindle_bridge::EXECUTOR_SHUTDOWN_TIMEOUT) (300 s, as
+    /// asyncio). A job still running then is reported to the loop's exception handler and
+    /// left to finish unjoined.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let runner = spindle_policy::Runner::new();
+    /// runner.set_executor_shutdown_timeout(Duration::from_secs(5));
+    /// runner.close().unwrap();
+    /// ```
+    pub fn set_executor_shutdown_timeout(&self, timeout: Duration) {
+        self.executor_timeout.set(timeout);
     }
 
     /// The runner's loop (created and made current if needed).
@@ -149,7 +172,9 @@ impl Runner {
         Ok(lp.run_until_complete(future)?)
     }
 
-    /// Cancels what is left, unsets and closes the loop. Idempotent.
+    /// Cancels what is left, waits for the loop's blocking pool (see
+    /// [`set_executor_shutdown_timeout`](Self::set_executor_shutdown_timeout)), unsets and
+    /// closes the loop. Idempotent.
     ///
     /// ```
     /// let runner = spindle_policy::Runner::new();
@@ -164,6 +189,10 @@ impl Runner {
                 return Err(PolicyError::Loop(spindle_loop::LoopError::Running));
             }
             shut_down(&lp);
+            // asyncio's `shutdown_default_executor`: a job that outlives the timeout was
+            // reported to the loop's handler; the close goes on either way.
+            let timeout = self.executor_timeout.get();
+            let _ = lp.run_until_complete(spindle_bridge::shutdown_default_executor(timeout));
             get_event_loop_policy().set_event_loop(None);
             lp.close()?;
         }

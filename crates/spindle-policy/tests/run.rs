@@ -130,3 +130,58 @@ fn runner_close_cancels_leftover_tasks() {
     runner.close().unwrap();
     assert_eq!(dropped_on.get(), Some(thread::current().id()));
 }
+
+/// Issue 13.8: `run()` waits for the loop's blocking pool (asyncio's
+/// `shutdown_default_executor`): a `to_thread` job started and not awaited, queued or running,
+/// still finishes before `run()` returns.
+#[test]
+fn run_waits_for_the_loop_s_blocking_pool_before_returning() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let finished = Arc::new(AtomicUsize::new(0));
+    let f = finished.clone();
+    run(async move {
+        for _ in 0..3 {
+            let f = f.clone();
+            let _job = spindle_bridge::to_thread(move || {
+                thread::sleep(std::time::Duration::from_millis(20));
+                f.fetch_add(1, Ordering::SeqCst);
+            })
+            .unwrap();
+        }
+    })
+    .unwrap();
+    assert_eq!(finished.load(Ordering::SeqCst), 3);
+}
+
+/// Issue 13.8: a job that outlives the (settable) timeout is reported, and close goes on.
+#[test]
+fn a_blocking_job_outliving_the_executor_shutdown_timeout_is_reported() {
+    use std::sync::mpsc;
+    let runner = Runner::new();
+    runner.set_executor_shutdown_timeout(std::time::Duration::from_millis(10));
+    let lp = runner.get_loop().unwrap();
+    let reports = Rc::new(Cell::new(0));
+    let r = reports.clone();
+    lp.set_exception_handler(Some(Rc::new(
+        move |_: &spindle_loop::EventLoop, ctx: &spindle_loop::ExceptionContext| {
+            if ctx.kind == spindle_loop::ExceptionKind::ExecutorShutdownTimeout {
+                r.set(r.get() + 1);
+            }
+        },
+    )));
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    let (started_tx, started_rx) = mpsc::channel::<()>();
+    let job = spindle_bridge::EventLoopExt::run_in_executor(&lp, move || {
+        started_tx.send(()).unwrap();
+        // Bounded: released right after close() below.
+        let _ = release_rx.recv_timeout(std::time::Duration::from_secs(30));
+    })
+    .unwrap();
+    started_rx.recv().unwrap();
+    runner.close().unwrap();
+    assert_eq!(reports.get(), 1);
+    assert!(lp.is_closed());
+    release_tx.send(()).unwrap();
+    assert_eq!(job.result(), Ok(()));
+}

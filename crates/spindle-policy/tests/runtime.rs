@@ -2,6 +2,7 @@
 
 use std::cell::Cell;
 use std::collections::HashSet;
+use std::future::Future;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -464,4 +465,136 @@ fn a_yielding_task_goes_behind_the_tasks_already_queued() {
     })
     .unwrap();
     assert_eq!(*log.lock().unwrap(), ["a0", "b", "a1", "a2"]);
+}
+
+/// Issue 13.1: `cancel()` from another thread while the outer task may run on either worker.
+/// The awaited task must be cancelled in every round, whoever runs the outer task's cancelled
+/// step first. Bounded: 200 rounds, each waiting at most 10 s for the inner task's drop.
+#[test]
+fn cancelling_a_stealable_task_from_another_thread_always_cancels_the_task_it_awaits() {
+    const ROUNDS: usize = 200;
+    let rt = runtime(2);
+    for round in 0..ROUNDS {
+        let (dropped_tx, dropped_rx) = std::sync::mpsc::channel::<()>();
+        let (awaiting_tx, awaiting_rx) = std::sync::mpsc::channel::<()>();
+        struct OnDrop(std::sync::mpsc::Sender<()>);
+        impl Drop for OnDrop {
+            fn drop(&mut self) {
+                let _ = self.0.send(());
+            }
+        }
+        let outer = rt
+            .spawn(async move {
+                let inner = spindle_policy::spawn(async move {
+                    let _guard = OnDrop(dropped_tx);
+                    std::future::pending::<()>().await
+                })
+                .unwrap();
+                // Yield once so the inner task has a chance to start elsewhere, then await it.
+                let mut told = false;
+                let mut inner = inner;
+                std::future::poll_fn(move |cx| {
+                    let polled = std::pin::Pin::new(&mut inner).poll(cx);
+                    if !told {
+                        told = true;
+                        let _ = awaiting_tx.send(());
+                    }
+                    polled
+                })
+                .await
+            })
+            .unwrap();
+        awaiting_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the outer task awaits");
+        assert!(outer.cancel());
+        // Dropped before its first step (a closed channel) or after (a message): both are a
+        // cancelled task; only a timeout means it was left running.
+        assert_ne!(
+            dropped_rx.recv_timeout(Duration::from_secs(10)),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout),
+            "round {round}: the awaited task was left running"
+        );
+    }
+    rt.shutdown();
+}
+
+/// A 2-worker runtime whose `on_thread_stop` hook reports on `stopped`.
+fn runtime_reporting_stops(stopped: std::sync::mpsc::Sender<()>) -> Runtime {
+    let stopped = std::sync::Mutex::new(stopped);
+    Runtime::builder()
+        .worker_threads(2)
+        .on_thread_stop(move || {
+            let _ = stopped.lock().unwrap().send(());
+        })
+        .build()
+        .unwrap()
+}
+
+/// Issue 13.11: the runtime, moved into one of its own tasks, is ended there by `end`; the
+/// task reports what `end` returned, and both workers must stop.
+fn end_a_runtime_inside_its_own_task<R: Send + 'static>(
+    end: impl FnOnce(Runtime) -> R + Send + 'static,
+) -> R {
+    let (stopped_tx, stopped_rx) = std::sync::mpsc::channel();
+    let rt = runtime_reporting_stops(stopped_tx);
+    let handle = rt.handle().clone();
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let _task = handle
+        .spawn(async move {
+            let _ = done_tx.send(end(rt));
+        })
+        .unwrap();
+    let out = done_rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("ending the runtime from its own task returned (no panic, no full wait)");
+    for _ in 0..2 {
+        stopped_rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("every worker stopped");
+    }
+    out
+}
+
+#[test]
+fn dropping_a_runtime_inside_its_own_task_stops_every_worker_without_panicking() {
+    end_a_runtime_inside_its_own_task(drop);
+}
+
+#[test]
+fn shutdown_timeout_inside_a_runtime_s_own_task_returns_once_the_other_workers_are_done() {
+    // An hour: waiting for the caller's own worker would fail the 30 s bound above.
+    let finished =
+        end_a_runtime_inside_its_own_task(|rt| rt.shutdown_timeout(Duration::from_secs(3600)));
+    assert!(finished);
+}
+
+/// Issue 13.12: the depth is read from the queue when the metrics are taken, not remembered
+/// from the worker's last batch.
+#[test]
+fn local_queue_depth_is_current_when_read() {
+    let rt = runtime(1);
+    let (queued_tx, queued_rx) = std::sync::mpsc::channel::<()>();
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    let spawner = rt
+        .spawn(async move {
+            let tasks: Vec<_> = (0..10)
+                .map(|_| spindle_policy::spawn(async {}).unwrap())
+                .collect();
+            // Hold the only worker while the test reads its queue.
+            queued_tx.send(()).unwrap();
+            go_rx.recv_timeout(Duration::from_secs(30)).unwrap();
+            for task in tasks {
+                task.await.unwrap();
+            }
+        })
+        .unwrap();
+    queued_rx.recv_timeout(Duration::from_secs(30)).unwrap();
+    // Ten spawned on the worker: nine in its queue, the last one maybe in its LIFO slot.
+    let depth = rt.metrics()[0].local_queue_depth;
+    assert!(depth >= 9, "depth while ten tasks wait: {depth}");
+    go_tx.send(()).unwrap();
+    rt.block_on(spawner).unwrap().unwrap();
+    assert_eq!(rt.metrics()[0].local_queue_depth, 0);
+    rt.shutdown();
 }

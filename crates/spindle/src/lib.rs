@@ -1,9 +1,11 @@
 //! # spindle
 //!
 //! An async runtime with asyncio's loop semantics and Rust's speed: one event loop per thread.
-//! This facade re-exports [`spindle_loop`], [`spindle_bridge`], [`spindle_policy`], asyncio's
-//! synchronization primitives as [`spindle::sync`] (with [`TaskGroup`]), and the
-//! [`#[spindle::main]`](main) and [`#[spindle::test]`](test) entry points.
+//! This facade re-exports [`spindle_loop`], [`spindle_bridge`], [`spindle_policy`], the
+//! sockets of [`spindle::net`](net), asyncio's synchronization primitives as
+//! [`spindle::sync`] (with [`TaskGroup`]), and the [`#[spindle::main]`](main) and
+//! [`#[spindle::test]`](test) entry points; and adds [`Error`], into which every error of
+//! those crates converts (match that one).
 //!
 //! ```
 //! use spindle::EventLoop;
@@ -18,6 +20,9 @@
 // `::spindle` paths (what the macros expand to) also resolve inside this crate.
 extern crate self as spindle;
 
+mod error;
+
+pub use error::Error;
 pub use spindle_bridge;
 pub use spindle_loop;
 pub use spindle_policy;

@@ -399,12 +399,23 @@ where
                         Ordering::Acquire,
                     ) {
                         Ok(_) => {
+                            let mut failed = None;
                             if state & HANDLE == 0 || state & CLOSED != 0 {
-                                // SAFETY: nobody can take the output any more.
-                                unsafe { ManuallyDrop::drop(&mut (*Self::stage(ptr)).output) };
+                                // SAFETY: nobody can take the output any more. A panic in its
+                                // destructor must not skip the release below (the cell would
+                                // leak): caught, and reported once the step let go.
+                                let dropped = std::panic::catch_unwind(
+                                    std::panic::AssertUnwindSafe(|| unsafe {
+                                        ManuallyDrop::drop(&mut (*Self::stage(ptr)).output)
+                                    }),
+                                );
+                                failed = dropped.err().map(|p| header.meta.output_drop_panic(p));
                             }
                             // SAFETY: the step's reference, given up.
                             unsafe { release_step(ptr, state) };
+                            if let Some(ctx) = failed {
+                                crate::exception::report_to_running_loop(ctx);
+                            }
                             return false;
                         }
                         Err(actual) => state = actual,

@@ -24,15 +24,32 @@
 //!   (the producer's swap returns a word with `PARKED`, and that producer wakes the loop). So no
 //!   wake-up is lost, and exactly one producer per park issues it.
 //! - `FINAL`: the loop has drained for the last time (see `Remote`).
+//! - `INSTALL_WAIT`: a producer sleeps until the next block is installed (below).
+//!
+//! # Waiting for the next block
+//!
+//! The producer that claims a block's last slot leaves the tail at the block's end (a position
+//! that is no slot) until it has installed the next block; other producers cannot claim
+//! anything meanwhile. If it is preempted there, they would spin for as long as it is off its
+//! core (and under loom, two threads yielding to each other while the installer waits is an
+//! unbounded execution). So a waiting producer spins `INSTALL_SPINS` yields, then announces
+//! itself with `INSTALL_WAIT` (a compare-and-swap that only succeeds while the tail is still at
+//! the block's end) under the `installing` lock, and sleeps on `installed`. The installer moves
+//! the tail past the block's end and clears `INSTALL_WAIT` in one compare-and-swap; if the bit
+//! was set, it takes the lock and wakes every sleeper. A sleeper announced itself holding the
+//! lock and sleeps by releasing it, so the installer's lock-then-notify cannot come between.
 //!
 //! A slot that is claimed but not yet written makes `pop` return `None` (the producer is between
-//! its swap and its write) while `is_empty` says `false`, so the loop spins instead of parking
-//! until the write lands.
+//! its swap and its write) while `is_empty` says `false`, so the loop comes back to it instead of
+//! parking until the write lands; after `STALL_SPINS` such returns in a row it yields its core
+//! on each (the writer may be waiting for it).
 
 use std::mem::MaybeUninit;
 use std::ptr;
 
-use crate::sync::{spin_hint, spin_wait, AtomicPtr, AtomicUsize, Ordering, UnsafeCell};
+use crate::sync::{
+    spin_hint, spin_wait, AtomicPtr, AtomicUsize, Condvar, Mutex, Ordering, UnsafeCell,
+};
 
 /// The loop is parked (or about to): the producer that clears it wakes the loop.
 pub(crate) const PARKED: usize = 1 << 0;
@@ -40,8 +57,21 @@ pub(crate) const PARKED: usize = 1 << 0;
 pub(crate) const CLOSED: usize = 1 << 1;
 /// The loop has drained for the last time.
 pub(crate) const FINAL: usize = 1 << 2;
+/// A producer sleeps until the next block is installed (see the module docs).
+const INSTALL_WAIT: usize = 1 << 3;
 /// The tail position sits above the flag bits.
-const SHIFT: usize = 3;
+const SHIFT: usize = 4;
+
+/// Yields a producer makes, waiting for the next block, before it sleeps: installing takes a
+/// few stores, so the wait is over within a yield or two unless the installer lost its core.
+/// Under loom it sleeps at once (yields only add states).
+#[cfg(not(loom))]
+const INSTALL_SPINS: u32 = 16;
+#[cfg(loom)]
+const INSTALL_SPINS: u32 = 0;
+/// `pop`s in a row that found the next slot claimed but unwritten before the loop starts
+/// yielding its core on each: until then, a spin hint (the write is a few instructions away).
+const STALL_SPINS: usize = 64;
 
 /// Positions per block, one of which (the last) is never a slot: a tail resting there means a
 /// producer is installing the next block.
@@ -83,6 +113,10 @@ struct Tail<T> {
     index: AtomicUsize,
     /// The block the tail position is in.
     block: AtomicPtr<Block<T>>,
+    /// Held by a producer announcing `INSTALL_WAIT`, and by the installer waking it.
+    installing: Mutex<()>,
+    /// Where producers sleep until the next block is installed.
+    installed: Condvar,
 }
 
 /// The consumer's end: only the loop's thread touches it (relaxed atomics, no unsafe needed).
@@ -92,6 +126,8 @@ struct Head<T> {
     block: AtomicPtr<Block<T>>,
     /// Positions below this one were claimed before `CLOSED`: `pop` waits for them.
     closed_at: AtomicUsize,
+    /// `pop`s in a row that found the next slot claimed but unwritten.
+    stalls: AtomicUsize,
 }
 
 /// A value alone on its cache line (128 bytes: adjacent-line prefetch pairs 64-byte lines), so
@@ -119,11 +155,14 @@ impl<T> Inbox<T> {
             tail: CacheLine(Tail {
                 index: AtomicUsize::new(0),
                 block: AtomicPtr::new(first),
+                installing: Mutex::new(()),
+                installed: Condvar::new(),
             }),
             head: CacheLine(Head {
                 index: AtomicUsize::new(0),
                 block: AtomicPtr::new(first),
                 closed_at: AtomicUsize::new(0),
+                stalls: AtomicUsize::new(0),
             }),
         }
     }
@@ -141,14 +180,21 @@ impl<T> Inbox<T> {
         let mut next_block: Option<Box<Block<T>>> = None;
         let mut index = tail.index.load(Ordering::Acquire);
         let mut block = tail.block.load(Ordering::Acquire);
+        let mut spins = 0;
         loop {
             if index & refuse != 0 {
                 return Err(value);
             }
             let offset = (index >> SHIFT) % LAP;
             if offset == BLOCK_CAP {
-                // Another producer took the block's last slot and is installing the next block.
-                spin_wait();
+                // Another producer took the block's last slot and is installing the next block:
+                // a few yields, then sleep until it is done (see the module docs).
+                if spins < INSTALL_SPINS {
+                    spins += 1;
+                    spin_wait();
+                } else {
+                    self.wait_for_install(index);
+                }
                 index = tail.index.load(Ordering::Acquire);
                 block = tail.block.load(Ordering::Acquire);
                 continue;
@@ -173,7 +219,7 @@ impl<T> Inbox<T> {
                         // The block pointer first, then the position past the block's end
                         // (Release: a producer that sees the new position sees the new block).
                         tail.block.store(next, Ordering::Release);
-                        tail.index.fetch_add(1 << SHIFT, Ordering::Release);
+                        self.finish_install();
                         // SAFETY: `block` is live: the consumer frees it only after reading
                         // its last slot, which is this producer's and not yet written.
                         unsafe { (*block).next.store(next, Ordering::Release) };
@@ -197,6 +243,61 @@ impl<T> Inbox<T> {
         }
     }
 
+    /// Producer that installed the next block: moves the tail past the old block's end and
+    /// clears `INSTALL_WAIT` in one step; wakes the producers that announced themselves.
+    fn finish_install(&self) {
+        let tail = &self.tail.0;
+        let mut now = tail.index.load(Ordering::Relaxed);
+        // Release: a producer that sees the new position sees the new block (stored before).
+        let before = loop {
+            let moved = (now + (1 << SHIFT)) & !INSTALL_WAIT;
+            match tail
+                .index
+                .compare_exchange_weak(now, moved, Ordering::Release, Ordering::Relaxed)
+            {
+                Ok(before) => break before,
+                Err(actual) => now = actual,
+            }
+        };
+        if before & INSTALL_WAIT != 0 {
+            // Under the lock: a sleeper announced itself holding it, so it is asleep by now
+            // (see the module docs). A poisoned lock guards no data here.
+            let _guard = tail.installing.lock().unwrap_or_else(|e| e.into_inner());
+            tail.installed.notify_all();
+        }
+    }
+
+    /// Producer: sleeps until the tail leaves the block end it was seen at (`seen`).
+    fn wait_for_install(&self, mut seen: usize) {
+        let tail = &self.tail.0;
+        let mut guard = tail.installing.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if (seen >> SHIFT) % LAP != BLOCK_CAP {
+                return; // installed meanwhile
+            }
+            if seen & INSTALL_WAIT == 0 {
+                // Fails if the tail word changed (the install, or a flag): look again.
+                match tail.index.compare_exchange(
+                    seen,
+                    seen | INSTALL_WAIT,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                ) {
+                    Ok(_) => {}
+                    Err(now) => {
+                        seen = now;
+                        continue;
+                    }
+                }
+            }
+            guard = tail
+                .installed
+                .wait(guard)
+                .unwrap_or_else(|e| e.into_inner());
+            seen = tail.index.load(Ordering::Acquire);
+        }
+    }
+
     /// Consumer: the next value, or `None` if nothing is queued or the next claimed slot is
     /// still being written (after `close`, it waits for slots claimed before the close).
     pub(crate) fn pop(&self) -> Option<T> {
@@ -214,13 +315,21 @@ impl<T> Inbox<T> {
         // Acquire pairs with the producer's Release store of `WRITTEN`.
         while slot.state.load(Ordering::Acquire) & WRITTEN == 0 {
             if position >= head.closed_at.load(Ordering::Relaxed) {
-                // The caller comes back soon (the queue is not empty, so the loop won't park).
-                spin_hint();
+                // The caller comes back soon (the queue is not empty, so the loop won't park);
+                // past a bound, it gives its core to the writer each time.
+                let stalls = head.stalls.load(Ordering::Relaxed) + 1;
+                head.stalls.store(stalls, Ordering::Relaxed);
+                if stalls >= STALL_SPINS {
+                    spin_wait();
+                } else {
+                    spin_hint();
+                }
                 return None;
             }
             // Claimed before the close: its producer is writing it and was promised a run.
             spin_wait();
         }
+        head.stalls.store(0, Ordering::Relaxed);
         // SAFETY: the slot is written (Acquire above) and read once: the head moves past it.
         let value = slot.value.with(|p| unsafe { ptr::read(p).assume_init() });
         if offset + 1 == BLOCK_CAP {
@@ -245,7 +354,7 @@ impl<T> Inbox<T> {
     }
 
     /// Consumer: whether nothing is claimed and unread.
-    #[cfg_attr(loom, allow(dead_code))] // only the pre-park spin asks, and loom skips that
+    #[inline]
     pub(crate) fn is_empty(&self) -> bool {
         self.head.0.index.load(Ordering::Relaxed)
             == self.tail.0.index.load(Ordering::Acquire) >> SHIFT
@@ -387,9 +496,55 @@ mod tests {
         assert_eq!(Arc::strong_count(&probe), 1);
     }
 
+    /// Issue 13.13: a producer that finds the tail at a block's end while the installer is
+    /// off its core announces itself and sleeps (instead of spinning for as long as the
+    /// installer is away), and the install wakes it.
+    #[test]
+    fn a_producer_waiting_for_a_preempted_installer_sleeps_until_the_install() {
+        let inbox = Arc::new(Inbox::new());
+        for i in 0..BLOCK_CAP - 1 {
+            inbox.push(i, |v| v, CLOSED).unwrap();
+        }
+        // The "installer": claims the block's last slot, then stops there (preempted).
+        let tail = &inbox.tail.0;
+        let index = tail.index.load(Ordering::Acquire);
+        let block = tail.block.load(Ordering::Acquire);
+        tail.index.store(index + (1 << SHIFT), Ordering::Release);
+        let producer = {
+            let inbox = inbox.clone();
+            std::thread::spawn(move || inbox.push(100, |v| v, CLOSED).unwrap())
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while tail.index.load(Ordering::Acquire) & INSTALL_WAIT == 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the waiting producer never went to sleep"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        // The installer comes back: the next block, the tail moved on, its own slot written.
+        let next = Box::into_raw(Block::new());
+        tail.block.store(next, Ordering::Release);
+        inbox.finish_install();
+        // SAFETY: `block` is the inbox's live tail block; its last slot is the one claimed
+        // above and written by nobody else; the consumer reads it only after `WRITTEN`.
+        unsafe {
+            (*block).next.store(next, Ordering::Release);
+            let slot = &(*block).slots[BLOCK_CAP - 1];
+            slot.value.with_mut(|p| (*p).write(BLOCK_CAP - 1));
+            slot.state.store(WRITTEN, Ordering::Release);
+        }
+        producer.join().unwrap();
+        let drained: Vec<usize> = std::iter::from_fn(|| inbox.pop()).collect();
+        let mut expected: Vec<usize> = (0..BLOCK_CAP).collect();
+        expected.push(100);
+        assert_eq!(drained, expected);
+    }
+
     #[test]
     fn four_producers_each_keep_their_order() {
-        const PER: usize = 20_000;
+        // Miri runs this as well, with fewer values: it interprets every access.
+        const PER: usize = if cfg!(miri) { 50 } else { 20_000 };
         let inbox = Arc::new(Inbox::new());
         let producers: Vec<_> = (0..4)
             .map(|p| {

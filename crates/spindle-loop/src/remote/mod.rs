@@ -368,6 +368,13 @@ impl Remote {
         self.queue.pop()
     }
 
+    /// Loop thread: whether nothing waits (a snapshot; a slot claimed but not yet written
+    /// counts as waiting).
+    #[inline]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
     /// Loop thread: how many items wait (a snapshot).
     pub(crate) fn len(&self) -> usize {
         self.queue.len()

@@ -267,6 +267,12 @@ impl<T> Task<T> {
         };
         match Pin::new(join).poll(cx) {
             Poll::Ready(outcome) => Poll::Ready(self.take(outcome)),
+            // A task awaiting its own handle would wait for ever: fail the await at once
+            // (asyncio's "Task cannot await on itself"). Checked only when pending (a running
+            // task is never done), so awaiting another task pays nothing for it.
+            Poll::Pending if current_task_header() == Some(self.header_ptr()) => {
+                Poll::Ready(Err(TaskError::AwaitedItself))
+            }
             Poll::Pending => Poll::Pending,
         }
     }
@@ -281,7 +287,7 @@ impl<T> Future for Task<T> {
             Poll::Ready(outcome) => Poll::Ready(outcome),
             Poll::Pending => {
                 // Record the await edge for cancellation to flow down (asyncio's _fut_waiter).
-                if let Some(current) = current_task_header().filter(|c| *c != this.header_ptr()) {
+                if let Some(current) = current_task_header() {
                     // SAFETY: the current task's header stays valid for the rest of its step,
                     // and this poll runs inside that step (see `current_task_ref`).
                     unsafe { current.as_ref() }.set_awaiting(this.task_ref());

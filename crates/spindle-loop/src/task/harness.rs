@@ -47,24 +47,36 @@ impl<F, O: TaskOwner> TaskFuture<F, O> {
     /// Drops the user's future now, catching a panic in its destructor (reported, not
     /// propagated).
     fn drop_future(&mut self) {
-        let dropped = catch_unwind(AssertUnwindSafe(|| self.drop_future_in_place()));
-        if let Err(payload) = dropped {
-            let header = self.guard.header();
-            let mut ctx = ExceptionContext::new(
-                ExceptionKind::TaskPanicked,
-                format!("a task's destructor panicked ({})", header.name()),
-            );
-            ctx.panic = Some(panic_message(&*payload).into());
-            ctx.created_at = Some(header.created_at);
-            self.guard.report(ctx);
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(|| self.drop_future_in_place())) {
+            self.report_drop_panic(payload, "a task's destructor");
         }
+    }
+
+    /// Drops the future (if still there) and completes the task as cancelled.
+    fn finish_cancelled<T>(&mut self) -> Poll<Result<T, TaskError>> {
+        self.drop_future();
+        self.guard.complete(Outcome::Cancelled);
+        Poll::Ready(Err(TaskError::Cancelled))
+    }
+
+    /// Reports a panic caught while dropping `what`.
+    fn report_drop_panic(&self, payload: Box<dyn std::any::Any + Send>, what: &str) {
+        let header = self.guard.header();
+        let mut ctx = ExceptionContext::new(
+            ExceptionKind::TaskPanicked,
+            format!("{what} panicked ({})", header.name()),
+        );
+        ctx.panic = Some(panic_message(&*payload).into());
+        ctx.created_at = Some(header.created_at);
+        self.guard.report(ctx);
     }
 }
 
 impl<F, O: TaskOwner> Drop for TaskFuture<F, O> {
     fn drop(&mut self) {
-        // If it panics, unwinding still drops the guard, which reports the task destroyed.
-        self.drop_future_in_place();
+        // A panic in the future's destructor is caught and reported here (the drop may come
+        // from `close()`, which must go on); the guard then reports the task destroyed.
+        self.drop_future();
         // The guard's own `Drop` follows: the task completes as destroyed if it had not
         // finished.
     }
@@ -86,11 +98,13 @@ impl<F: Future, O: TaskOwner> Future for TaskFuture<F, O> {
             // The cell never polls a completed future; answer consistently all the same.
             return Poll::Ready(Err(TaskError::Cancelled));
         }
-        if this.guard.header().cancel_requested() {
-            this.drop_future();
-            this.guard.complete(Outcome::Cancelled);
-            return Poll::Ready(Err(TaskError::Cancelled));
+        let header = this.guard.header();
+        if header.cancel_requested() {
+            // Before the links are cleared by completion: see `request_cancel`.
+            header.follow_await_links();
+            return this.finish_cancelled();
         }
+        header.begin_step();
         // SAFETY: present (FUTURE_GONE is clear) and pinned: it lives inside the pinned `self`
         // and is never moved (see the field).
         let future = unsafe { Pin::new_unchecked(&mut *this.future) };
@@ -98,6 +112,14 @@ impl<F: Future, O: TaskOwner> Future for TaskFuture<F, O> {
             Ok(Poll::Pending) => {
                 this.guard.owner.on_pending(this.guard.header(), cx.waker());
                 Poll::Pending
+            }
+            Ok(Poll::Ready(value)) if this.guard.header().must_cancel() => {
+                // Cancelled from inside its last step: it ends cancelled (asyncio's
+                // `_must_cancel`); its value is dropped like its future.
+                if let Err(payload) = catch_unwind(AssertUnwindSafe(|| drop(value))) {
+                    this.report_drop_panic(payload, "a cancelled task's value");
+                }
+                this.finish_cancelled()
             }
             Ok(Poll::Ready(value)) => {
                 this.drop_future();
@@ -217,6 +239,10 @@ impl<O: TaskOwner> CompletionGuard<O> {
             header.slow().failure = Some(message.clone());
         }
         let prev = header.state.fetch_or(bits, Ordering::AcqRel);
+        if prev & AWAITING_FUTURE != 0 {
+            // On the task's thread (its step, or its drop at close): its own table.
+            drop(awaited_future::take(header.id));
+        }
         // The common case (nobody registered anything) takes no lock. A callback added
         // concurrently is handled by `add_callback` (it sees DONE).
         let callbacks = if prev & NEEDS_SLOW_COMPLETION != 0 {
@@ -254,7 +280,24 @@ impl<O: TaskOwner> CompletionGuard<O> {
                     }
                 }
                 if prev & STOP_ON_DONE != 0 {
-                    owner.stop();
+                    // asyncio stops `run_until_complete` from a done-callback: what the last
+                    // step scheduled and the task's own done-callbacks (scheduled above) run in
+                    // the same batch as the stop. It only stops if `run_until_complete` is still
+                    // waiting when it runs (it clears STOP_ON_DONE on return).
+                    let stop = move |task: TaskRef, owner: Weak<Inner>| {
+                        if task.header().state() & STOP_ON_DONE != 0 {
+                            if let Some(owner) = owner.upgrade() {
+                                owner.stop();
+                            }
+                        }
+                    };
+                    let scheduled = task.clone().map(|task| {
+                        let weak = owner.weak();
+                        owner.call_soon_internal(move || stop(task, weak), header.created_at)
+                    });
+                    if !matches!(scheduled, Some(Ok(_))) {
+                        owner.stop();
+                    }
                 }
             }
         }

@@ -169,17 +169,51 @@ impl TaskHeader {
         name.unwrap_or_else(|| format!("Task-{}", self.id))
     }
 
-    /// Called by the loop before each step: the previous step's await target is stale.
+    /// Called at the start of each step that is not a cancelled one: the previous step's await
+    /// targets are stale (a cancelled step follows them instead, see `follow_await_links`).
+    #[inline]
     pub(crate) fn begin_step(&self) {
-        if self.state() & AWAITING != 0 {
+        let state = self.state();
+        if state & AWAITING != 0 {
             self.state.fetch_and(!AWAITING, Ordering::AcqRel);
             self.slow().awaiting = None;
+        }
+        if state & AWAITING_FUTURE != 0 {
+            self.state.fetch_and(!AWAITING_FUTURE, Ordering::AcqRel);
+            drop(awaited_future::take(self.id));
         }
     }
 
     pub(super) fn set_awaiting(&self, target: TaskRef) {
         self.slow().awaiting = Some(target);
         self.state.fetch_or(AWAITING, Ordering::AcqRel);
+    }
+
+    /// Records the loop future this task's step is suspended on (see `awaited_future`); on
+    /// the task's own thread, inside its step.
+    pub(super) fn set_awaiting_future(&self, target: awaited_future::Link) {
+        awaited_future::set(self.id, target);
+        self.state.fetch_or(AWAITING_FUTURE, Ordering::AcqRel);
+    }
+
+    /// Cancels what the task awaits: the task behind `awaiting`, and, on the task's own thread,
+    /// the loop future it is suspended on. Called by `request_cancel` (at once, as asyncio) and
+    /// by the task's cancelled step (which reaches both links even when `request_cancel` ran on
+    /// another thread, or raced with the step that set them).
+    pub(super) fn follow_await_links(&self) {
+        let state = self.state();
+        if state & AWAITING != 0 {
+            let awaiting = self.slow().awaiting.clone();
+            if let Some(inner) = awaiting {
+                inner.cancel();
+            }
+        }
+        if state & AWAITING_FUTURE != 0 {
+            // Only the owning thread's table holds it: elsewhere this finds nothing.
+            if let Some(future) = awaited_future::take(self.id) {
+                future.cancel_awaited();
+            }
+        }
     }
 
     /// Marks the task cancelled without waking it (its caller is about to run or drop it).
@@ -200,22 +234,31 @@ impl TaskHeader {
         self.state() & CANCEL_REQUESTED != 0
     }
 
+    /// Cancellation was requested from inside the task's own step (see `MUST_CANCEL`).
+    #[inline]
+    pub(super) fn must_cancel(&self) -> bool {
+        self.state() & MUST_CANCEL != 0
+    }
+
     /// Requests cancellation; `waker` is the task's own, used to reschedule it.
+    ///
+    /// The await links are followed *before* the wake-up: once woken, the task's cancelled step
+    /// may run on another worker and complete, which clears them. The step follows them too,
+    /// so a link set by a step that raced with this call is not missed either.
     pub(super) fn request_cancel(&self, waker: &Waker) -> bool {
-        let prev = self.state.fetch_or(CANCEL_REQUESTED, Ordering::AcqRel);
+        let in_own_step = current_task_header() == Some(NonNull::from(self));
+        let bits = if in_own_step {
+            CANCEL_REQUESTED | MUST_CANCEL
+        } else {
+            CANCEL_REQUESTED
+        };
+        let prev = self.state.fetch_or(bits, Ordering::AcqRel);
         if prev & DONE != 0 {
             return false;
         }
+        self.follow_await_links();
         // Queued or running already: a no-op; idle: back into its loop's queue.
         waker.wake_by_ref();
-        let awaiting = if prev & AWAITING != 0 {
-            self.slow().awaiting.clone()
-        } else {
-            None
-        };
-        if let Some(inner) = awaiting {
-            inner.cancel();
-        }
         true
     }
 
@@ -246,6 +289,24 @@ impl TaskHeader {
                 None => report(),
             }
         }
+    }
+
+    /// The report of a panic in the destructor of the task's output, dropped because nobody
+    /// can take it any more (the handle was dropped): see `RawTask::run`.
+    pub(crate) fn output_drop_panic(
+        &self,
+        payload: Box<dyn std::any::Any + Send>,
+    ) -> ExceptionContext {
+        let mut ctx = ExceptionContext::new(
+            ExceptionKind::TaskPanicked,
+            format!(
+                "a detached task's output panicked when dropped ({})",
+                self.name()
+            ),
+        );
+        ctx.panic = Some(panic_message(&*payload).into());
+        ctx.created_at = Some(self.created_at);
+        ctx
     }
 
     pub(super) fn unretrieved_context(&self, task: Option<TaskRef>) -> ExceptionContext {

@@ -29,7 +29,16 @@
 //! the task drops its future (on its own thread, never in the middle of a poll) and completes with
 //! [`TaskError::Cancelled`]. Cancellation flows down the await chain: while a task awaits another
 //! task's handle, the awaited task is recorded in the header (`awaiting`), and cancelling the
-//! outer task cancels it too (asyncio's rule).
+//! outer task cancels it too (asyncio's rule). The same holds for a [`LoopFuture`] the task is
+//! suspended on (see `awaited_future`). The links are followed by `cancel()` itself, before
+//! it wakes the task, and again by the cancelled step, before it drops the future: whichever
+//! of the two sees a link follows it, so a cancel racing with a step on another worker cannot
+//! lose one. A task whose cancellation is requested from inside its own step and which then
+//! returns a value ends cancelled all the same (asyncio's `_must_cancel`): the value is dropped.
+//! A request from another thread that lands while the last step runs lets the value through
+//! (the task was, in effect, already done).
+//!
+//! [`LoopFuture`]: crate::LoopFuture
 //!
 //! # Error reporting
 //!
@@ -58,11 +67,13 @@ use crate::exception::{ExceptionContext, ExceptionKind};
 use crate::lazy_mutex::LazyMutex;
 use crate::remote::Remote;
 
+mod awaited_future;
 mod handle;
 mod harness;
 mod header;
 mod task_ref;
 
+pub(crate) use awaited_future::CancelAwaited;
 pub use handle::Task;
 pub(crate) use harness::{LocalOwner, TaskFuture, TaskOwner};
 pub(crate) use header::TaskHeader;
@@ -104,6 +115,31 @@ fn current_task_header() -> Option<NonNull<TaskHeader>> {
 #[inline]
 pub(crate) fn in_task_step() -> bool {
     CURRENT.with(|c| c.get().is_some())
+}
+
+/// Records, for the task whose step runs on this thread (if any), the loop future it is about
+/// to be suspended on: cancelling the task cancels that future (see `awaited_future`).
+/// `false` outside a task's step (nothing recorded).
+pub(crate) fn note_awaiting_future(future: awaited_future::Link) -> bool {
+    let Some(current) = current_task_header() else {
+        return false;
+    };
+    // SAFETY: the current task's header stays valid for the rest of its step, and this runs
+    // inside that step (see `current_task_ref`).
+    unsafe { current.as_ref() }.set_awaiting_future(future);
+    true
+}
+
+/// The handle that recorded the loop future at `cell` as the current task's await link is
+/// being dropped: if the link still names that future, the task no longer awaits it.
+pub(crate) fn forget_awaited_future(cell: *const ()) {
+    if let Some(current) = current_task_header() {
+        // SAFETY: as in `note_awaiting_future`.
+        let header = unsafe { current.as_ref() };
+        if header.state() & AWAITING_FUTURE != 0 {
+            awaited_future::forget(header.id, cell);
+        }
+    }
 }
 
 /// The task whose step is running on this thread, if any.
@@ -156,6 +192,13 @@ const DETACHED: u32 = 1 << 4;
 const RETRIEVED: u32 = 1 << 5;
 /// `awaiting` holds the task this one is waiting for.
 const AWAITING: u32 = 1 << 6;
+/// The task's thread holds a link to the loop future it is suspended on (see
+/// `awaited_future`).
+const AWAITING_FUTURE: u32 = 1 << 8;
+/// Cancellation was requested from inside the task's own step (by itself, or down an await
+/// chain it started): asyncio's `_must_cancel`, the task ends cancelled even if this step
+/// returns a value.
+const MUST_CANCEL: u32 = 1 << 10;
 /// `run_until_complete` is waiting for this task: stop the loop when it is done.
 const STOP_ON_DONE: u32 = 1 << 7;
 /// `slow.callbacks` may hold done-callbacks.

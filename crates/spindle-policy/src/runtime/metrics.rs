@@ -1,6 +1,6 @@
 //! Per-worker counters, readable from any thread.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Counters of one worker. Relaxed: they are statistics, ordered with nothing.
 #[derive(Default)]
@@ -10,7 +10,6 @@ pub(crate) struct WorkerCounters {
     pub(crate) stolen_tasks: AtomicU64,
     pub(crate) parks: AtomicU64,
     pub(crate) callbacks: AtomicU64,
-    pub(crate) local_queue_depth: AtomicUsize,
 }
 
 impl WorkerCounters {
@@ -18,7 +17,8 @@ impl WorkerCounters {
         counter.fetch_add(n, Ordering::Relaxed);
     }
 
-    pub(crate) fn snapshot(&self, worker: usize) -> WorkerMetrics {
+    /// The counters, and `local_queue_depth`, read now from the worker's queue (its stealer).
+    pub(crate) fn snapshot(&self, worker: usize, local_queue_depth: usize) -> WorkerMetrics {
         WorkerMetrics {
             worker,
             tasks_polled: self.polls.load(Ordering::Relaxed),
@@ -26,7 +26,7 @@ impl WorkerCounters {
             stolen_tasks: self.stolen_tasks.load(Ordering::Relaxed),
             times_parked: self.parks.load(Ordering::Relaxed),
             callbacks_run: self.callbacks.load(Ordering::Relaxed),
-            local_queue_depth: self.local_queue_depth.load(Ordering::Relaxed),
+            local_queue_depth,
         }
     }
 }
@@ -54,6 +54,6 @@ pub struct WorkerMetrics {
     pub times_parked: u64,
     /// Callbacks its loop ran (`call_soon` & co., local task steps excluded).
     pub callbacks_run: u64,
-    /// Tasks in its local queue at the last look.
+    /// Tasks in its local queue when the snapshot was taken (read from the queue itself).
     pub local_queue_depth: usize,
 }

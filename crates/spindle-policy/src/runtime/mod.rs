@@ -23,7 +23,9 @@
 //! every stealable task, and stops every loop. Each worker then runs what is left in its queues
 //! (cancelled steps: they drop their futures there), closes its loop (dropping its local tasks on
 //! their own thread) and exits; the caller joins the threads and runs anything left in the
-//! injector.
+//! injector. Called (or the runtime dropped) inside one of its own tasks, the caller's worker is
+//! stopped like the others but not joined (a thread cannot join itself): it exits by itself once
+//! that task's step returns, and `shutdown_timeout` waits only for the other workers.
 
 #[cfg(not(loom))]
 mod idle;
@@ -429,6 +431,8 @@ impl Runtime {
 
     /// Like [`shutdown`](Self::shutdown), but waits at most `timeout` for the workers; returns
     /// whether all of them finished in time (the others are left to finish on their own).
+    /// Called inside one of the runtime's tasks, it waits for the other workers only (its own
+    /// exits once the task's step returns).
     ///
     /// ```
     /// use std::time::Duration;
@@ -462,7 +466,15 @@ impl Runtime {
         }
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut all_joined = true;
+        // Called from inside one of the runtime's own tasks: that worker cannot be joined (it
+        // is the caller); its loop was stopped above, and it drains and exits by itself once
+        // this task's step returns.
+        let here = std::thread::current().id();
+        let on_a_worker = self.threads.iter().any(|t| t.thread().id() == here);
         for thread in self.threads.drain(..) {
+            if thread.thread().id() == here {
+                continue;
+            }
             match deadline {
                 None => {
                     let _ = thread.join();
@@ -479,9 +491,10 @@ impl Runtime {
                 }
             }
         }
-        if all_joined {
+        if all_joined && !on_a_worker {
             // Steps that reached the injector after every worker left: run them here (they
-            // are cancelled, so each drops its future and completes).
+            // are cancelled, so each drops its future and completes). On a worker, that
+            // worker's own shutdown drain does it.
             while let crossbeam_deque::Steal::Success(runnable) = shared.injector.steal() {
                 run_cancelled(runnable);
             }
@@ -612,7 +625,8 @@ impl RuntimeHandle {
             .workers
             .iter()
             .enumerate()
-            .map(|(index, worker)| worker.counters.snapshot(index))
+            .zip(&self.shared.stealers)
+            .map(|((index, worker), queue)| worker.counters.snapshot(index, queue.len()))
             .collect()
     }
 }

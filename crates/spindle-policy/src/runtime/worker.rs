@@ -282,12 +282,8 @@ impl WorkerHook for WorkerCore {
             runnable.run();
             ran += 1;
         }
-        let counters = self.counters();
-        counters
-            .local_queue_depth
-            .store(self.local.len(), Ordering::Relaxed);
         if let Some(lp) = &*self.event_loop.borrow() {
-            counters
+            self.counters()
                 .callbacks
                 .store(lp.callbacks_run(), Ordering::Relaxed);
         }
