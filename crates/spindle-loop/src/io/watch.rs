@@ -114,7 +114,8 @@ impl EventLoop {
     /// `add_reader` for the same fd replaces the callback. The loop keeps `source` (which owns
     /// the fd: pass an `Rc`/`Arc` of your socket, or a `try_clone` of it) until
     /// [`remove_reader`](Self::remove_reader) or `close`, so the fd cannot be closed while it
-    /// is watched.
+    /// is watched. A callback that keeps a clone of the loop keeps the loop alive until
+    /// `close()` (or `remove_reader`), as any pending callback does.
     ///
     /// Errors: the loop is closed, or the fd is already driven by a [`Source`](super::Source)
     /// (`AlreadyExists`), or the poller refuses it (e.g. a regular file).
@@ -133,6 +134,7 @@ impl EventLoop {
     /// lp.run_forever().unwrap();
     /// assert_eq!(calls.get(), 1);
     /// assert!(lp.remove_reader(&*a));
+    /// lp.close().unwrap();
     /// # std::io::Result::Ok(())
     /// ```
     pub fn add_reader<S, F>(&self, source: S, callback: F) -> io::Result<()>
@@ -155,6 +157,7 @@ impl EventLoop {
     /// let l = lp.clone();
     /// lp.add_writer(Rc::new(a), move || l.stop())?;
     /// lp.run_forever().unwrap(); // a fresh socket is writable at once
+    /// lp.close().unwrap(); // the callback keeps a clone of the loop: close breaks the cycle
     /// # std::io::Result::Ok(())
     /// ```
     pub fn add_writer<S, F>(&self, source: S, callback: F) -> io::Result<()>
