@@ -233,12 +233,48 @@ fn a_std_thread_client_talks_to_a_spindle_server() {
         std::io::Read::read_to_end(&mut s, &mut back).unwrap();
         back
     });
-    lp.run_until_complete(async move {
+    lp.run_until_complete(timeout(Duration::from_secs(30), async move {
         let (mut conn, _) = listener.accept().await.unwrap();
         let mut all = Vec::new();
         conn.read_to_end(&mut all).await.unwrap();
         conn.write_all(&all).await.unwrap();
+    }))
+    .unwrap()
+    .expect("the server side hung");
+    assert_eq!(client.join().unwrap(), b"from a thread");
+}
+
+#[test]
+fn end_of_stream_arriving_with_the_last_data_is_read_after_a_short_read() {
+    // Data and the FIN in one edge: the short read that takes the data must not make the
+    // next read sleep through the end of stream (the closed bit stays). Many rounds, as the
+    // two may or may not share an edge.
+    let lp = EventLoop::new().unwrap();
+    lp.run_until_complete(async move {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        for round in 0..200 {
+            let client = std::net::TcpStream::connect(addr).unwrap();
+            let (mut conn, _) = listener.accept().await.unwrap();
+            // Wait once, so the connection is registered before the data and FIN come.
+            let mut buf = [0u8; 64];
+            let early = timeout(Duration::from_millis(1), conn.read(&mut buf)).await;
+            assert!(early.is_err(), "round {round}: nothing was sent yet");
+            let sender = std::thread::spawn(move || {
+                let mut client = client;
+                client.write_all(b"abc").unwrap();
+                client.shutdown(Shutdown::Write).unwrap();
+                client
+            });
+            let mut all = Vec::new();
+            let read = timeout(Duration::from_secs(10), conn.read_to_end(&mut all)).await;
+            assert!(
+                read.is_ok(),
+                "round {round}: the end of stream was never read"
+            );
+            assert_eq!(all, b"abc");
+            drop(sender.join().unwrap());
+        }
     })
     .unwrap();
-    assert_eq!(client.join().unwrap(), b"from a thread");
 }

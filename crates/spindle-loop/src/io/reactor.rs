@@ -23,7 +23,7 @@ use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use super::readiness::{Readiness, READABLE, SHUTDOWN, WRITABLE};
+use super::readiness::{Readiness, READABLE, READ_CLOSED, SHUTDOWN, WRITABLE, WRITE_CLOSED};
 use super::IoError;
 use crate::remote::poller::{Events, Mode};
 use crate::remote::Remote;
@@ -228,16 +228,23 @@ impl Reactor {
             for event in events.iter() {
                 match slab.get(event.key) {
                     Some(Entry::Source(_, readiness)) => {
-                        let mut bits = 0;
-                        if event.readable {
-                            bits |= READABLE;
-                        }
-                        if event.writable {
-                            bits |= WRITABLE;
-                        }
+                        let bits = [
+                            (event.readable, READABLE),
+                            (event.writable, WRITABLE),
+                            (event.read_closed, READ_CLOSED),
+                            (event.write_closed, WRITE_CLOSED),
+                        ]
+                        .iter()
+                        .filter(|(on, _)| *on)
+                        .fold(0, |bits, (_, bit)| bits | bit);
                         sources.push((readiness.clone(), bits));
                     }
-                    Some(Entry::Watch(fd)) => watches.push((*fd, event.readable, event.writable)),
+                    // Level-triggered callbacks see a hang-up as readiness, as asyncio's do.
+                    Some(Entry::Watch(fd)) => watches.push((
+                        *fd,
+                        event.readable || event.read_closed,
+                        event.writable || event.write_closed,
+                    )),
                     None => {} // stale: removed since the poller reported it
                 }
             }

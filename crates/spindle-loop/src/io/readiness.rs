@@ -2,8 +2,10 @@
 //!
 //! # Protocol (after tokio's `ScheduledIo`)
 //!
-//! `state` holds two readiness bits (`READABLE`, `WRITABLE`), a `SHUTDOWN` bit (the home loop
-//! closed: every waiter gets an error from then on) and a **tick** in the high bits, counting
+//! `state` holds two readiness bits (`READABLE`, `WRITABLE`), two closed bits (`READ_CLOSED`,
+//! `WRITE_CLOSED`: end of stream or an error; a short transfer never clears them), a
+//! `SHUTDOWN` bit (the home loop closed: every waiter gets an error from then on) and a
+//! **tick** in the high bits, counting
 //! the events the home loop has delivered. Beside it, two waker slots (a reader and a writer)
 //! under one mutex.
 //!
@@ -20,6 +22,11 @@
 //!   still the one it saw (compare-exchange): an event delivered after that syscall keeps its
 //!   bit, so the next poll tries the syscall again instead of sleeping through it.
 //!
+//! - **A task, after a short transfer on a byte stream** ([`Readiness::clear_ready`]): the
+//!   kernel buffer was drained (filled), so the readiness bit goes the same way, but a closed
+//!   bit stays: data and the peer's FIN can arrive in one edge, and the read returning end of
+//!   stream must still be tried.
+//!
 //! A new source starts with both bits set: the first operation always tries its syscall, and
 //! the source is registered with a loop only when that says `WouldBlock` (see `Source`).
 
@@ -33,11 +40,17 @@ pub(crate) const READABLE: usize = 1 << 0;
 pub(crate) const WRITABLE: usize = 1 << 1;
 /// The home loop closed: waiters get an error, no event will come.
 pub(crate) const SHUTDOWN: usize = 1 << 2;
-const READINESS_BITS: usize = READABLE | WRITABLE | SHUTDOWN;
+/// The peer closed its writing side, or the socket has an error: a read returns at once (end
+/// of stream or the error). Never cleared by a short read: data and the FIN may come in one
+/// edge, and the read after the data must still be tried (tokio keeps the same bit).
+pub(crate) const READ_CLOSED: usize = 1 << 3;
+/// The connection is gone for writing (hang-up or error): a write returns its error at once.
+pub(crate) const WRITE_CLOSED: usize = 1 << 4;
+const READINESS_BITS: usize = READABLE | WRITABLE | SHUTDOWN | READ_CLOSED | WRITE_CLOSED;
 /// The tick lives above the readiness bits; it wraps, which only matters if a task is
 /// preempted for 2^61 events between its syscall and its `clear` (it would then keep a stale
 /// bit and try the syscall once more: harmless).
-const TICK_SHIFT: u32 = 3;
+const TICK_SHIFT: u32 = 5;
 
 /// Which side of a source an operation waits on.
 #[cfg_attr(loom, allow(dead_code))] // the loom models wait on reads only
@@ -54,6 +67,13 @@ impl Direction {
             Direction::Write => WRITABLE,
         }
     }
+
+    fn closed_bit(self) -> usize {
+        match self {
+            Direction::Read => READ_CLOSED,
+            Direction::Write => WRITE_CLOSED,
+        }
+    }
 }
 
 /// What [`Readiness::poll_ready`] saw: the tick to clear against.
@@ -61,6 +81,7 @@ impl Direction {
 pub(crate) struct ReadyEvent {
     tick: usize,
     bit: usize,
+    closed: usize,
 }
 
 /// Why a wait ended without readiness.
@@ -143,21 +164,36 @@ impl Readiness {
             return Some(Err(Shutdown));
         }
         let bit = direction.bit();
-        (state & bit != 0).then_some(Ok(ReadyEvent {
+        let closed = direction.closed_bit();
+        (state & (bit | closed) != 0).then_some(Ok(ReadyEvent {
             tick: state >> TICK_SHIFT,
             bit,
+            closed,
         }))
     }
 
-    /// Task side, after the syscall said `WouldBlock`: forget the readiness `event` reported,
-    /// unless a newer event came since.
+    /// Task side, after the syscall said `WouldBlock`: forget the readiness `event` reported
+    /// (its closed bit too: a closed side does not say `WouldBlock`), unless a newer event
+    /// came since.
     pub(crate) fn clear(&self, event: ReadyEvent) {
+        self.clear_bits(event, event.bit | event.closed);
+    }
+
+    /// Task side, after a short read or write of a byte stream: the buffer was drained (or
+    /// filled), so forget the readiness, but keep a closed bit: the end of stream (or the
+    /// error) is still to be read.
+    #[cfg_attr(loom, allow(dead_code))]
+    pub(crate) fn clear_ready(&self, event: ReadyEvent) {
+        self.clear_bits(event, event.bit);
+    }
+
+    fn clear_bits(&self, event: ReadyEvent, bits: usize) {
         let mut current = self.state.load(Ordering::Acquire);
         loop {
             if current >> TICK_SHIFT != event.tick {
                 return; // a newer event: its readiness stands
             }
-            let new = current & !event.bit;
+            let new = current & !bits;
             if new == current {
                 return;
             }
@@ -199,12 +235,12 @@ impl Readiness {
         let (reader, writer) = {
             let mut waiters = self.lock();
             let wake_all = bits & SHUTDOWN != 0;
-            let reader = if wake_all || bits & READABLE != 0 {
+            let reader = if wake_all || bits & (READABLE | READ_CLOSED) != 0 {
                 waiters.reader.take()
             } else {
                 None
             };
-            let writer = if wake_all || bits & WRITABLE != 0 {
+            let writer = if wake_all || bits & (WRITABLE | WRITE_CLOSED) != 0 {
                 waiters.writer.take()
             } else {
                 None

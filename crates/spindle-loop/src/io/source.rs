@@ -444,8 +444,10 @@ impl<T: AsFd> Source<T> {
             // Short: the kernel's buffer was drained (filled). Cleared only once registered,
             // so that the next data (space) brings an event; a registration that fails keeps
             // the readiness, and the next call simply tries the syscall.
-            if n > 0 && n < len && self.ensure_registered().is_ok() {
-                self.readiness.clear(event);
+            // Only where the poller reports end of stream apart (the closed bits, epoll):
+            // elsewhere the clear could sleep through a FIN that came with the data.
+            if cfg!(target_os = "linux") && n > 0 && n < len && self.ensure_registered().is_ok() {
+                self.readiness.clear_ready(event);
             }
         }
         done

@@ -33,6 +33,10 @@ pub(crate) struct IoEvent {
     pub(crate) key: usize,
     pub(crate) readable: bool,
     pub(crate) writable: bool,
+    /// End of stream from the peer, a hang-up or an error: a read returns at once.
+    pub(crate) read_closed: bool,
+    /// A hang-up or an error: a write returns at once.
+    pub(crate) write_closed: bool,
 }
 
 #[cfg(all(not(loom), target_os = "linux"))]
@@ -205,12 +209,10 @@ mod epoll {
         }
 
         pub(crate) fn iter(&self) -> impl Iterator<Item = IoEvent> + '_ {
-            let read = EventFlags::IN
-                | EventFlags::PRI
-                | EventFlags::RDHUP
-                | EventFlags::HUP
-                | EventFlags::ERR;
-            let write = EventFlags::OUT | EventFlags::HUP | EventFlags::ERR;
+            let read = EventFlags::IN | EventFlags::PRI;
+            let write = EventFlags::OUT;
+            let read_closed = EventFlags::RDHUP | EventFlags::HUP | EventFlags::ERR;
+            let write_closed = EventFlags::HUP | EventFlags::ERR;
             self.list.iter().filter_map(move |event| {
                 // Copies: the kernel's struct is packed on x86_64.
                 let (flags, data) = (event.flags, event.data);
@@ -219,6 +221,8 @@ mod epoll {
                     key: key as usize,
                     readable: flags.intersects(read),
                     writable: flags.intersects(write),
+                    read_closed: flags.intersects(read_closed),
+                    write_closed: flags.intersects(write_closed),
                 })
             })
         }
@@ -325,10 +329,14 @@ mod portable {
         }
 
         pub(crate) fn iter(&self) -> impl Iterator<Item = IoEvent> + '_ {
+            // `polling` folds hang-ups and errors into readable/writable: no closed bits here
+            // (and so no clearing after a short transfer, see `Source::poll_stream`).
             self.0.iter().map(|e| IoEvent {
                 key: e.key,
                 readable: e.readable,
                 writable: e.writable,
+                read_closed: false,
+                write_closed: false,
             })
         }
     }
