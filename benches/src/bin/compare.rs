@@ -10,6 +10,7 @@
 //! measures every selected workload N times over and reports the median of the N medians with
 //! their range (min-max), and each ratio spindle/peer as the median and range of the N
 //! per-repeat ratios. `--quick` is one round, one repeat: a smoke run, not a measurement.
+//! `--side NAME` runs only the sides of that name (e.g. `spindle`), for a profiler.
 //!
 //! Every side reports wall time and CPU time (user + sys of the whole process over the timed
 //! part, every thread included) per op. The rows are listed in [`spindle_benches::rows`]
@@ -53,11 +54,13 @@ fn main() {
     let mut filter: Option<String> = None;
     let mut repeats = 1usize;
     let mut rounds = runs();
+    let mut side: Option<String> = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "-h" | "--help" => {
-                println!("usage: compare [--repeat N] [--quick] [WORKLOAD_FILTER]");
+                println!("usage: compare [--repeat N] [--quick] [--side NAME] [WORKLOAD_FILTER]");
+                println!("  --side NAME: run only that side of each row (for profiling)");
                 println!("  env COMPARE_RUNS: rounds per measurement (default 15)");
                 println!("workloads:");
                 for w in rows::all() {
@@ -75,6 +78,9 @@ fn main() {
                         std::process::exit(2)
                     });
             }
+            "--side" => {
+                side = args.next();
+            }
             "--quick" => {
                 rounds = 1;
                 repeats = 1;
@@ -90,6 +96,13 @@ fn main() {
     let selected: Vec<Workload> = rows::all()
         .into_iter()
         .filter(|w| filter.as_deref().is_none_or(|f| w.name.contains(f)))
+        .map(|mut w| {
+            if let Some(side) = &side {
+                w.sides.retain(|s| s.name == side);
+            }
+            w
+        })
+        .filter(|w| !w.sides.is_empty())
         .collect();
     if selected.is_empty() {
         eprintln!("no workload matches {:?}", filter.unwrap_or_default());
