@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The README's benchmark figures: every compare row measured 5 times over (each a median of
-# COMPARE_RUNS interleaved rounds, default 15), reported as the median with its range.
+# The README's benchmark figures: every compare row measured 5 times over (each the median of
+# COMPARE_RUNS interleaved rounds, 5 here), reported as the median of the 5 with their range.
 #
 #   benches/run.sh                 # all rows, --repeat 5 (REPEAT=N to change)
 #   benches/run.sh rt_             # only the rows whose name contains "rt_"
@@ -9,6 +9,7 @@
 # Other arguments go to compare as they are. The tables go to stdout, progress to stderr.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export COMPARE_RUNS="${COMPARE_RUNS:-5}"
 repeat=(--repeat "${REPEAT:-5}")
 for arg in "$@"; do
   if [[ "$arg" == "--quick" ]]; then repeat=(); fi

@@ -92,6 +92,23 @@ pub fn round_trip_crossbeam(n: u64) -> Sample {
     sample
 }
 
+/// `idle_loop_thread` on tokio: a current-thread runtime blocked on a oneshot in its own
+/// thread, left alone for `ms` milliseconds after it has settled.
+pub fn idle_loop_thread_tokio(ms: u64) -> Sample {
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let driver = thread::spawn(move || {
+        let rt = tokio_current_thread();
+        let _ = rt.block_on(stop_rx);
+    });
+    crate::settle();
+    let clock = Clock::start();
+    std::thread::sleep(std::time::Duration::from_millis(ms));
+    let sample = clock.stop();
+    let _ = stop_tx.send(());
+    driver.join().expect("driver thread");
+    sample
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,5 +119,6 @@ mod tests {
         call_soon_threadsafe_crossbeam(1_000);
         round_trip_tokio(100);
         round_trip_crossbeam(100);
+        idle_loop_thread_tokio(1);
     }
 }

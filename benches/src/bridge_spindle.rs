@@ -94,6 +94,19 @@ fn round_trips(
     sample
 }
 
+/// `idle_loop_thread`: a loop running on its own thread with nothing to do, left alone for
+/// `ms` milliseconds after it has settled; its CPU time should be 0 (the loop parks in its
+/// poller).
+pub fn idle_loop_thread(ms: u64) -> Sample {
+    let lt = LoopThread::start();
+    crate::settle();
+    let clock = Clock::start();
+    std::thread::sleep(std::time::Duration::from_millis(ms));
+    let sample = clock.stop();
+    lt.stop();
+    sample
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,5 +116,6 @@ mod tests {
         call_soon_threadsafe(1_000);
         run_coroutine_threadsafe_round_trip(100);
         run_coroutine_threadsafe_parked(100);
+        idle_loop_thread(1);
     }
 }

@@ -76,6 +76,9 @@ pub const ROUND_TRIP_N: u64 = 10_000;
 pub const GATHER_N: u64 = 10_000;
 /// `yield_now_loop`: yields of one task.
 pub const YIELD_NOW_N: u64 = 100_000;
+/// `idle_*` rows: how long a settled loop or runtime is left alone, in milliseconds (the op of
+/// those rows is one millisecond).
+pub const IDLE_MS: u64 = 100;
 /// Worker threads of the multi-thread workloads (the setting: 2 workers); the `/w1`
 /// rows run 1.
 pub const RT_WORKERS: usize = 2;

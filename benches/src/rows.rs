@@ -171,6 +171,15 @@ pub fn bridge() -> Vec<Workload> {
             bridge_peers::round_trip_crossbeam(ROUND_TRIP_N)
         }),
         Workload::new(
+            "idle_loop_thread",
+            "ms idle (cpu should be 0)",
+            IDLE_MS,
+            || bridge_spindle::idle_loop_thread(IDLE_MS),
+        )
+        .peer("tokio_current_thread", || {
+            bridge_peers::idle_loop_thread_tokio(IDLE_MS)
+        }),
+        Workload::new(
             "run_coroutine_threadsafe_parked",
             "round trip from a plain thread (caller parks at once)",
             ROUND_TRIP_N,
@@ -215,7 +224,15 @@ pub fn combinators() -> Vec<Workload> {
 /// The multi-thread set (tokio's `rt_multi_threaded` bench): every row at [`RT_WORKERS`]
 /// workers on every side, then its one-worker twin (name ending in [`ONE_WORKER`]).
 pub fn runtime() -> Vec<Workload> {
-    let mut rows = Vec::new();
+    let mut rows =
+        vec![
+            Workload::new("idle_runtime", "ms idle (cpu should be 0)", IDLE_MS, || {
+                runtime_spindle::idle(RT_WORKERS, IDLE_MS)
+            })
+            .peer("tokio_multi_thread", || {
+                runtime_peers::idle_tokio(RT_WORKERS, IDLE_MS)
+            }),
+        ];
     for (workers, suffix) in [(RT_WORKERS, ""), (1, ONE_WORKER)] {
         rows.extend(runtime_at(workers, suffix));
     }

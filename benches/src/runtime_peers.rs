@@ -138,3 +138,32 @@ pub fn chained_spawn_tokio(workers: usize, n: u64) -> Sample {
     expect_ok(done_rx.recv(), "done");
     clock.stop()
 }
+
+/// `idle_runtime` on tokio (see [`crate::runtime_spindle::idle`]).
+pub fn idle_tokio(workers: usize, ms: u64) -> Sample {
+    let rt = tokio_rt(workers);
+    let clock = Clock::start();
+    std::thread::sleep(std::time::Duration::from_millis(ms));
+    let sample = clock.stop();
+    drop(rt);
+    sample
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each body runs to completion at 1 and 2 workers.
+    #[test]
+    fn every_body_finishes() {
+        for workers in [1, 2] {
+            spawn_many_local_tokio(workers, 100);
+            spawn_many_remote_idle_tokio(workers, 100);
+            spawn_many_remote_busy_tokio(workers, 100);
+            yield_many_tokio(workers, 10, 10);
+            ping_pong_tokio(workers, 20);
+            chained_spawn_tokio(workers, 20);
+            idle_tokio(workers, 1);
+        }
+    }
+}

@@ -14,7 +14,7 @@ use crate::clock::{Clock, Sample};
 use crate::{expect_ok, settle, yield_once, Countdown, WARM_UP_TASKS};
 
 /// A runtime with `workers` workers, warmed up and settled.
-fn runtime(workers: usize) -> Runtime {
+pub(crate) fn runtime(workers: usize) -> Runtime {
     let rt = expect_ok(
         Runtime::builder().worker_threads(workers).build(),
         "Runtime::build",
@@ -174,4 +174,34 @@ pub fn chained_spawn(workers: usize, n: u64) -> Sample {
     drop(first);
     rt.shutdown();
     sample
+}
+
+/// `idle_runtime`: a warmed-up, settled runtime left alone for `ms` milliseconds; its CPU time
+/// per millisecond should be 0 (parked workers burn nothing).
+pub fn idle(workers: usize, ms: u64) -> Sample {
+    let rt = runtime(workers);
+    let clock = Clock::start();
+    std::thread::sleep(std::time::Duration::from_millis(ms));
+    let sample = clock.stop();
+    rt.shutdown();
+    sample
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each body runs to completion at 1 and 2 workers.
+    #[test]
+    fn every_body_finishes() {
+        for workers in [1, 2] {
+            spawn_many_local(workers, 100);
+            spawn_many_remote_idle(workers, 100);
+            spawn_many_remote_busy(workers, 100);
+            yield_many(workers, 10, 10);
+            ping_pong(workers, 20);
+            chained_spawn(workers, 20);
+            idle(workers, 1);
+        }
+    }
 }

@@ -222,10 +222,11 @@ impl Spread {
         }
     }
 
-    /// `median (min-max)`, or `FAILED`; one value shows without a range.
-    fn show(&self, fmt: fn(f64) -> String, repeats: usize) -> String {
+    /// `median (min-max)`, or `none` when there is no number; one value shows without a
+    /// range.
+    fn show(&self, fmt: fn(f64) -> String, repeats: usize, none: &str) -> String {
         if self.median.is_nan() {
-            "FAILED".to_owned()
+            none.to_owned()
         } else if repeats < 2 {
             fmt(self.median)
         } else {
@@ -298,14 +299,14 @@ impl Report {
             for (i, side) in sides.iter().enumerate() {
                 let fig = |m| {
                     self.figure(workload, side, m)
-                        .map_or(String::new(), |s| s.show(fmt_ns, repeats))
+                        .map_or(String::new(), |s| s.show(fmt_ns, repeats, "FAILED"))
                 };
                 let ratio = |m| {
                     if i == 0 {
                         return String::new();
                     }
                     self.ratio((workload, "spindle"), (workload, side), m)
-                        .map_or(String::new(), |s| s.show(fmt_ratio, repeats))
+                        .map_or(String::new(), |s| s.show(fmt_ratio, repeats, "n/a"))
                 };
                 cells.push([
                     if i == 0 {
@@ -348,13 +349,13 @@ impl Report {
                 let w1 = self.figure(name, side, Metric::Wall);
                 let r = |m| {
                     self.ratio((two, side), (name, side), m)
-                        .map_or(String::new(), |s| s.show(fmt_ratio, repeats))
+                        .map_or(String::new(), |s| s.show(fmt_ratio, repeats, "n/a"))
                 };
                 cells.push([
                     two.to_owned(),
                     side.to_string(),
-                    w1.map_or(String::new(), |s| s.show(fmt_ns, repeats)),
-                    w2.show(fmt_ns, repeats),
+                    w1.map_or(String::new(), |s| s.show(fmt_ns, repeats, "FAILED")),
+                    w2.show(fmt_ns, repeats, "FAILED"),
                     r(Metric::Wall),
                     r(Metric::Cpu),
                 ]);
