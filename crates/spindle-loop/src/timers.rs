@@ -32,14 +32,16 @@
 //!
 //! # Timers cancelled from any thread ([`WakeTimer`])
 //!
-//! A `Send` sleep must be cancellable wherever its future is dropped, but the heap and its
-//! cells are the loop thread's (`Rc`, `Cell`). So a sleep's timer is a normal heap cell whose
-//! slot shares a [`WakeTimer`] (an `Arc`) with the sleep: firing takes the sleeper's waker
-//! and wakes it; cancelling sets a flag that the heap reads as "cancelled".
+//! A `Send` sleep must be cancellable wherever its future is dropped, but the queue and the
+//! callback cells are the loop thread's (`Rc`, `Cell`). So a sleep's timer is an entry holding
+//! a [`WakeTimer`] (an `Arc`) shared with the sleep: cancelling sets a flag that the queue
+//! reads as "cancelled"; when the entry leaves the queue due, it becomes a callback cell whose
+//! slot fires the timer (takes the sleeper's waker and wakes it) when the loop runs it. The
+//! cell is made only then: while the timer waits, it is no allocation of its own.
 //!
 //! Counting such a cancellation towards the rebuild happens on the cancelling thread, through
 //! the heap's shared `external` counter, with three bits of the timer's state: `IN_HEAP` (set
-//! at push, cleared only by the loop thread when the heap lets go of the cell), `CANCELLED`,
+//! at push, cleared only by the loop thread when the queue lets go of the entry), `CANCELLED`,
 //! and `COUNTED` (this cancellation was added to the counter). The canceller increments the
 //! counter *before* publishing `CANCELLED | COUNTED` with a compare-exchange that also checks
 //! `IN_HEAP`, and takes the increment back if the exchange fails; the loop thread decrements
@@ -88,7 +90,51 @@ const ORIGIN_BEFORE: Duration = Duration::from_secs(3600);
 pub(crate) struct TimerEntry {
     pub(crate) when: Instant,
     seq: u64,
-    pub(crate) callback: Callback,
+    item: Item,
+}
+
+/// What a timer entry fires.
+enum Item {
+    /// A callback (`call_at`, `call_later`), its cell shared with the user's `TimerHandle`.
+    Call(Callback),
+    /// A `Send` sleep's timer. Its callback cell is made only when it leaves the queue due: a
+    /// sleeping timer is then one allocation fewer for its whole sleep, and checking whether it
+    /// was cancelled reads the [`WakeTimer`] without going through a cell.
+    Wake(Arc<WakeTimer>, &'static Location<'static>),
+}
+
+impl Item {
+    fn is_cancelled(&self) -> bool {
+        match self {
+            Item::Call(callback) => callback.is_cancelled(),
+            Item::Wake(timer, _) => timer.is_cancelled(),
+        }
+    }
+
+    /// Cancelled through a `TimerHandle` on this thread (counted in `Timers::cancelled`; a
+    /// sleep's cancellation is counted in `external` by its [`WakeTimer`]).
+    fn is_locally_cancelled(&self) -> bool {
+        match self {
+            Item::Call(callback) => callback.is_locally_cancelled(),
+            Item::Wake(..) => false,
+        }
+    }
+
+    /// The queue lets go of the entry (popped, rebuilt away or drained).
+    fn left_queue(&self) {
+        match self {
+            Item::Call(callback) => callback.set_in_heap(false),
+            Item::Wake(timer, _) => timer.left_heap(),
+        }
+    }
+
+    /// The callback the loop runs (or, at `close()`, clears) for this entry.
+    fn into_callback(self) -> Callback {
+        match self {
+            Item::Call(callback) => callback,
+            Item::Wake(timer, created_at) => new_wake_callback(timer, created_at),
+        }
+    }
 }
 
 impl TimerEntry {
@@ -173,20 +219,21 @@ impl Timers {
         waker: &Waker,
         created_at: &'static Location<'static>,
     ) -> Arc<WakeTimer> {
+        // `WakeTimer::new` starts in the queue (`IN_HEAP`).
         let timer = Arc::new(WakeTimer::new(waker, self.external.clone()));
-        self.push(when, new_wake_callback(timer.clone(), created_at));
+        self.push_item(when, Item::Wake(timer.clone(), created_at));
         timer
     }
 
     pub(crate) fn push(&mut self, when: Instant, callback: Callback) {
         callback.set_in_heap(true);
+        self.push_item(when, Item::Call(callback));
+    }
+
+    fn push_item(&mut self, when: Instant, item: Item) {
         let seq = self.next_seq;
         self.next_seq += 1;
-        let entry = TimerEntry {
-            when,
-            seq,
-            callback,
-        };
+        let entry = TimerEntry { when, seq, item };
         // `seq` only grows, so a deadline not earlier than the run's newest keeps it sorted.
         if self.run.back().is_none_or(|newest| newest.when <= when) {
             self.run.push_back(entry);
@@ -242,9 +289,9 @@ impl Timers {
         let len = self.len();
         if len > REBUILD_MIN_LEN && self.cancelled() * 2 > len {
             let keep = |e: &TimerEntry| {
-                let keep = !e.callback.is_cancelled();
+                let keep = !e.item.is_cancelled();
                 if !keep {
-                    e.callback.set_in_heap(false);
+                    e.item.left_queue();
                 }
                 keep
             };
@@ -275,7 +322,7 @@ impl Timers {
     pub(crate) fn next_deadline(&mut self) -> Option<Instant> {
         loop {
             let (side, top) = self.earliest()?;
-            if !top.callback.is_cancelled() {
+            if !top.item.is_cancelled() {
                 return Some(top.when);
             }
             self.pop_from(side);
@@ -286,14 +333,14 @@ impl Timers {
     pub(crate) fn pop_due(&mut self, now: Instant) -> Option<Callback> {
         loop {
             let (side, top) = self.earliest()?;
-            if top.callback.is_cancelled() {
+            if top.item.is_cancelled() {
                 self.pop_from(side);
                 continue;
             }
             if top.when > now {
                 return None;
             }
-            return self.pop_from(side).map(|entry| entry.callback);
+            return self.pop_from(side).map(|entry| entry.item.into_callback());
         }
     }
 
@@ -303,8 +350,8 @@ impl Timers {
             Side::Front => self.front.pop(),
             Side::Run => self.run.pop_front(),
         }?;
-        entry.callback.set_in_heap(false);
-        if entry.callback.is_locally_cancelled() {
+        entry.item.left_queue();
+        if entry.item.is_locally_cancelled() {
             self.cancelled = self.cancelled.saturating_sub(1);
         }
         Some(entry)
@@ -320,8 +367,8 @@ impl Timers {
             .chain(buckets.into_values().flatten())
             .chain(self.run.drain(..))
             .map(|e| {
-                e.callback.set_in_heap(false);
-                e.callback
+                e.item.left_queue();
+                e.item.into_callback()
             })
             .collect()
     }
