@@ -628,4 +628,50 @@ mod tests {
         let order: Vec<u64> = kept.iter().map(|&(_, i)| i).collect();
         assert_eq!(*fired.borrow(), order);
     }
+
+    /// Counts its wake-ups.
+    struct CountingWaker(std::sync::atomic::AtomicUsize);
+
+    impl std::task::Wake for CountingWaker {
+        fn wake(self: Arc<Self>) {
+            self.wake_by_ref();
+        }
+
+        fn wake_by_ref(self: &Arc<Self>) {
+            self.0.fetch_add(1, AtomicOrdering::Relaxed);
+        }
+    }
+
+    /// Sleep timers spread over buckets, a third cancelled from another thread: the cancelled
+    /// ones are counted while queued and never wake, the others wake once each when popped
+    /// and run, and the external count is back to zero once the queue is empty.
+    #[test]
+    fn wake_timers_cancelled_elsewhere_are_counted_skipped_and_released() {
+        let base = Instant::now();
+        let counter = Arc::new(CountingWaker(std::sync::atomic::AtomicUsize::new(0)));
+        let waker = Waker::from(counter.clone());
+        let mut timers = Timers::default();
+        let mut x = 3u64;
+        let handles: Vec<Arc<WakeTimer>> = (0..600)
+            .map(|_| {
+                let when = base + Duration::from_micros(lcg(&mut x) % 8_000);
+                timers.push_wake(when, &waker, Location::caller())
+            })
+            .collect();
+        std::thread::scope(|s| {
+            s.spawn(|| handles.iter().step_by(3).for_each(|t| t.cancel()));
+        });
+        assert_eq!(timers.cancelled(), 200);
+        let mut ran = 0;
+        while let Some(callback) = timers.pop_due(base + Duration::from_secs(1)) {
+            if !callback.is_cancelled() {
+                callback.run();
+            }
+            ran += 1;
+        }
+        assert_eq!(ran, 400, "cancelled entries are skipped by pop_due");
+        assert_eq!(counter.0.load(AtomicOrdering::Relaxed), 400);
+        assert!(timers.is_empty());
+        assert_eq!(timers.cancelled(), 0);
+    }
 }
