@@ -9,15 +9,16 @@
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use spindle_benches::{peers, spindle_side};
+use spindle_benches::clock::Sample;
+use spindle_benches::{peers, spindle_side, timers_spindle};
 
 const CALL_SOON_PER_ITER: u64 = 10_000;
 const SPAWN_PER_ITER: u64 = 1_000;
 const TIMERS_PER_ITER: u64 = 10_000;
 
-/// Sums `run()` over criterion's `iters` repetitions.
-fn repeat(iters: u64, run: impl Fn() -> Duration) -> Duration {
-    (0..iters).map(|_| run()).sum()
+/// Sums the wall time of `run()` over criterion's `iters` repetitions.
+fn repeat(iters: u64, run: impl Fn() -> Sample) -> Duration {
+    (0..iters).map(|_| run().wall).sum()
 }
 
 fn call_soon(c: &mut Criterion) {
@@ -45,7 +46,7 @@ fn call_later(c: &mut Criterion) {
     let mut g = c.benchmark_group("call_later_due");
     g.throughput(Throughput::Elements(TIMERS_PER_ITER));
     g.bench_function("spindle", |b| {
-        b.iter_custom(|iters| repeat(iters, || spindle_side::call_later_due(TIMERS_PER_ITER)))
+        b.iter_custom(|iters| repeat(iters, || timers_spindle::call_later_due(TIMERS_PER_ITER)))
     });
     g.finish();
 }

@@ -4,10 +4,10 @@
 
 use std::sync::mpsc;
 use std::thread;
-use std::time::{Duration, Instant};
 
-use spindle::{run_coroutine_threadsafe, EventLoopExt, LoopHandle};
+use spindle::{run_coroutine_threadsafe, ConcurrentFuture, EventLoopExt, LoopHandle};
 
+use crate::clock::{Clock, Sample};
 use crate::spindle_side::{close, new_loop};
 use crate::{expect_ok, sink, threadsafe_closures};
 
@@ -15,10 +15,10 @@ use crate::{expect_ok, sink, threadsafe_closures};
 /// the loop thread's sink), then a threadsafe `stop()` (it runs after them: one FIFO), to a loop
 /// running on this thread. Charged: from the producer's first submission until `run_forever`
 /// returns (all ran).
-pub fn call_soon_threadsafe(n: u64) -> Duration {
+pub fn call_soon_threadsafe(n: u64) -> Sample {
     let lp = new_loop();
     let handle = lp.handle();
-    let elapsed = threadsafe_closures(
+    let sample = threadsafe_closures(
         n,
         move |i| {
             let _ = expect_ok(
@@ -32,7 +32,7 @@ pub fn call_soon_threadsafe(n: u64) -> Duration {
         || expect_ok(lp.run_forever(), "EventLoop::run_forever"),
     );
     close(lp);
-    elapsed
+    sample
 }
 
 /// A loop running on its own thread until stopped.
@@ -62,20 +62,49 @@ impl LoopThread {
 
 /// `run_coroutine_threadsafe`: from this (plain) thread, `n` sequential
 /// `run_coroutine_threadsafe(async move { i + 1 }).result()` into a loop running on another
-/// thread.
-pub fn run_coroutine_threadsafe_round_trip(n: u64) -> Duration {
+/// thread. `result()` spins up to 50 us before it parks: wall time is low, CPU time shows the
+/// spinning.
+pub fn run_coroutine_threadsafe_round_trip(n: u64) -> Sample {
+    round_trips(n, |fut| fut.result())
+}
+
+/// As [`run_coroutine_threadsafe_round_trip`], but the caller parks at once instead of
+/// spinning: it awaits the `ConcurrentFuture` in `futures_lite::future::block_on`, which parks
+/// the thread until the loop's completion wakes it (the `_parked` row).
+pub fn run_coroutine_threadsafe_parked(n: u64) -> Sample {
+    round_trips(n, futures_lite::future::block_on)
+}
+
+/// `n` sequential round trips into a loop on another thread, each waited for by `wait`.
+fn round_trips(
+    n: u64,
+    wait: impl Fn(ConcurrentFuture<u64>) -> Result<u64, spindle::BridgeError>,
+) -> Sample {
     let lt = LoopThread::start();
-    let start = Instant::now();
+    let clock = Clock::start();
     for i in 0..n {
         let fut = expect_ok(
             run_coroutine_threadsafe(async move { i + 1 }, &lt.handle),
             "run_coroutine_threadsafe",
         );
-        assert_eq!(expect_ok(fut.result(), "ConcurrentFuture::result"), i + 1);
+        assert_eq!(expect_ok(wait(fut), "ConcurrentFuture result"), i + 1);
     }
-    let elapsed = start.elapsed();
+    let sample = clock.stop();
     lt.stop();
-    elapsed
+    sample
+}
+
+/// `idle_loop_thread`: a loop running on its own thread with nothing to do, left alone for
+/// `ms` milliseconds after it has settled; its CPU time should be 0 (the loop parks in its
+/// poller).
+pub fn idle_loop_thread(ms: u64) -> Sample {
+    let lt = LoopThread::start();
+    crate::settle();
+    let clock = Clock::start();
+    std::thread::sleep(std::time::Duration::from_millis(ms));
+    let sample = clock.stop();
+    lt.stop();
+    sample
 }
 
 #[cfg(test)]
@@ -86,5 +115,7 @@ mod tests {
     fn bridge_spindle_side_runs_small() {
         call_soon_threadsafe(1_000);
         run_coroutine_threadsafe_round_trip(100);
+        run_coroutine_threadsafe_parked(100);
+        idle_loop_thread(1);
     }
 }

@@ -2,7 +2,7 @@
 //! loop. Each function mirrors the one of the same name in [`crate::combinators_peers`];
 //! building and closing the loop stay outside the clock.
 
-use std::time::{Duration, Instant};
+use crate::clock::{Clock, Sample};
 
 use spindle::{gather_tasks, yield_now, Task};
 
@@ -12,10 +12,10 @@ use crate::spindle_side::{close, new_loop};
 /// `gather_ready_tasks`: inside `run_until_complete`, create `n` tasks that return at once,
 /// then `gather_tasks` them (results in argument order) and check the sum. The clock covers
 /// spawning, running and gathering.
-pub fn gather_ready_tasks(n: u64) -> Duration {
+pub fn gather_ready_tasks(n: u64) -> Sample {
     let lp = new_loop();
     let spawner = lp.clone();
-    let start = Instant::now();
+    let clock = Clock::start();
     let sum = expect_ok(
         lp.run_until_complete(async move {
             let tasks: Vec<Task<u64>> = (0..n)
@@ -26,16 +26,16 @@ pub fn gather_ready_tasks(n: u64) -> Duration {
         }),
         "run_until_complete",
     );
-    let elapsed = start.elapsed();
+    let sample = clock.stop();
     assert_eq!(sum, crate::sum_below(n));
     close(lp);
-    elapsed
+    sample
 }
 
 /// `yield_now_loop`: one task awaits [`spindle::yield_now`] `n` times.
-pub fn yield_now_loop(n: u64) -> Duration {
+pub fn yield_now_loop(n: u64) -> Sample {
     let lp = new_loop();
-    let start = Instant::now();
+    let clock = Clock::start();
     let count = expect_ok(
         lp.run_until_complete(async move {
             let mut count = 0u64;
@@ -47,10 +47,10 @@ pub fn yield_now_loop(n: u64) -> Duration {
         }),
         "run_until_complete",
     );
-    let elapsed = start.elapsed();
+    let sample = clock.stop();
     assert_eq!(count, n);
     close(lp);
-    elapsed
+    sample
 }
 
 #[cfg(test)]

@@ -297,3 +297,35 @@ pub fn connect_load(addr: SocketAddr, n: usize, msg: usize) -> IoRun {
         latencies_ns: latencies,
     }
 }
+
+/// The I/O rows of `compare` (time per round trip or connection, wall and CPU; `io_compare`
+/// adds the latency quantiles).
+pub fn rows() -> Vec<crate::workload::Workload> {
+    use crate::workload::Workload;
+    let sample = |run: IoRun| crate::clock::Sample {
+        wall: run.elapsed,
+        cpu: run.cpu,
+    };
+    let echo = move |addr: SocketAddr| sample(echo_load(addr, ECHO_CONNS, ECHO_ROUNDS, ECHO_MSG));
+    let connect = move |addr: SocketAddr| sample(connect_load(addr, CONNECT_N, ECHO_MSG));
+    let echo_ops = (ECHO_CONNS * ECHO_ROUNDS) as u64;
+    vec![
+        Workload::new("tcp_echo_1loop", "round trip", echo_ops, move || {
+            echo(spindle_1loop_server())
+        })
+        .peer("tokio_current_thread", move || {
+            echo(tokio_current_thread_server())
+        }),
+        Workload::new("tcp_echo_rt", "round trip", echo_ops, move || {
+            echo(spindle_rt_server())
+        })
+        .peer("tokio_multi_thread", move || echo(tokio_rt_server())),
+        Workload::new(
+            "tcp_connect_accept",
+            "connection",
+            CONNECT_N as u64,
+            move || connect(spindle_rt_server()),
+        )
+        .peer("tokio_multi_thread", move || connect(tokio_rt_server())),
+    ]
+}

@@ -1,25 +1,25 @@
 //! Measurement harness for spindle's `compare` binary and criterion benches.
 //!
-//! The harness is deliberately tiny: a workload is a closure that performs one
-//! complete run (its own setup and teardown excluded from the clock) and returns
-//! the time it wants charged. [`measure`] runs it once to warm up, then
-//! [`runs`] more times, and reports the median and minimum time per operation
-//! (`compare` interleaves the sides of a workload instead, and takes the same
-//! [`median_ns`]). [`print_table`] prints one [`Row`] per (workload, peer) with
-//! the ratio spindle/peer as the last column: below 1.0 means spindle is faster.
+//! A workload side is a function that performs one complete run (its own setup and teardown
+//! outside the clock) and returns the [`clock::Sample`] of its timed part: wall time and the
+//! process's CPU time (user + sys, every thread). [`workload`] holds the row type, the
+//! interleaved measurement and the report (medians and ranges over repeats, ratios
+//! spindle/peer: below 1.0 means spindle is faster); [`rows`] lists the rows `compare` runs.
 //!
 //! The workloads live in pairs of modules, spindle's side apart from its peers'
 //! (so the peer side builds and checks on its own):
 //!
 //! - one event loop: [`spindle_side`] and [`peers`] (tokio, async-task and
-//!   plain-std floors);
+//!   plain-std floors), [`local_executor`] (async-executor's `LocalExecutor`);
+//! - timers on one loop: [`timers_spindle`] and [`timers_peers`];
 //! - the cross-thread bridge: [`bridge_spindle`] and [`bridge_peers`] (tokio and
 //!   crossbeam-channel floors);
 //! - the combinators (`gather`, `yield_now`): [`combinators_spindle`] and
 //!   [`combinators_peers`] (tokio and `futures-util`'s `join_all`);
 //! - multi-thread runtimes: [`runtime_spindle`], [`runtime_peers`] (tokio's
 //!   multi-thread runtime) and [`runtime_async_executor`] (async-executor run by as many
-//!   threads).
+//!   threads). Each builds its runtime, warms it up ([`WARM_UP_TASKS`] tasks spawned and
+//!   awaited) and lets it settle for [`SETTLE`] before the clock starts, the same on every side.
 
 use std::fmt::Write as _;
 use std::future::Future;
@@ -27,17 +27,25 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use clock::{Clock, Sample};
+
 pub mod bridge_peers;
 pub mod bridge_spindle;
+pub mod clock;
 pub mod combinators_peers;
 pub mod combinators_spindle;
 pub mod io_rows;
+pub mod local_executor;
 pub mod peers;
+pub mod rows;
 pub mod runtime_async_executor;
 pub mod runtime_peers;
 pub mod runtime_spindle;
 pub mod spindle_side;
 pub mod sync_rows;
+pub mod timers_peers;
+pub mod timers_spindle;
+pub mod workload;
 
 /// Number of measured runs when `COMPARE_RUNS` is not set.
 pub const DEFAULT_RUNS: usize = 15;
@@ -46,11 +54,17 @@ pub const DEFAULT_RUNS: usize = 15;
 pub const CALL_SOON_N: u64 = 1_000_000;
 /// `spawn_many_local`: trivial tasks spawned from inside a running task.
 pub const SPAWN_N: u64 = 10_000;
-/// `timers_100k`: number of timers.
+/// `spawn_1m_then_run`: trivial tasks spawned from outside the loop, then run.
+pub const SPAWN_1M_N: u64 = 1_000_000;
+/// The timer rows' usual size (`timers_*_100k`).
 pub const TIMERS_N: u64 = 100_000;
-/// `timers_100k`: the timers' deadlines are spread evenly over this span.
-pub const TIMERS_SPREAD: Duration = Duration::from_millis(50);
-/// `timers_due_100k`: number of timers, all already due when the loop runs.
+/// The large timer rows' size (`timers_*_1m`).
+pub const TIMERS_1M_N: u64 = 1_000_000;
+/// The deadlines of the future-timer rows spread over this span per 100k timers (50 ms for
+/// 100k, 500 ms for 1M: about as long as creating that many sleeping tasks takes, so the
+/// timers are neither all due at once nor idle most of the time).
+pub const TIMERS_SPREAD_PER_100K: Duration = Duration::from_millis(50);
+/// `timers_due_*`: number of timers, all already due when the loop runs.
 pub const TIMERS_DUE_N: u64 = 100_000;
 /// `yield_many`: number of tasks.
 pub const YIELD_TASKS: u64 = 200;
@@ -64,8 +78,19 @@ pub const ROUND_TRIP_N: u64 = 10_000;
 pub const GATHER_N: u64 = 10_000;
 /// `yield_now_loop`: yields of one task.
 pub const YIELD_NOW_N: u64 = 100_000;
-/// Worker threads of the multi-thread workloads (the issue's setting: 2 workers).
+/// `idle_*` rows: how long a settled loop or runtime is left alone, in milliseconds (the op of
+/// those rows is one millisecond).
+pub const IDLE_MS: u64 = 100;
+/// Worker threads of the multi-thread workloads (the issue's setting: 2 workers); the `/w1`
+/// rows run 1.
 pub const RT_WORKERS: usize = 2;
+/// Tasks each runtime runs (spawned and awaited) after it is built, before the clock starts:
+/// every worker has started and run something, on every side alike.
+pub const WARM_UP_TASKS: usize = 64;
+/// How long a runtime settles after its warm-up, before the clock starts: long enough for
+/// every side's workers to stop spinning and park (spindle spins about 20 us, tokio and
+/// async-executor less), so that no side starts with its workers awake.
+pub const SETTLE: Duration = Duration::from_millis(10);
 /// Tasks per multi-thread spawn workload (`spawn_many_*`, tokio's own size).
 pub const RT_SPAWN_N: u64 = 10_000;
 /// Rounds of `rt_ping_pong`.
@@ -104,42 +129,6 @@ pub fn runs() -> usize {
         .unwrap_or(DEFAULT_RUNS)
 }
 
-/// Summary of one measured workload, per operation.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Stats {
-    /// Median over the measured runs of (charged time / ops), in nanoseconds.
-    pub median_ns: f64,
-    /// Minimum over the measured runs of (charged time / ops), in nanoseconds.
-    pub min_ns: f64,
-    /// Number of measured runs (the warm-up run is not counted).
-    pub runs: usize,
-}
-
-/// Runs `run` once as a warm-up, then `runs` times measured, and returns the
-/// median and minimum of `charged / ops` in nanoseconds.
-///
-/// `run` performs one complete repetition of the workload and returns the time
-/// to charge for it; it is expected to keep setup (building a loop or runtime)
-/// and teardown out of that time. `ops` is the number of operations one
-/// repetition performs. `runs` is clamped to at least 1.
-pub fn measure<F: FnMut() -> Duration>(runs: usize, ops: u64, mut run: F) -> Stats {
-    let runs = runs.max(1);
-    let ops = ops.max(1) as f64;
-    let _warm_up = run();
-    let per_op: Vec<f64> = (0..runs).map(|_| run().as_nanos() as f64 / ops).collect();
-    // `runs >= 1`, so there is a minimum; under `total_cmp` it is what sorting puts first.
-    let min_ns = per_op
-        .iter()
-        .copied()
-        .min_by(f64::total_cmp)
-        .expect("at least one measured run");
-    Stats {
-        median_ns: median_ns(per_op),
-        min_ns,
-        runs,
-    }
-}
-
 /// The median of `per_op` (sorted with `f64::total_cmp`): the middle element for an odd
 /// length, the mean of the two middle elements for an even one; `NaN` when empty.
 pub fn median_ns(mut per_op: Vec<f64>) -> f64 {
@@ -153,110 +142,6 @@ pub fn median_ns(mut per_op: Vec<f64>) -> f64 {
     } else {
         (per_op[mid - 1] + per_op[mid]) / 2.0
     }
-}
-
-/// One line of the comparison table: a workload measured on spindle and on one
-/// peer. Times are median nanoseconds per operation; `NaN` means the side
-/// failed (panicked) and prints as `FAILED`.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Row {
-    /// Workload name, e.g. `call_soon`.
-    pub workload: String,
-    /// Spindle's median time per operation, in nanoseconds.
-    pub spindle_ns: f64,
-    /// Name of the peer this row compares against, e.g. `tokio_current_thread`.
-    pub peer_name: String,
-    /// The peer's median time per operation, in nanoseconds.
-    pub peer_ns: f64,
-}
-
-impl Row {
-    /// `spindle_ns / peer_ns`: below 1.0 spindle is faster, above 1.0 slower.
-    /// `NaN` if either side failed or the peer took no time.
-    pub fn ratio(&self) -> f64 {
-        if self.peer_ns > 0.0 {
-            self.spindle_ns / self.peer_ns
-        } else {
-            f64::NAN
-        }
-    }
-}
-
-fn fmt_ns(ns: f64) -> String {
-    if ns.is_nan() {
-        "FAILED".to_owned()
-    } else if ns.abs() >= 100.0 {
-        format!("{ns:.0}")
-    } else if ns.abs() >= 10.0 {
-        format!("{ns:.1}")
-    } else {
-        format!("{ns:.2}")
-    }
-}
-
-/// Renders `rows` as an aligned text table: workload, spindle median (ns/op),
-/// peer, peer median (ns/op), and the ratio spindle/peer as the last column.
-pub fn format_table(rows: &[Row]) -> String {
-    let header = [
-        "workload",
-        "spindle ns/op",
-        "peer",
-        "peer ns/op",
-        "spindle/peer",
-    ];
-    let cells: Vec<[String; 5]> = rows
-        .iter()
-        .map(|r| {
-            let ratio = r.ratio();
-            [
-                r.workload.clone(),
-                fmt_ns(r.spindle_ns),
-                r.peer_name.clone(),
-                fmt_ns(r.peer_ns),
-                if ratio.is_nan() {
-                    "n/a".to_owned()
-                } else {
-                    format!("{ratio:.2}")
-                },
-            ]
-        })
-        .collect();
-    let mut width = header.map(str::len);
-    for row in &cells {
-        for (w, cell) in width.iter_mut().zip(row) {
-            *w = (*w).max(cell.len());
-        }
-    }
-    // Text columns (0 and 2) align left, numbers right.
-    let line = |cols: [&str; 5]| {
-        let mut s = String::new();
-        for (i, (cell, w)) in cols.iter().zip(width).enumerate() {
-            if i > 0 {
-                s.push_str("  ");
-            }
-            if i == 0 || i == 2 {
-                let _ = write!(s, "{cell:<w$}");
-            } else {
-                let _ = write!(s, "{cell:>w$}");
-            }
-        }
-        s.truncate(s.trim_end().len());
-        s.push('\n');
-        s
-    };
-    let mut out = line(header);
-    let total: usize = width.iter().sum::<usize>() + 2 * (width.len() - 1);
-    out.push_str(&"-".repeat(total));
-    out.push('\n');
-    for row in &cells {
-        out.push_str(&line([&row[0], &row[1], &row[2], &row[3], &row[4]]));
-    }
-    out
-}
-
-/// Prints [`format_table`] of `rows` to stdout.
-pub fn print_table(rows: &[Row]) {
-    print!("{}", format_table(rows));
 }
 
 /// A one-line description of the machine: `nproc`, `uname -m` and the rustc
@@ -323,16 +208,44 @@ impl Future for YieldOnce {
     }
 }
 
-/// The deadline of timer `i` (0-based) of `n` spread evenly over `spread`
-/// after `t0`: timer `n - 1` is due exactly at `t0 + spread`.
-pub fn timer_deadline(
-    t0: std::time::Instant,
-    i: u64,
-    n: u64,
-    spread: Duration,
-) -> std::time::Instant {
-    let ns = spread.as_nanos() as u64 * (i + 1) / n.max(1);
-    t0 + Duration::from_nanos(ns)
+/// Lets a warmed-up runtime settle for [`SETTLE`] (every side calls this after its warm-up).
+pub fn settle() {
+    std::thread::sleep(SETTLE);
+}
+
+/// The span the deadlines of `n` future timers spread over (see [`TIMERS_SPREAD_PER_100K`]).
+pub fn timers_spread(n: u64) -> Duration {
+    TIMERS_SPREAD_PER_100K * (n.div_ceil(100_000) as u32)
+}
+
+/// Offsets from the start for `n` timers spread evenly over `spread` (timer `i` at
+/// `spread * (i + 1) / n`), in that order, or shuffled (a fixed-seed Fisher-Yates shuffle, the
+/// same on every run and side). Computed before the clock starts.
+///
+/// ```
+/// use std::time::Duration;
+/// let d = spindle_benches::timer_offsets(4, Duration::from_millis(4), false);
+/// assert_eq!(d, [1, 2, 3, 4].map(Duration::from_millis));
+/// let mut s = spindle_benches::timer_offsets(4, Duration::from_millis(4), true);
+/// s.sort();
+/// assert_eq!(s, d);
+/// ```
+pub fn timer_offsets(n: u64, spread: Duration, shuffled: bool) -> Vec<Duration> {
+    let ns = spread.as_nanos() as u64;
+    let mut offsets: Vec<Duration> = (0..n)
+        .map(|i| Duration::from_nanos(ns * (i + 1) / n.max(1)))
+        .collect();
+    if shuffled {
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        for i in (1..offsets.len()).rev() {
+            // xorshift64: a fixed, cheap pseudo-random sequence.
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            offsets.swap(i, (x % (i as u64 + 1)) as usize);
+        }
+    }
+    offsets
 }
 
 /// A deadline already past at `start`, for timer `i` of `n`: the `n` deadlines are spread over
@@ -347,30 +260,30 @@ pub fn scrambled_past_deadline(start: std::time::Instant, i: u64, n: u64) -> std
 }
 
 /// Runs `produce` on a new thread once this one is ready, and `consume` here; returns the
-/// time from the producer's start to the end of `consume`.
-fn producer_consumer(produce: impl FnOnce() + Send + 'static, consume: impl FnOnce()) -> Duration {
+/// sample from the producer's start to the end of `consume`.
+fn producer_consumer(produce: impl FnOnce() + Send + 'static, consume: impl FnOnce()) -> Sample {
     let gate = std::sync::Arc::new(std::sync::Barrier::new(2));
     let producer = {
         let gate = gate.clone();
         std::thread::spawn(move || {
             gate.wait();
-            let start = std::time::Instant::now();
+            let start = Clock::start();
             produce();
             start
         })
     };
     gate.wait();
     consume();
-    let end = std::time::Instant::now();
+    let end = Clock::start();
     let start = producer.join().expect("producer thread");
-    end - start
+    start.until(end)
 }
 
 /// The shape of every `call_soon_threadsafe` workload: a producer thread calls `submit(i)` for
 /// `i` in `0..n` (each submitting a closure that calls [`sink`]`(i)`), then drops `submit`
 /// (which closes a channel); `consume` runs the closures on this thread until the producer is
 /// done. Checks every closure ran once and returns the time charged by `producer_consumer`.
-pub fn threadsafe_closures<S>(n: u64, mut submit: S, consume: impl FnOnce()) -> Duration
+pub fn threadsafe_closures<S>(n: u64, mut submit: S, consume: impl FnOnce()) -> Sample
 where
     S: FnMut(u64) + Send + 'static,
 {
@@ -385,42 +298,6 @@ where
     );
     assert_eq!(take_sink(), sum_below(n));
     elapsed
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn measure_reports_median_and_min() {
-        let mut times = [50u64, 10, 30, 20, 40, 999].into_iter().rev();
-        // Warm-up takes 999 (discarded), then 40, 20, 30, 10, 50 over 10 ops.
-        let s = measure(5, 10, || Duration::from_nanos(times.next().unwrap()));
-        assert_eq!(s.runs, 5);
-        assert_eq!(s.median_ns, 3.0);
-        assert_eq!(s.min_ns, 1.0);
-    }
-
-    #[test]
-    fn table_has_ratio_last() {
-        let rows = [Row {
-            workload: "w".into(),
-            spindle_ns: 30.0,
-            peer_name: "p".into(),
-            peer_ns: 20.0,
-        }];
-        let t = format_table(&rows);
-        let last = t.lines().last().unwrap();
-        assert!(last.ends_with("1.50"), "{t}");
-    }
-
-    #[test]
-    fn deadlines_end_at_spread() {
-        let t0 = std::time::Instant::now();
-        let d = Duration::from_millis(50);
-        assert_eq!(timer_deadline(t0, 99, 100, d), t0 + d);
-        assert!(timer_deadline(t0, 0, 100, d) > t0);
-    }
 }
 
 /// Tells a waiting thread when the last of `n` tasks has finished (the "last one to finish

@@ -1,5 +1,5 @@
 //! The second peer of [`crate::runtime_spindle`]: `async-executor`'s work-stealing
-//! [`Executor`](async_executor::Executor), run by [`RT_WORKERS`] threads (each in
+//! [`Executor`](async_executor::Executor), run by `workers` threads (each in
 //! `futures_lite::future::block_on(executor.run(..))`, the crate's documented way to run it on
 //! several threads). The bodies are those of [`crate::runtime_peers`]; async-executor has no
 //! ambient spawn, so a task that spawns captures the executor.
@@ -7,11 +7,11 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
 
 use async_executor::{Executor, Task};
 
-use crate::{expect_ok, yield_once, Countdown, RT_WORKERS};
+use crate::clock::{Clock, Sample};
+use crate::{expect_ok, settle, yield_once, Countdown, WARM_UP_TASKS};
 
 /// An executor and the threads running it; dropping it stops and joins them.
 struct Pool {
@@ -21,9 +21,10 @@ struct Pool {
 }
 
 impl Pool {
-    fn new() -> Pool {
+    /// `workers` threads running a new executor, warmed up and settled.
+    fn new(workers: usize) -> Pool {
         let executor = Arc::new(Executor::new());
-        let (stops, threads) = (0..RT_WORKERS)
+        let (stops, threads) = (0..workers)
             .map(|_| {
                 let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
                 let executor = executor.clone();
@@ -35,11 +36,17 @@ impl Pool {
                 (stop, thread)
             })
             .unzip();
-        Pool {
+        let pool = Pool {
             executor,
             stops,
             threads,
-        }
+        };
+        let warm = (0..WARM_UP_TASKS)
+            .map(|_| pool.executor.spawn(yield_once()))
+            .collect();
+        await_all(warm);
+        settle();
+        pool
     }
 }
 
@@ -62,11 +69,15 @@ fn await_all(handles: Vec<Task<()>>) {
 }
 
 /// From inside one task, starts `n` rounds of `round` (see `rounds_from_a_task_tokio`).
-fn rounds_from_a_task(n: u64, round: fn(&Arc<Executor<'static>>, Countdown)) -> Duration {
-    let pool = Pool::new();
+fn rounds_from_a_task(
+    workers: usize,
+    n: u64,
+    round: fn(&Arc<Executor<'static>>, Countdown),
+) -> Sample {
+    let pool = Pool::new(workers);
     let (countdown, done_rx) = Countdown::new(n);
     let executor = pool.executor.clone();
-    let start = Instant::now();
+    let clock = Clock::start();
     pool.executor
         .spawn(async move {
             for _ in 0..n {
@@ -75,12 +86,12 @@ fn rounds_from_a_task(n: u64, round: fn(&Arc<Executor<'static>>, Countdown)) -> 
         })
         .detach();
     expect_ok(done_rx.recv(), "done");
-    start.elapsed()
+    clock.stop()
 }
 
 /// `spawn_many_local` on async-executor.
-pub fn spawn_many_local(n: u64) -> Duration {
-    rounds_from_a_task(n, |executor, countdown| {
+pub fn spawn_many_local(workers: usize, n: u64) -> Sample {
+    rounds_from_a_task(workers, n, |executor, countdown| {
         executor
             .spawn(async move { countdown.finish_one() })
             .detach();
@@ -93,18 +104,18 @@ fn spawn_remote_and_await(executor: &Executor<'static>, n: u64) {
 }
 
 /// `spawn_many_remote_idle` on async-executor.
-pub fn spawn_many_remote_idle(n: u64) -> Duration {
-    let pool = Pool::new();
-    let start = Instant::now();
+pub fn spawn_many_remote_idle(workers: usize, n: u64) -> Sample {
+    let pool = Pool::new(workers);
+    let clock = Clock::start();
     spawn_remote_and_await(&pool.executor, n);
-    start.elapsed()
+    clock.stop()
 }
 
 /// `spawn_many_remote_busy` on async-executor.
-pub fn spawn_many_remote_busy(n: u64) -> Duration {
-    let pool = Pool::new();
+pub fn spawn_many_remote_busy(workers: usize, n: u64) -> Sample {
+    let pool = Pool::new(workers);
     let busy = Arc::new(AtomicBool::new(true));
-    for _ in 0..RT_WORKERS * 2 {
+    for _ in 0..workers * 2 {
         let busy = busy.clone();
         pool.executor
             .spawn(async move {
@@ -114,17 +125,17 @@ pub fn spawn_many_remote_busy(n: u64) -> Duration {
             })
             .detach();
     }
-    let start = Instant::now();
+    let clock = Clock::start();
     spawn_remote_and_await(&pool.executor, n);
-    let elapsed = start.elapsed();
+    let sample = clock.stop();
     busy.store(false, Ordering::Relaxed);
-    elapsed
+    sample
 }
 
 /// `yield_many` on async-executor.
-pub fn yield_many(tasks: u64, per_task: u64) -> Duration {
-    let pool = Pool::new();
-    let start = Instant::now();
+pub fn yield_many(workers: usize, tasks: u64, per_task: u64) -> Sample {
+    let pool = Pool::new(workers);
+    let clock = Clock::start();
     let handles = (0..tasks)
         .map(|_| {
             pool.executor.spawn(async move {
@@ -135,12 +146,12 @@ pub fn yield_many(tasks: u64, per_task: u64) -> Duration {
         })
         .collect();
     await_all(handles);
-    start.elapsed()
+    clock.stop()
 }
 
 /// `ping_pong` on async-executor.
-pub fn ping_pong(n: u64) -> Duration {
-    rounds_from_a_task(n, |executor, countdown| {
+pub fn ping_pong(workers: usize, n: u64) -> Sample {
+    rounds_from_a_task(workers, n, |executor, countdown| {
         let inner = executor.clone();
         executor
             .spawn(async move {
@@ -172,16 +183,16 @@ fn chain(executor: Arc<Executor<'static>>, done_tx: mpsc::SyncSender<()>, n: u64
 }
 
 /// `chained_spawn` on async-executor.
-pub fn chained_spawn(n: u64) -> Duration {
-    let pool = Pool::new();
+pub fn chained_spawn(workers: usize, n: u64) -> Sample {
+    let pool = Pool::new(workers);
     let (done_tx, done_rx) = mpsc::sync_channel(1);
     let executor = pool.executor.clone();
-    let start = Instant::now();
+    let clock = Clock::start();
     pool.executor
         .spawn(async move { chain(executor, done_tx, n) })
         .detach();
     expect_ok(done_rx.recv(), "done");
-    start.elapsed()
+    clock.stop()
 }
 
 #[cfg(test)]
@@ -191,11 +202,13 @@ mod tests {
     /// Each body runs to completion (the countdowns and channels it waits on are reached).
     #[test]
     fn every_body_finishes() {
-        spawn_many_local(100);
-        spawn_many_remote_idle(100);
-        spawn_many_remote_busy(100);
-        yield_many(10, 10);
-        ping_pong(20);
-        chained_spawn(20);
+        for workers in [1, 2] {
+            spawn_many_local(workers, 100);
+            spawn_many_remote_idle(workers, 100);
+            spawn_many_remote_busy(workers, 100);
+            yield_many(workers, 10, 10);
+            ping_pong(workers, 20);
+            chained_spawn(workers, 20);
+        }
     }
 }

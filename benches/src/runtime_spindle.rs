@@ -1,22 +1,30 @@
 //! Spindle's side of the multi-thread workloads (tokio's `rt_multi_threaded` bench set), on a
-//! [`spindle::Runtime`] with [`RT_WORKERS`] workers. Each function mirrors
-//! the one of the same name in [`crate::runtime_peers`]; building and shutting down the runtime
-//! stay outside the clock.
+//! [`spindle::Runtime`] with `workers` workers. Each function mirrors
+//! the one of the same name in [`crate::runtime_peers`]; building, warming up (see
+//! [`crate::WARM_UP_TASKS`] and [`crate::SETTLE`]) and shutting down the runtime stay outside
+//! the clock.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use spindle::Runtime;
 
-use crate::{expect_ok, yield_once, Countdown, RT_WORKERS};
+use crate::clock::{Clock, Sample};
+use crate::{expect_ok, settle, yield_once, Countdown, WARM_UP_TASKS};
 
-fn runtime() -> Runtime {
-    expect_ok(
-        Runtime::builder().worker_threads(RT_WORKERS).build(),
+/// A runtime with `workers` workers, warmed up and settled.
+pub(crate) fn runtime(workers: usize) -> Runtime {
+    let rt = expect_ok(
+        Runtime::builder().worker_threads(workers).build(),
         "Runtime::build",
-    )
+    );
+    let warm: Vec<_> = (0..WARM_UP_TASKS)
+        .map(|_| expect_ok(rt.spawn(yield_once()), "spawn"))
+        .collect();
+    await_all(&rt, warm);
+    settle();
+    rt
 }
 
 fn spawn<F>(future: F) -> spindle::Task<F::Output>
@@ -41,10 +49,10 @@ fn await_all(rt: &Runtime, handles: Vec<spindle::Task<()>>) {
 
 /// From inside one task on a fresh runtime, starts `n` rounds of `round` (each calls
 /// `finish_one` on its countdown once, when its work is done); the time until the last one is.
-fn rounds_from_a_task(n: u64, round: fn(Countdown)) -> Duration {
-    let rt = runtime();
+fn rounds_from_a_task(workers: usize, n: u64, round: fn(Countdown)) -> Sample {
+    let rt = runtime(workers);
     let (countdown, done_rx) = Countdown::new(n);
-    let start = Instant::now();
+    let clock = Clock::start();
     let spawner = expect_ok(
         rt.spawn(async move {
             for _ in 0..n {
@@ -54,15 +62,15 @@ fn rounds_from_a_task(n: u64, round: fn(Countdown)) -> Duration {
         "spawn",
     );
     expect_ok(done_rx.recv(), "done");
-    let elapsed = start.elapsed();
+    let sample = clock.stop();
     drop(spawner);
     rt.shutdown();
-    elapsed
+    sample
 }
 
 /// From inside a task, spawn `n` tasks; the last to run signals completion.
-pub fn spawn_many_local(n: u64) -> Duration {
-    rounds_from_a_task(n, |countdown| {
+pub fn spawn_many_local(workers: usize, n: u64) -> Sample {
+    rounds_from_a_task(workers, n, |countdown| {
         spawn(async move { countdown.finish_one() });
     })
 }
@@ -76,20 +84,20 @@ fn spawn_remote_and_await(rt: &Runtime, n: u64) {
 }
 
 /// From a thread outside the runtime, spawn `n` tasks on an idle runtime, then await them.
-pub fn spawn_many_remote_idle(n: u64) -> Duration {
-    let rt = runtime();
-    let start = Instant::now();
+pub fn spawn_many_remote_idle(workers: usize, n: u64) -> Sample {
+    let rt = runtime(workers);
+    let clock = Clock::start();
     spawn_remote_and_await(&rt, n);
-    let elapsed = start.elapsed();
+    let sample = clock.stop();
     rt.shutdown();
-    elapsed
+    sample
 }
 
 /// As `spawn_many_remote_idle`, while every worker is kept busy by tasks that keep yielding.
-pub fn spawn_many_remote_busy(n: u64) -> Duration {
-    let rt = runtime();
+pub fn spawn_many_remote_busy(workers: usize, n: u64) -> Sample {
+    let rt = runtime(workers);
     let busy = Arc::new(AtomicBool::new(true));
-    for _ in 0..RT_WORKERS * 2 {
+    for _ in 0..workers * 2 {
         let busy = busy.clone();
         expect_ok(
             rt.spawn(async move {
@@ -100,18 +108,18 @@ pub fn spawn_many_remote_busy(n: u64) -> Duration {
             "spawn busy",
         );
     }
-    let start = Instant::now();
+    let clock = Clock::start();
     spawn_remote_and_await(&rt, n);
-    let elapsed = start.elapsed();
+    let sample = clock.stop();
     busy.store(false, Ordering::Relaxed);
     rt.shutdown();
-    elapsed
+    sample
 }
 
 /// `tasks` tasks, each yielding `per_task` times.
-pub fn yield_many(tasks: u64, per_task: u64) -> Duration {
-    let rt = runtime();
-    let start = Instant::now();
+pub fn yield_many(workers: usize, tasks: u64, per_task: u64) -> Sample {
+    let rt = runtime(workers);
+    let clock = Clock::start();
     let handles: Vec<_> = (0..tasks)
         .map(|_| {
             expect_ok(
@@ -125,14 +133,14 @@ pub fn yield_many(tasks: u64, per_task: u64) -> Duration {
         })
         .collect();
     await_all(&rt, handles);
-    let elapsed = start.elapsed();
+    let sample = clock.stop();
     rt.shutdown();
-    elapsed
+    sample
 }
 
 /// `n` rounds: a task spawns a partner; they exchange one message each way over oneshots.
-pub fn ping_pong(n: u64) -> Duration {
-    rounds_from_a_task(n, |countdown| {
+pub fn ping_pong(workers: usize, n: u64) -> Sample {
+    rounds_from_a_task(workers, n, |countdown| {
         spawn(async move {
             let (tx1, rx1) = tokio::sync::oneshot::channel::<()>();
             let (tx2, rx2) = tokio::sync::oneshot::channel::<()>();
@@ -156,14 +164,44 @@ fn chain(done_tx: mpsc::SyncSender<()>, n: u64) {
 }
 
 /// Each task spawns the next, `n` deep.
-pub fn chained_spawn(n: u64) -> Duration {
-    let rt = runtime();
+pub fn chained_spawn(workers: usize, n: u64) -> Sample {
+    let rt = runtime(workers);
     let (done_tx, done_rx) = mpsc::sync_channel(1);
-    let start = Instant::now();
+    let clock = Clock::start();
     let first = expect_ok(rt.spawn(async move { chain(done_tx, n) }), "spawn");
     expect_ok(done_rx.recv(), "done");
-    let elapsed = start.elapsed();
+    let sample = clock.stop();
     drop(first);
     rt.shutdown();
-    elapsed
+    sample
+}
+
+/// `idle_runtime`: a warmed-up, settled runtime left alone for `ms` milliseconds; its CPU time
+/// per millisecond should be 0 (parked workers burn nothing).
+pub fn idle(workers: usize, ms: u64) -> Sample {
+    let rt = runtime(workers);
+    let clock = Clock::start();
+    std::thread::sleep(std::time::Duration::from_millis(ms));
+    let sample = clock.stop();
+    rt.shutdown();
+    sample
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each body runs to completion at 1 and 2 workers.
+    #[test]
+    fn every_body_finishes() {
+        for workers in [1, 2] {
+            spawn_many_local(workers, 100);
+            spawn_many_remote_idle(workers, 100);
+            spawn_many_remote_busy(workers, 100);
+            yield_many(workers, 10, 10);
+            ping_pong(workers, 20);
+            chained_spawn(workers, 20);
+            idle(workers, 1);
+        }
+    }
 }

@@ -7,16 +7,17 @@
 //!   incrementing a shared counter inside; spindle's `Lock` (FIFO, asyncio's) against
 //!   `tokio::sync::Mutex` (FIFO as well) on tokio's multi-thread runtime.
 //!
-//! Building and shutting down the runtimes stay outside the clock; each side checks its
-//! result after it.
+//! Building (warming, settling) and shutting down the runtimes stay outside the clock; each
+//! side checks its result after it and reports wall and CPU time.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use spindle::sync::{Lock, Queue};
 
+use crate::clock::{Clock, Sample};
 use crate::spindle_side::{close, new_loop};
+use crate::workload::Workload;
 use crate::{expect_ok, sum_below, RT_WORKERS};
 
 /// Items carried by `queue_pingpong`.
@@ -27,10 +28,10 @@ pub const MUTEX_TASKS: u64 = 8;
 pub const MUTEX_ROUNDS: u64 = 100_000;
 
 /// `queue_pingpong` on one spindle loop.
-pub fn queue_pingpong(n: u64) -> Duration {
+pub fn queue_pingpong(n: u64) -> Sample {
     let lp = new_loop();
     let spawner = lp.clone();
-    let start = Instant::now();
+    let clock = Clock::start();
     let sum = expect_ok(
         lp.run_until_complete(async move {
             let queue = Arc::new(Queue::new(1));
@@ -58,16 +59,16 @@ pub fn queue_pingpong(n: u64) -> Duration {
         }),
         "run_until_complete",
     );
-    let elapsed = start.elapsed();
+    let sample = clock.stop();
     assert_eq!(sum, sum_below(n));
     close(lp);
-    elapsed
+    sample
 }
 
 /// `queue_pingpong` on tokio's current_thread runtime with `mpsc::channel(1)`.
-pub fn queue_pingpong_tokio(n: u64) -> Duration {
+pub fn queue_pingpong_tokio(n: u64) -> Sample {
     let rt = crate::peers::tokio_current_thread();
-    let start = Instant::now();
+    let clock = Clock::start();
     let sum = rt.block_on(async move {
         let (tx, mut rx) = tokio::sync::mpsc::channel(1);
         let consumer = tokio::spawn(async move {
@@ -85,24 +86,20 @@ pub fn queue_pingpong_tokio(n: u64) -> Duration {
         expect_ok(producer.await, "producer");
         expect_ok(consumer.await, "consumer")
     });
-    let elapsed = start.elapsed();
+    let sample = clock.stop();
     assert_eq!(sum, sum_below(n));
-    elapsed
+    sample
 }
 
 /// `mutex_contended` on a spindle runtime of [`RT_WORKERS`] workers.
-pub fn mutex_contended(tasks: u64, rounds: u64) -> Duration {
-    let rt = expect_ok(
-        spindle::Runtime::builder()
-            .worker_threads(RT_WORKERS)
-            .build(),
-        "Runtime::build",
-    );
+pub fn mutex_contended(tasks: u64, rounds: u64) -> Sample {
+    // Built, warmed up and settled as every runtime row's.
+    let rt = crate::runtime_spindle::runtime(RT_WORKERS);
     let lock = Arc::new(Lock::new());
     // Only the lock holder touches the counter: a load and a store, as `*guard += 1`.
     let counter = Arc::new(AtomicU64::new(0));
     let c = counter.clone();
-    let start = Instant::now();
+    let clock = Clock::start();
     expect_ok(
         rt.block_on(async move {
             let handles: Vec<_> = (0..tasks)
@@ -125,23 +122,18 @@ pub fn mutex_contended(tasks: u64, rounds: u64) -> Duration {
         }),
         "block_on",
     );
-    let elapsed = start.elapsed();
+    let sample = clock.stop();
     rt.shutdown();
     assert_eq!(counter.load(Ordering::SeqCst), tasks * rounds);
-    elapsed
+    sample
 }
 
 /// `mutex_contended` on tokio's multi-thread runtime with `tokio::sync::Mutex`.
-pub fn mutex_contended_tokio(tasks: u64, rounds: u64) -> Duration {
-    let rt = expect_ok(
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(RT_WORKERS)
-            .build(),
-        "tokio runtime",
-    );
+pub fn mutex_contended_tokio(tasks: u64, rounds: u64) -> Sample {
+    let rt = crate::runtime_peers::tokio_rt(RT_WORKERS);
     let counter = Arc::new(tokio::sync::Mutex::new(0u64));
     let c = counter.clone();
-    let start = Instant::now();
+    let clock = Clock::start();
     rt.block_on(async move {
         let handles: Vec<_> = (0..tasks)
             .map(|_| {
@@ -157,9 +149,30 @@ pub fn mutex_contended_tokio(tasks: u64, rounds: u64) -> Duration {
             expect_ok(h.await, "task");
         }
     });
-    let elapsed = start.elapsed();
+    let sample = clock.stop();
     let total = *rt.block_on(counter.lock());
     drop(rt);
     assert_eq!(total, tasks * rounds);
-    elapsed
+    sample
+}
+
+/// The rows of this file, for `rows::all`.
+pub fn rows() -> Vec<Workload> {
+    vec![
+        Workload::new("queue_pingpong", "item", QUEUE_PINGPONG_N, || {
+            queue_pingpong(QUEUE_PINGPONG_N)
+        })
+        .peer("tokio_mpsc_current_thread", || {
+            queue_pingpong_tokio(QUEUE_PINGPONG_N)
+        }),
+        Workload::new(
+            "mutex_contended",
+            "lock/unlock",
+            MUTEX_TASKS * MUTEX_ROUNDS,
+            || mutex_contended(MUTEX_TASKS, MUTEX_ROUNDS),
+        )
+        .peer("tokio_mutex_multi_thread", || {
+            mutex_contended_tokio(MUTEX_TASKS, MUTEX_ROUNDS)
+        }),
+    ]
 }

@@ -14,9 +14,10 @@
 //! and `call_soon` of a million such callbacks ran ~20% slower (memory traffic: the cells of a
 //! big batch do not fit in cache).
 //!
-//! A `Send` sleep's timer is a cell of the same kind whose slot (`WakeSlot`) wakes the sleeper
-//! and reads its cancelled flag from a [`WakeTimer`] shared with the sleep, since the sleep may
-//! be dropped on any thread (see [`crate::timers`]).
+//! A `Send` sleep's timer, once due, becomes a cell of the same kind whose slot (`WakeSlot`)
+//! wakes the sleeper and reads its cancelled flag from a [`WakeTimer`] shared with the sleep,
+//! since the sleep may be dropped on any thread (see [`crate::timers`]; while it waits in the
+//! timer queue, the queue holds the `WakeTimer` itself).
 
 use std::cell::Cell;
 use std::marker::PhantomData;
@@ -48,8 +49,6 @@ pub(crate) trait CallSlot {
     fn cancelled_elsewhere(&self) -> bool {
         false
     }
-    /// The timer heap let go of the cell (only for `EXTERNAL` cells).
-    fn left_heap(&self) {}
     /// Whether this stands for a threadsafe callback (see [`new_inbox_marker`]).
     fn is_threadsafe(&self) -> bool {
         false
@@ -103,10 +102,6 @@ impl CallSlot for WakeSlot {
 
     fn cancelled_elsewhere(&self) -> bool {
         self.0.is_cancelled()
-    }
-
-    fn left_heap(&self) {
-        self.0.left_heap();
     }
 }
 
@@ -219,7 +214,7 @@ pub(crate) fn new_inbox_marker(inner: Weak<Inner>) -> Callback {
     Callback::new(0, Location::caller(), InboxSlot(inner))
 }
 
-/// The heap's cell for a [`WakeTimer`].
+/// The callback cell of a due [`WakeTimer`] (made as it leaves the timer queue).
 pub(crate) fn new_wake_callback(
     timer: Arc<WakeTimer>,
     created_at: &'static Location<'static>,
@@ -258,9 +253,6 @@ impl CallbackCell<dyn CallSlot> {
         } else {
             state & !IN_HEAP
         });
-        if !in_heap && state & EXTERNAL != 0 {
-            self.slot.left_heap();
-        }
     }
 
     pub(crate) fn run(&self) {

@@ -8,7 +8,10 @@
 //! (see [`crate::timers`]).
 //!
 //! `sleep(Duration::ZERO)` is asyncio's `sleep(0)`: no timer; the task yields once, so it
-//! resumes in the next iteration, after the callbacks that were already scheduled.
+//! resumes in the next iteration, after the callbacks that were already scheduled. A sleep
+//! whose deadline has already passed when it is first polled does the same (asyncio's `sleep`
+//! of a delay <= 0; tokio completes such a sleep without its timer wheel too): it costs no
+//! timer, and a batch of such sleepers resumes in the order they slept, not in deadline order.
 
 use std::fmt;
 use std::future::Future;
@@ -90,8 +93,9 @@ pub fn sleep(delay: Duration) -> Sleep {
 }
 
 /// Suspends the current task until `deadline` on the loop's clock
-/// ([`EventLoop::time`](crate::EventLoop::time)). A deadline in the past still suspends the
-/// task until the next iteration's timers (asyncio's `call_at` in the past).
+/// ([`EventLoop::time`](crate::EventLoop::time)). A deadline already past when the sleep is
+/// first polled suspends the task for one iteration, as `sleep(Duration::ZERO)` (asyncio's
+/// `sleep` of a delay <= 0): it resumes after the callbacks already scheduled, without a timer.
 ///
 /// # Panics
 ///
@@ -155,6 +159,11 @@ impl Future for Sleep {
             }
             State::Unpolled => {
                 let (deadline, created_at) = (this.deadline, this.created_at);
+                if deadline <= Instant::now() && context::with_running(|lp| lp.is_some()) {
+                    // Already due: one yield, no timer (see the module docs).
+                    this.state = State::Yield(YieldNow::default());
+                    return Pin::new(this).poll(cx);
+                }
                 let timer = context::with_running(|lp| {
                     lp.map(|lp| lp.push_wake_timer(deadline, cx.waker(), created_at))
                 });
