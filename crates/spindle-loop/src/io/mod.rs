@@ -18,6 +18,8 @@
 //!   in asyncio's order.
 //! - **Callbacks.** [`EventLoop::add_reader`](crate::EventLoop::add_reader) /
 //!   [`add_writer`](crate::EventLoop::add_writer) are level-triggered, as asyncio's.
+//! - **Signals.** [`EventLoop::add_signal_handler`](crate::EventLoop::add_signal_handler)
+//!   watches, with `add_reader`, the read end of `signal-hook`'s self-pipe (module `signal`).
 //! - **Fairness.** A budget per task step (`coop`) makes a task that always finds its source
 //!   ready yield after 128 operations.
 //! - **Lifetime.** The poller never watches a closed fd (`reactor`'s invariants). `close()`
@@ -31,10 +33,14 @@ pub(crate) mod coop;
 pub(crate) mod reactor;
 pub(crate) mod readiness;
 #[cfg(not(loom))]
+pub(crate) mod signal;
+#[cfg(not(loom))]
 mod source;
 #[cfg(not(loom))]
 pub(crate) mod watch;
 
+#[cfg(not(loom))]
+pub use signal::signals;
 #[cfg(not(loom))]
 pub use source::Source;
 
@@ -87,6 +93,7 @@ impl Inner {
     /// [`IoError::LoopClosed`], and the watches' callbacks and fd owners are dropped.
     pub(crate) fn close_io(&self) {
         self.reactor.close();
+        self.signals.borrow_mut().clear();
         let dropped = self.watches.borrow_mut().clear();
         drop(dropped);
     }

@@ -1,0 +1,144 @@
+//! Unix signal handlers on a loop (asyncio's `add_signal_handler` / `remove_signal_handler`),
+//! on the self-pipe of `signal-hook`: no signal code of our own.
+//!
+//! # Protocol
+//!
+//! Each `(loop, signal)` registration owns a Unix socket pair. The write end belongs to
+//! `signal-hook`'s handler (`low_level::pipe::register`), which on delivery sends one byte,
+//! non-blocking (a full socket drops the byte: signals coalesce, as they do in the kernel).
+//! The read end is watched by the loop's level-triggered `add_reader`: its callback drains
+//! every byte, then calls the user's callback once, on the loop's thread, in the iteration
+//! after the signal (so the callback may do anything a loop callback may). Removing the
+//! handler, or closing the loop, unregisters the action (which closes the write end) and
+//! stops watching the read end.
+//!
+//! Any loop may register (not only the main thread's, unlike asyncio); several loops may
+//! handle the same signal, and each gets every delivery. `signal-hook` never restores the
+//! default disposition: once a signal has had a handler, it stays caught (with no action
+//! after the last removal) for the rest of the process.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::io::{self, Read};
+use std::os::unix::net::UnixStream;
+use std::rc::Rc;
+
+use signal_hook::SigId;
+
+use crate::EventLoop;
+
+/// The signal numbers (`SIGTERM`, `SIGINT`, `SIGUSR1`, ...), as `signal-hook` spells them.
+///
+/// ```
+/// use spindle_loop::io::signals::SIGTERM;
+/// assert!(SIGTERM > 0);
+/// ```
+pub use signal_hook::consts::signal as signals;
+
+/// One registration: the `signal-hook` action and the read end the loop watches.
+struct Registration {
+    id: SigId,
+    reader: Rc<UnixStream>,
+}
+
+/// A loop's signal registrations, by signal number.
+#[derive(Default)]
+pub(crate) struct Signals {
+    map: HashMap<i32, Registration>,
+}
+
+impl Signals {
+    /// Unregisters every action (the loop is closing; its watches go with `close_io`).
+    pub(crate) fn clear(&mut self) {
+        for (_, registration) in self.map.drain() {
+            signal_hook::low_level::unregister(registration.id);
+        }
+    }
+}
+
+impl EventLoop {
+    /// Calls `callback` on this loop (on its thread, in the iteration after delivery) each time
+    /// signal `sig` arrives (asyncio's `add_signal_handler`; deliveries that arrive together
+    /// may coalesce into one call). A second handler for the same signal on this loop replaces
+    /// the first. See the module docs of `io::signal` for the protocol.
+    ///
+    /// Errors: `sig` may not be caught (`SIGKILL`, `SIGSTOP`, `SIGSEGV`, ...: `signal-hook`'s
+    /// `FORBIDDEN`; `InvalidInput`), `sig` is no signal (the OS's `EINVAL`), the loop is closed
+    /// ([`IoError::LoopClosed`](crate::io::IoError)), or no socket could be made.
+    ///
+    /// ```
+    /// use std::{cell::Cell, rc::Rc};
+    /// use spindle_loop::{io::signals::SIGUSR2, EventLoop};
+    ///
+    /// let lp = EventLoop::new().unwrap();
+    /// let seen = Rc::new(Cell::new(false));
+    /// let (s, l) = (seen.clone(), lp.clone());
+    /// lp.add_signal_handler(SIGUSR2, move || { s.set(true); l.stop(); })?;
+    /// rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::USR2)?;
+    /// lp.run_forever().unwrap();
+    /// assert!(seen.get());
+    /// assert!(lp.remove_signal_handler(SIGUSR2));
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn add_signal_handler<F>(&self, sig: i32, mut callback: F) -> io::Result<()>
+    where
+        F: FnMut() + 'static,
+    {
+        if self.is_closed() {
+            return Err(crate::io::IoError::LoopClosed.into());
+        }
+        // signal-hook panics on these; asyncio raises a RuntimeError.
+        if signal_hook::consts::FORBIDDEN.contains(&sig) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("signal {sig} cannot be caught"),
+            ));
+        }
+        let (reader, writer) = UnixStream::pair()?;
+        reader.set_nonblocking(true)?;
+        writer.set_nonblocking(true)?;
+        let reader = Rc::new(reader);
+        let drained = reader.clone();
+        self.remove_signal_handler(sig);
+        self.add_reader(reader.clone(), move || {
+            let mut buf = [0; 64];
+            while let Ok(1..) = (&*drained).read(&mut buf) {}
+            callback();
+        })?;
+        let id = match signal_hook::low_level::pipe::register(sig, writer) {
+            Ok(id) => id,
+            Err(e) => {
+                self.remove_reader(&*reader);
+                return Err(e);
+            }
+        };
+        self.signals()
+            .borrow_mut()
+            .map
+            .insert(sig, Registration { id, reader });
+        Ok(())
+    }
+
+    /// Removes this loop's handler of `sig` (asyncio's `remove_signal_handler`); `true` if
+    /// there was one. The signal stays caught by `signal-hook` (see the module docs).
+    ///
+    /// ```
+    /// let lp = spindle_loop::EventLoop::new().unwrap();
+    /// assert!(!lp.remove_signal_handler(spindle_loop::io::signals::SIGUSR1));
+    /// ```
+    pub fn remove_signal_handler(&self, sig: i32) -> bool {
+        let removed = self.signals().borrow_mut().map.remove(&sig);
+        match removed {
+            Some(registration) => {
+                signal_hook::low_level::unregister(registration.id);
+                self.remove_reader(&*registration.reader);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn signals(&self) -> &RefCell<Signals> {
+        &self.inner.signals
+    }
+}
