@@ -5,7 +5,6 @@
 
 use std::io::{ErrorKind, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::process::Command;
 use std::time::Duration;
 
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
@@ -13,46 +12,25 @@ use spindle_loop::EventLoop;
 use spindle_net::{Server, TcpListener, TcpStream};
 use spindle_policy::Runtime;
 
-const CHILD: &str = "SPINDLE_EMFILE_CHILD";
+mod support;
+use support::in_child;
+
 const EMFILE: i32 = 24;
 
 #[test]
 fn accept_survives_emfile() {
-    in_child("accept_survives_emfile", child);
+    in_child("accept_survives_emfile", || {
+        limit_descriptors();
+        child();
+    });
 }
 
 #[test]
 fn server_accept_pauses_on_emfile_and_resumes() {
-    in_child("server_accept_pauses_on_emfile_and_resumes", server_child);
-}
-
-/// Runs test `name` again in a child process (where `body` runs with a low `RLIMIT_NOFILE`)
-/// and waits for it, bounded.
-fn in_child(name: &str, body: fn()) {
-    if std::env::var_os(CHILD).is_some() {
+    in_child("server_accept_pauses_on_emfile_and_resumes", || {
         limit_descriptors();
-        body();
-        return;
-    }
-    let exe = std::env::current_exe().unwrap();
-    let mut child = Command::new(exe)
-        .args(["--exact", name, "--nocapture", "--test-threads=1"])
-        .env(CHILD, "1")
-        .spawn()
-        .unwrap();
-    // Bounded: the child either finishes or is killed.
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("the EMFILE child {name} hung");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    assert!(status.success(), "the EMFILE child {name} failed: {status}");
+        server_child();
+    });
 }
 
 fn limit_descriptors() {

@@ -12,6 +12,8 @@ use spindle_net::{Accept, Server, ServerHandle, TcpStream};
 use spindle_policy::Runtime;
 use spindle_sync::Event;
 
+mod support;
+
 const LIMIT: Duration = Duration::from_secs(20);
 
 fn runtime(workers: usize) -> Runtime {
@@ -150,24 +152,7 @@ fn max_connections_holds_then_the_next_is_served() {
 #[test]
 fn graceful_shutdown_finishes_in_flight_and_refuses_new() {
     let rt = runtime(2);
-    let server = Server::bind("127.0.0.1:0").shutdown_timeout(LIMIT);
-    let signal = server.shutdown_signal();
-    let in_flight = Arc::new(AtomicUsize::new(0));
-    let counter = in_flight.clone();
-    let server = server
-        .serve(&rt, move |mut conn: TcpStream| {
-            let signal = signal.clone();
-            let counter = counter.clone();
-            async move {
-                let mut buf = [0; 4];
-                conn.read_exact(&mut buf).await.unwrap();
-                counter.fetch_add(1, Ordering::SeqCst);
-                // The request is in flight until the server shuts down; then it is answered.
-                signal.triggered().await;
-                conn.write_all(b"bye!").await.unwrap();
-            }
-        })
-        .unwrap();
+    let (server, in_flight) = support::answer_at_shutdown(&rt, LIMIT);
     let addr = server.local_addrs()[0];
     rt.block_on(async move {
         let mut clients = Vec::new();

@@ -40,7 +40,7 @@ mod source;
 pub(crate) mod watch;
 
 #[cfg(not(loom))]
-pub use signal::signals;
+pub use signal::{signal, signals, SignalFuture};
 #[cfg(not(loom))]
 pub use source::Source;
 

@@ -17,11 +17,14 @@
 //! default disposition: once a signal has had a handler, it stays caught (with no action
 //! after the last removal) for the rest of the process.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::future::Future;
 use std::io::{self, Read};
 use std::os::unix::net::UnixStream;
+use std::pin::Pin;
 use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
 
 use signal_hook::SigId;
 
@@ -140,5 +143,90 @@ impl EventLoop {
 
     fn signals(&self) -> &RefCell<Signals> {
         &self.inner.signals
+    }
+}
+
+/// Waits for one delivery of signal `sig` on the loop running this thread: the handler is
+/// registered now (a signal arriving before the first poll is not lost) with
+/// [`EventLoop::add_signal_handler`], so it replaces this loop's handler of `sig` and is
+/// removed when the future is dropped. `!Send`: it belongs to its loop.
+///
+/// Errors: no loop runs on this thread ([`IoError::NoRunningLoop`](crate::io::IoError)), and
+/// those of `add_signal_handler`.
+///
+/// ```
+/// use spindle_loop::{io::{signal, signals::SIGUSR1}, EventLoop};
+/// use rustix::process::{getpid, kill_process, Signal};
+///
+/// let lp = EventLoop::new().unwrap();
+/// lp.run_until_complete(async {
+///     let usr1 = signal(SIGUSR1)?;
+///     kill_process(getpid(), Signal::USR1)?;
+///     usr1.await;
+///     std::io::Result::Ok(())
+/// }).unwrap()?;
+/// # std::io::Result::Ok(())
+/// ```
+pub fn signal(sig: i32) -> io::Result<SignalFuture> {
+    let lp = EventLoop::running().ok_or(crate::io::IoError::NoRunningLoop)?;
+    let state = Rc::new(Delivery::default());
+    let delivered = state.clone();
+    lp.add_signal_handler(sig, move || {
+        delivered.fired.set(true);
+        if let Some(waker) = delivered.waker.take() {
+            waker.wake();
+        }
+    })?;
+    Ok(SignalFuture { lp, sig, state })
+}
+
+#[derive(Default)]
+struct Delivery {
+    fired: Cell<bool>,
+    waker: Cell<Option<Waker>>,
+}
+
+/// The future of [`signal`]: ready once the signal has arrived.
+///
+/// ```
+/// let lp = spindle_loop::EventLoop::new().unwrap();
+/// let not_yet = lp.run_until_complete(async {
+///     let term = spindle_loop::io::signal(spindle_loop::io::signals::SIGUSR2)?;
+///     std::io::Result::Ok(futures_lite::future::poll_once(term).await.is_none())
+/// }).unwrap()?;
+/// assert!(not_yet);
+/// # std::io::Result::Ok(())
+/// ```
+pub struct SignalFuture {
+    lp: EventLoop,
+    sig: i32,
+    state: Rc<Delivery>,
+}
+
+impl Future for SignalFuture {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.state.fired.get() {
+            return Poll::Ready(());
+        }
+        // The handler runs on this loop's thread, between polls: no race with this store.
+        self.state.waker.set(Some(cx.waker().clone()));
+        Poll::Pending
+    }
+}
+
+impl Drop for SignalFuture {
+    fn drop(&mut self) {
+        self.lp.remove_signal_handler(self.sig);
+    }
+}
+
+impl std::fmt::Debug for SignalFuture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignalFuture")
+            .field("sig", &self.sig)
+            .field("fired", &self.state.fired.get())
+            .finish()
     }
 }

@@ -1,5 +1,6 @@
 //! [`ServerHandle`] (asyncio's `Server` surface) and [`ShutdownSignal`].
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -185,6 +186,59 @@ impl ServerHandle {
             cancelled += state.cancel_all();
         }
         ShutdownOutcome { cancelled }
+    }
+
+    /// Serves until one of the Unix signals `signals` arrives (for example
+    /// `[SIGTERM, SIGINT]`), then shuts down gracefully ([`shutdown`](Self::shutdown)). The
+    /// handlers are registered on the loop awaiting this (with `spindle_loop::io::signal`, at
+    /// the first poll; they replace that loop's own handlers of these signals) and removed
+    /// when the first signal arrives; a [`close`](Self::close) from elsewhere does not end
+    /// the wait.
+    ///
+    /// Errors: `signals` is empty (`InvalidInput`), no loop runs on this thread, or a signal
+    /// cannot be caught (`SIGKILL`, ...).
+    ///
+    /// ```
+    /// use spindle_loop::io::signals::SIGUSR1;
+    /// use spindle_net::{Server, TcpStream};
+    ///
+    /// let rt = spindle_policy::Runtime::builder().worker_threads(1).build().unwrap();
+    /// let server = Server::bind("127.0.0.1:0").serve(&rt, |_: TcpStream| async {})?;
+    /// let outcome = rt.block_on(async move {
+    ///     spindle_loop::spawn_local(async {
+    ///         // A `kill -USR1` from outside, in a real server.
+    ///         let me = rustix::process::getpid();
+    ///         rustix::process::kill_process(me, rustix::process::Signal::USR1).unwrap();
+    ///     }).unwrap();
+    ///     server.shutdown_on_signal(&[SIGUSR1]).await
+    /// }).unwrap()?;
+    /// assert!(outcome.graceful());
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub async fn shutdown_on_signal(&self, signals: &[i32]) -> std::io::Result<ShutdownOutcome> {
+        if signals.is_empty() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "shutdown_on_signal needs at least one signal",
+            ));
+        }
+        let mut waiting = signals
+            .iter()
+            .map(|&sig| spindle_loop::io::signal(sig))
+            .collect::<std::io::Result<Vec<_>>>()?;
+        std::future::poll_fn(|cx| {
+            let any = waiting
+                .iter_mut()
+                .any(|s| std::pin::Pin::new(s).poll(cx).is_ready());
+            if any {
+                std::task::Poll::Ready(())
+            } else {
+                std::task::Poll::Pending
+            }
+        })
+        .await;
+        drop(waiting);
+        Ok(self.shutdown().await)
     }
 
     /// The signal [`shutdown`](Self::shutdown) raises (see [`ShutdownSignal`]).
