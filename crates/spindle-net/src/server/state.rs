@@ -150,26 +150,24 @@ impl State {
     /// Resets every open connection (linger 0, shut down, and its task cancelled: the reset
     /// goes out when the task's future, and with it the stream, is dropped).
     pub(super) fn abort_clients(&self) -> usize {
-        let conns = self.conns();
-        for conn in conns.map.values() {
+        for conn in self.conns().map.values() {
             let _ = socket2::SockRef::from(&conn.stream).set_linger(Some(Duration::ZERO));
             let _ = conn.stream.shutdown(Shutdown::Both);
         }
-        Self::cancel(&conns)
+        self.cancel_all()
     }
 
-    /// Cancels every registered connection task; returns how many were still running.
+    /// Cancels every registered connection task; returns how many were still running. The
+    /// cancels happen outside the registry's lock: a task dropped at once takes that lock in
+    /// its `Slot`'s drop.
     pub(super) fn cancel_all(&self) -> usize {
-        Self::cancel(&self.conns())
-    }
-
-    fn cancel(conns: &Conns) -> usize {
-        conns
+        let tasks: Vec<TaskRef> = self
+            .conns()
             .map
             .values()
-            .filter_map(|c| c.task.as_ref())
-            .filter(|task| task.cancel())
-            .count()
+            .filter_map(|c| c.task.clone())
+            .collect();
+        tasks.iter().filter(|task| task.cancel()).count()
     }
 }
 
