@@ -285,3 +285,46 @@ fn bad_settings_are_errors() {
     let unresolvable = Server::bind("no-such-host.invalid:80").serve(&rt, triple);
     assert!(unresolvable.is_err());
 }
+
+#[test]
+#[cfg(target_os = "linux")]
+fn serve_local_keeps_each_connection_on_its_worker() {
+    use std::cell::Cell;
+    use std::rc::Rc;
+    let rt = runtime(2);
+    let server = Server::bind("127.0.0.1:0")
+        .serve_local(&rt, || {
+            // `!Send` per-worker state: the worker's thread, checked by every connection.
+            let home = Rc::new(Cell::new(std::thread::current().id()));
+            move |conn: TcpStream| {
+                let home = home.clone();
+                async move {
+                    assert_eq!(home.get(), std::thread::current().id());
+                    spindle_loop::yield_now().await;
+                    assert_eq!(home.get(), std::thread::current().id());
+                    triple(conn).await;
+                }
+            }
+        })
+        .unwrap();
+    let addr = server.local_addrs()[0];
+    let handle = server.clone();
+    rt.block_on(async move {
+        round_trips(addr, 200, 16).await;
+        assert!(handle.shutdown().await.graceful());
+    })
+    .unwrap();
+    assert_eq!(server.accepted_connections().iter().sum::<u64>(), 200);
+}
+
+#[test]
+fn serve_local_needs_per_worker_listeners() {
+    let rt = runtime(1);
+    let round_robin = Server::bind("127.0.0.1:0")
+        .accept(Accept::RoundRobin)
+        .serve_local(&rt, || triple);
+    assert_eq!(
+        round_robin.unwrap_err().kind(),
+        std::io::ErrorKind::Unsupported
+    );
+}

@@ -17,20 +17,15 @@ use crate::{TcpListener, TcpStream};
 /// backlog meanwhile.
 pub(super) const ACCEPT_PAUSE: Duration = Duration::from_millis(50);
 
-/// Where an acceptor's connections go.
-pub(super) enum Target {
-    /// To the acceptor's own worker (its `SO_REUSEPORT` listener's).
-    Own(usize),
-    /// Round-robin over every worker with room, through `spawn_on`.
-    RoundRobin(RuntimeHandle),
-}
-
-/// The acceptor's task: accept until `close()`, respecting every worker's limit.
-pub(super) async fn run<H, F>(guard: AcceptorGuard, target: Target, handler: Arc<H>)
-where
-    H: Fn(TcpStream) -> F + Send + Sync + 'static,
-    F: Future<Output = ()> + Send + 'static,
-{
+/// The acceptor's task: accept until `close()`, respecting every worker's limit. With
+/// `own == Some(w)` every connection is counted on worker `w` (its `SO_REUSEPORT` listener);
+/// with `None` they go round-robin over the workers with room. `dispatch(worker, slot,
+/// stream)` starts the connection (on that worker).
+pub(super) async fn run(
+    guard: AcceptorGuard,
+    own: Option<usize>,
+    mut dispatch: impl FnMut(usize, Slot, TcpStream),
+) {
     let state = guard.state.clone();
     let Some(listener) = guard.listener.as_ref() else {
         return;
@@ -39,12 +34,12 @@ where
     let mut next = 0;
     let serve = async {
         loop {
-            let worker = match &target {
-                Target::Own(worker) => {
-                    state.until(|s| s.has_room(*worker)).await;
-                    *worker
+            let worker = match own {
+                Some(worker) => {
+                    state.until(|s| s.has_room(worker)).await;
+                    worker
                 }
-                Target::RoundRobin(_) => {
+                None => {
                     let pick = |s: &State| {
                         (0..workers)
                             .map(|i| (next + i) % workers)
@@ -59,24 +54,33 @@ where
             };
             let stream = accept(listener).await;
             let slot = state.reserve(worker);
-            match &target {
-                Target::Own(_) => start(slot, stream, &*handler),
-                Target::RoundRobin(runtime) => {
-                    let handler = handler.clone();
-                    let started = runtime.spawn_on(worker, move || {
-                        start(slot, stream, &*handler);
-                        async {}
-                    });
-                    if let Err(e) = started {
-                        // The runtime is shutting down: the slot and stream drop with `make`.
-                        tracing::debug!(error = %e.reason(), "server: connection not handed out");
-                    }
-                }
-            }
+            dispatch(worker, slot, stream);
         }
     };
     future::or(serve, state.closing.wait()).await;
     drop(guard); // closes the listener, then counts this acceptor out
+}
+
+/// Hands a connection to worker `worker` through `spawn_on` and [`start`]s it there.
+pub(super) fn hand_off<H, F>(
+    runtime: &RuntimeHandle,
+    handler: &Arc<H>,
+    worker: usize,
+    slot: Slot,
+    stream: TcpStream,
+) where
+    H: Fn(TcpStream) -> F + Send + Sync + 'static,
+    F: Future<Output = ()> + Send + 'static,
+{
+    let handler = handler.clone();
+    let started = runtime.spawn_on(worker, move || {
+        start(slot, stream, &*handler);
+        async {}
+    });
+    if let Err(e) = started {
+        // The runtime is shutting down: the slot and stream drop with `make`.
+        tracing::debug!(error = %e.reason(), "server: connection not handed out");
+    }
 }
 
 /// Accepts one connection, riding out errors: a connection that died in the backlog is
@@ -116,26 +120,49 @@ pub(super) fn is_fd_limit(e: &io::Error) -> bool {
     })
 }
 
-/// On the worker the connection is counted on: registers it, builds its future and spawns it
-/// stealable (into this worker's queue, where siblings may steal it). The slot rides in the
-/// task's future, so it is released wherever the future is dropped.
-fn start<H, F>(mut slot: Slot, stream: TcpStream, handler: &H)
+/// Registers a connection and builds its handler's future.
+fn prepare<F>(
+    mut slot: Slot,
+    stream: TcpStream,
+    handler: impl FnOnce(TcpStream) -> F,
+) -> (Slot, F) {
+    slot.state().clone().register(&mut slot, stream.clone());
+    let connection = handler(stream);
+    (slot, connection)
+}
+
+/// The connection's task body: the slot rides in it, so it is released wherever the future is
+/// dropped (finished or cancelled).
+async fn tracked<F: Future<Output = ()>>(slot: Slot, connection: F) {
+    let _slot = slot;
+    connection.await;
+}
+
+/// On the worker the connection is counted on: spawns the handler's future stealable (into
+/// this worker's queue, where siblings may steal it).
+pub(super) fn start<H, F>(slot: Slot, stream: TcpStream, handler: &H)
 where
     H: Fn(TcpStream) -> F,
     F: Future<Output = ()> + Send + 'static,
 {
-    let state = slot.state().clone();
-    state.register(&mut slot, stream.clone());
-    let id = slot.id;
-    let connection = handler(stream);
-    let task = spindle_policy::spawn(async move {
-        let _slot = slot;
-        connection.await;
-    });
-    match task {
+    let (slot, connection) = prepare(slot, stream, handler);
+    let (state, id) = (slot.state().clone(), slot.id);
+    match spindle_policy::spawn(tracked(slot, connection)) {
         Ok(task) => state.set_task(id, task.task_ref()),
-        Err(e) => {
-            tracing::debug!(error = %e.reason(), "server: connection task not spawned");
-        }
+        Err(e) => tracing::debug!(error = %e.reason(), "server: connection task not spawned"),
+    }
+}
+
+/// [`start`] for a `!Send` handler: a local task of this worker's loop (it never moves).
+pub(super) fn start_local<H, F>(slot: Slot, stream: TcpStream, handler: &H)
+where
+    H: Fn(TcpStream) -> F,
+    F: Future<Output = ()> + 'static,
+{
+    let (slot, connection) = prepare(slot, stream, handler);
+    let (state, id) = (slot.state().clone(), slot.id);
+    match spindle_loop::spawn_local(tracked(slot, connection)) {
+        Ok(task) => state.set_task(id, task.task_ref()),
+        Err(e) => tracing::debug!(error = %e.reason(), "server: connection task not spawned"),
     }
 }

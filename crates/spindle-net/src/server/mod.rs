@@ -11,7 +11,8 @@
 //! - **Connections.** On the worker it is counted on, a connection is registered (its stream,
 //!   for `close_clients`) and its handler's future is spawned stealable (`spindle_policy::spawn`:
 //!   into that worker's queue, where idle siblings may steal it); its task is recorded (for
-//!   `abort_clients` and the shutdown timeout).
+//!   `abort_clients` and the shutdown timeout). With [`Server::serve_local`] each worker
+//!   builds its own `!Send` handler and its connections are local tasks there, never moving.
 //! - **Who counts.** Each worker has an `open` counter. Only the acceptor feeding that worker
 //!   increments it, after seeing it below `max_connections` (so the limit holds without a
 //!   CAS); the connection's slot, moved into its task's future, decrements it when that future
@@ -74,7 +75,6 @@ pub use handle::{ServerHandle, ShutdownOutcome, ShutdownSignal};
 
 use crate::tcp::resolve;
 use crate::{TcpListener, TcpStream};
-use accept::Target;
 use state::{AcceptorGuard, State};
 
 /// How a [`Server`] accepts connections.
@@ -243,6 +243,97 @@ impl Server {
         H: Fn(TcpStream) -> F + Send + Sync + 'static,
         F: Future<Output = ()> + Send + 'static,
     {
+        let handler = Arc::new(handler);
+        let round_robin = self.accept == Accept::RoundRobin;
+        let rt = runtime.handle().clone();
+        self.launch(runtime, |worker, guard| {
+            let handler = handler.clone();
+            let rt = rt.clone();
+            runtime
+                .spawn_on(worker, move || {
+                    let own = (!round_robin).then_some(worker);
+                    accept::run(guard, own, move |to, slot, stream| {
+                        if round_robin {
+                            accept::hand_off(&rt, &handler, to, slot, stream);
+                        } else {
+                            accept::start(slot, stream, &*handler);
+                        }
+                    })
+                })
+                .map(drop)
+                .map_err(|e| e.reason().to_string())
+        })
+    }
+
+    /// Like [`serve`](Self::serve), for a `!Send` handler: `make` runs once on each worker and
+    /// builds that worker's handler (it may hold `Rc`s, `RefCell`s, ...), and each connection
+    /// runs as a local task of the worker that accepted it, never moving. Needs
+    /// [`Accept::PerWorker`] (a connection cannot be handed to another worker's `!Send`
+    /// handler): with [`Accept::RoundRobin`] it fails with `ErrorKind::Unsupported`; other
+    /// errors as `serve`.
+    ///
+    /// ```
+    /// use std::{cell::Cell, rc::Rc};
+    /// use futures_lite::AsyncWriteExt;
+    /// use spindle_net::{prelude::*, Server, TcpStream};
+    ///
+    /// let rt = spindle_policy::Runtime::builder().worker_threads(2).build().unwrap();
+    /// let server = Server::bind("127.0.0.1:0").serve_local(&rt, || {
+    ///     let served = Rc::new(Cell::new(0u64)); // per worker, no lock
+    ///     move |mut conn: TcpStream| {
+    ///         let served = served.clone();
+    ///         async move {
+    ///             served.set(served.get() + 1);
+    ///             let _ = conn.write_all(&served.get().to_le_bytes()).await;
+    ///         }
+    ///     }
+    /// });
+    /// # #[cfg(target_os = "linux")] {
+    /// let server = server?;
+    /// let addr = server.local_addrs()[0];
+    /// let n = rt.block_on(async move {
+    ///     let mut conn = TcpStream::connect(addr).await?;
+    ///     let mut buf = [0; 8];
+    ///     conn.read_exact(&mut buf).await?;
+    ///     std::io::Result::Ok(u64::from_le_bytes(buf))
+    /// }).unwrap()?;
+    /// assert_eq!(n, 1);
+    /// # }
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn serve_local<M, H, F>(self, runtime: &Runtime, make: M) -> io::Result<ServerHandle>
+    where
+        M: Fn() -> H + Send + Sync + 'static,
+        H: Fn(TcpStream) -> F + 'static,
+        F: Future<Output = ()> + 'static,
+    {
+        if self.accept != Accept::PerWorker {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "serve_local needs Accept::PerWorker (one listener per worker)",
+            ));
+        }
+        let make = Arc::new(make);
+        self.launch(runtime, |worker, guard| {
+            let make = make.clone();
+            runtime
+                .spawn_on(worker, move || {
+                    let handler = make();
+                    accept::run(guard, Some(worker), move |_, slot, stream| {
+                        accept::start_local(slot, stream, &handler);
+                    })
+                })
+                .map(drop)
+                .map_err(|e| e.reason().to_string())
+        })
+    }
+
+    /// Binds the listeners, then starts each one's acceptor with `spawn(worker, guard)`.
+    fn launch(
+        self,
+        runtime: &Runtime,
+        mut spawn: impl FnMut(usize, AcceptorGuard) -> Result<(), String>,
+    ) -> io::Result<ServerHandle> {
         if self.max_connections == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -275,21 +366,12 @@ impl Server {
             .map(TcpListener::local_addr)
             .collect::<io::Result<Vec<_>>>()?;
         *state.local_addrs.lock().unwrap_or_else(|e| e.into_inner()) = local_addrs;
-        let handler = Arc::new(handler);
         let handle = ServerHandle::new(state.clone());
         for (worker, listener) in listeners.into_iter().enumerate() {
-            let guard = AcceptorGuard::new(&state, listener);
-            let target = match self.accept {
-                Accept::PerWorker => Target::Own(worker),
-                Accept::RoundRobin => Target::RoundRobin(runtime.handle().clone()),
-            };
-            let handler = handler.clone();
-            let started = runtime.spawn_on(worker, move || accept::run(guard, target, handler));
-            if let Err(e) = started {
-                handle.close(); // the acceptors already started end; this one drops here
+            if let Err(reason) = spawn(worker, AcceptorGuard::new(&state, listener)) {
+                handle.close(); // the acceptors already started end; this one dropped
                 return Err(io::Error::other(format!(
-                    "server: cannot start an acceptor on worker {worker}: {}",
-                    e.reason()
+                    "server: cannot start an acceptor on worker {worker}: {reason}"
                 )));
             }
         }
