@@ -328,3 +328,36 @@ fn serve_local_needs_per_worker_listeners() {
         std::io::ErrorKind::Unsupported
     );
 }
+
+#[test]
+fn a_runtime_shutdown_closes_the_server() {
+    let rt = runtime(2);
+    let server = Server::bind("127.0.0.1:0")
+        .serve(&rt, |conn: TcpStream| async move {
+            let _keep = conn;
+            future::pending::<()>().await;
+        })
+        .unwrap();
+    let addr = server.local_addrs()[0];
+    let server = rt
+        .block_on(async move {
+            let _client = TcpStream::connect(addr).await.unwrap();
+            eventually("one open connection", || {
+                server.open_connections().iter().sum::<usize>() == 1
+            })
+            .await;
+            server
+        })
+        .unwrap();
+    rt.shutdown();
+    // Every acceptor and connection went with the runtime: nothing left to wait for.
+    assert!(!server.is_serving());
+    assert_eq!(server.open_connections(), vec![0, 0]);
+    let lp = spindle_loop::EventLoop::new().unwrap();
+    lp.run_until_complete(async move {
+        spindle_loop::timeout(LIMIT, server.wait_closed())
+            .await
+            .unwrap();
+    })
+    .unwrap();
+}

@@ -86,8 +86,9 @@ impl ServerHandle {
             .clone()
     }
 
-    /// Waits until the server is closed: [`close`](Self::close) was called, every listener
-    /// is closed and every connection has ended (asyncio 3.12's `wait_closed`).
+    /// Waits until the server is closed: [`close`](Self::close) was called (or the runtime
+    /// shut down), every listener is closed and every connection has ended (asyncio 3.12's
+    /// `wait_closed`).
     ///
     /// ```
     /// # use spindle_net::{Server, TcpStream};

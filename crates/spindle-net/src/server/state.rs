@@ -200,8 +200,9 @@ impl Drop for Slot {
     }
 }
 
-/// Alive as long as an acceptor: owns its listener, closes it first on drop, then counts the
-/// acceptor out (so "no acceptor left" means "every listener closed").
+/// Alive as long as an acceptor: owns its listener, closes it first on drop, closes the server
+/// (for an acceptor whose loop closed under it), then counts the acceptor out (so "no acceptor
+/// left" means "every listener closed").
 pub(super) struct AcceptorGuard {
     pub(super) state: Arc<State>,
     pub(super) listener: Option<TcpListener>,
@@ -220,6 +221,10 @@ impl AcceptorGuard {
 impl Drop for AcceptorGuard {
     fn drop(&mut self) {
         drop(self.listener.take());
+        // An acceptor ends on `close()`, or when its loop closes (the runtime shut down): then
+        // the server is closed too, so that `wait_closed` returns instead of hanging.
+        self.state.serving.store(false, Ordering::SeqCst);
+        self.state.closing.set();
         self.state.acceptors.fetch_sub(1, Ordering::SeqCst);
         self.state.changed.notify(usize::MAX);
     }
