@@ -175,6 +175,9 @@ pub(crate) struct Inner {
     /// `add_reader` / `add_writer` callbacks, by fd.
     #[cfg(not(loom))]
     pub(crate) watches: RefCell<crate::io::watch::Watches>,
+    /// `add_signal_handler` registrations, by signal.
+    #[cfg(not(loom))]
+    pub(crate) signals: RefCell<crate::io::signal::Signals>,
     /// Scratch buffers of `dispatch_io`, kept to spare an allocation per poll.
     #[cfg(not(loom))]
     pub(crate) io_scratch: RefCell<crate::io::reactor::Scratch>,
@@ -652,6 +655,8 @@ impl EventLoop {
             reactor: Arc::new(crate::io::reactor::Reactor::new(remote.clone())),
             #[cfg(not(loom))]
             watches: RefCell::new(Default::default()),
+            #[cfg(not(loom))]
+            signals: RefCell::new(Default::default()),
             #[cfg(not(loom))]
             io_scratch: RefCell::new(Default::default()),
             remote,

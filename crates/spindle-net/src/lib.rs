@@ -54,6 +54,7 @@ mod async_io;
 #[allow(unsafe_code)] // hyper's ReadBufCursor: reading into its uninitialised bytes
 #[path = "hyper_rt.rs"]
 pub mod hyper;
+mod server;
 mod sock;
 mod tcp;
 #[cfg(feature = "tokio-io")]
@@ -80,6 +81,7 @@ pub mod prelude {
 }
 
 pub use async_io::Async;
+pub use server::{Accept, Server, ServerHandle, ShutdownOutcome, ShutdownSignal};
 pub use sock::SockExt;
 pub use spindle_loop::io::IoError;
 pub use tcp::{Incoming, OwnedReadHalf, OwnedWriteHalf, TcpListener, TcpStream};

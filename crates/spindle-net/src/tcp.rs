@@ -15,7 +15,7 @@ use crate::async_io::{AsAsync, Async};
 /// Resolves `addr` (a literal address resolves at once; a host name goes through the
 /// system resolver on this thread, as `std` does: resolve it with `to_thread` first if that
 /// may be slow).
-fn resolve(addr: impl ToSocketAddrs) -> io::Result<Vec<SocketAddr>> {
+pub(crate) fn resolve(addr: impl ToSocketAddrs) -> io::Result<Vec<SocketAddr>> {
     let addrs: Vec<SocketAddr> = addr.to_socket_addrs()?.collect();
     if addrs.is_empty() {
         return Err(io::Error::new(
@@ -24,6 +24,19 @@ fn resolve(addr: impl ToSocketAddrs) -> io::Result<Vec<SocketAddr>> {
         ));
     }
     Ok(addrs)
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn set_reuse_port(socket: &Socket) -> io::Result<()> {
+    socket.set_reuse_port(true)
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn set_reuse_port(_: &Socket) -> io::Result<()> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "one SO_REUSEPORT listener per worker is supported on Linux and Android only",
+    ))
 }
 
 /// A TCP listening socket.
@@ -79,10 +92,23 @@ impl TcpListener {
     /// # std::io::Result::Ok(())
     /// ```
     pub fn bind_with_backlog(addr: impl ToSocketAddrs, backlog: i32) -> io::Result<TcpListener> {
+        Self::bind_first(&resolve(addr)?, backlog, false)
+    }
+
+    /// Binds to the first of `addrs` that binds, with `SO_REUSEADDR`, and `SO_REUSEPORT` too
+    /// when `reuse_port` (Linux and Android; elsewhere that is an `Unsupported` error).
+    pub(crate) fn bind_first(
+        addrs: &[SocketAddr],
+        backlog: i32,
+        reuse_port: bool,
+    ) -> io::Result<TcpListener> {
         let mut last = None;
-        for addr in resolve(addr)? {
+        for &addr in addrs {
             let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
             socket.set_reuse_address(true)?;
+            if reuse_port {
+                set_reuse_port(&socket)?;
+            }
             match socket
                 .bind(&addr.into())
                 .and_then(|()| socket.listen(backlog))

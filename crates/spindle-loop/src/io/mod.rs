@@ -18,6 +18,8 @@
 //!   in asyncio's order.
 //! - **Callbacks.** [`EventLoop::add_reader`](crate::EventLoop::add_reader) /
 //!   [`add_writer`](crate::EventLoop::add_writer) are level-triggered, as asyncio's.
+//! - **Signals.** [`EventLoop::add_signal_handler`](crate::EventLoop::add_signal_handler)
+//!   watches, with `add_reader`, the read end of `signal-hook`'s self-pipe (module `signal`).
 //! - **Fairness.** A budget per task step (`coop`) makes a task that always finds its source
 //!   ready yield after 128 operations.
 //! - **Lifetime.** The poller never watches a closed fd (`reactor`'s invariants). `close()`
@@ -30,18 +32,15 @@ pub(crate) mod coop;
 #[cfg(not(loom))]
 pub(crate) mod reactor;
 pub(crate) mod readiness;
-#[cfg(all(unix, not(loom)))]
-mod signal;
+#[cfg(not(loom))]
+pub(crate) mod signal;
 #[cfg(not(loom))]
 mod source;
 #[cfg(not(loom))]
 pub(crate) mod watch;
 
-#[cfg(all(unix, not(loom)))]
-pub use signal::{raise, signal};
-/// Signal numbers (`SIGTERM`, `SIGINT`, `SIGHUP`, ...), signal-hook's.
-#[cfg(all(unix, not(loom)))]
-pub use signal_hook::consts as sig;
+#[cfg(not(loom))]
+pub use signal::{signal, signals, SignalFuture};
 #[cfg(not(loom))]
 pub use source::Source;
 
@@ -94,7 +93,7 @@ impl Inner {
     /// [`IoError::LoopClosed`], and the watches' callbacks and fd owners are dropped.
     pub(crate) fn close_io(&self) {
         // Signal handlers stop writing before their pipes close with the watches.
-        signal::unregister_all(&mut self.watches.borrow_mut().signals);
+        self.signals.borrow_mut().clear();
         self.reactor.close();
         let dropped = self.watches.borrow_mut().clear();
         drop(dropped);

@@ -1,69 +1,86 @@
-//! Unix signals on a loop: asyncio's `add_signal_handler` / `remove_signal_handler`, and a
-//! [`signal`] future.
+//! Unix signal handlers on a loop (asyncio's `add_signal_handler` / `remove_signal_handler`),
+//! on the self-pipe of `signal-hook`: no signal code of our own.
 //!
-//! A signal handler may only do async-signal-safe work, so the handler is signal-hook's
-//! self-pipe (`signal_hook::low_level::pipe`): on the signal it writes a byte to a socket
-//! pair whose other end the loop watches (`add_reader`), and the loop runs the callback on its
-//! own thread, in its next iteration. Any loop may register (asyncio allows only the main
-//! thread's); every loop that registered a signal runs its callback when it arrives.
-//! No signal code of our own: signal-hook installs, chains and removes the handlers.
+//! # Protocol
+//!
+//! Each `(loop, signal)` registration owns a Unix socket pair. The write end belongs to
+//! `signal-hook`'s handler (`low_level::pipe::register`), which on delivery sends one byte,
+//! non-blocking (a full socket drops the byte: signals coalesce, as they do in the kernel).
+//! The read end is watched by the loop's level-triggered `add_reader`: its callback drains
+//! every byte, then calls the user's callback once, on the loop's thread, in the iteration
+//! after the signal (so the callback may do anything a loop callback may). Removing the
+//! handler, or closing the loop, unregisters the action (which closes the write end) and
+//! stops watching the read end.
+//!
+//! Any loop may register (not only the main thread's, unlike asyncio); several loops may
+//! handle the same signal, and each gets every delivery. `signal-hook` never restores the
+//! default disposition: once a signal has had a handler, it stays caught (with no action
+//! after the last removal) for the rest of the process.
 
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::future::Future;
 use std::io::{self, Read};
 use std::os::unix::net::UnixStream;
+use std::pin::Pin;
 use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
 
 use signal_hook::SigId;
 
-use super::{IoError, Source};
-use crate::event_loop::EventLoop;
+use crate::EventLoop;
 
-/// One registered signal of a loop: signal-hook's registration and the read end it writes to.
-pub(crate) struct SignalWatch {
+/// The signal numbers (`SIGTERM`, `SIGINT`, `SIGUSR1`, ...), as `signal-hook` spells them.
+///
+/// ```
+/// use spindle_loop::io::signals::SIGTERM;
+/// assert!(SIGTERM > 0);
+/// ```
+pub use signal_hook::consts::signal as signals;
+
+/// One registration: the `signal-hook` action and the read end the loop watches.
+struct Registration {
     id: SigId,
-    read_end: Rc<UnixStream>,
+    reader: Rc<UnixStream>,
 }
 
-/// Signals a process cannot (SIGKILL, SIGSTOP) or must not (SIGSEGV, SIGILL, SIGFPE) handle
-/// here; signal-hook refuses them by panicking, so they are checked first.
-fn check_signal(sig: i32) -> io::Result<()> {
-    if signal_hook::consts::FORBIDDEN.contains(&sig) {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("signal {sig} cannot be handled by a loop (SIGKILL, SIGSTOP, SIGSEGV, SIGILL and SIGFPE are refused)"),
-        ));
+/// A loop's signal registrations, by signal number.
+#[derive(Default)]
+pub(crate) struct Signals {
+    map: HashMap<i32, Registration>,
+}
+
+impl Signals {
+    /// Unregisters every action (the loop is closing; its watches go with `close_io`).
+    pub(crate) fn clear(&mut self) {
+        for (_, registration) in self.map.drain() {
+            signal_hook::low_level::unregister(registration.id);
+        }
     }
-    Ok(())
-}
-
-/// Reads everything the signal handler wrote (one byte per delivery; several deliveries may
-/// have merged).
-fn drain(mut read_end: &UnixStream) {
-    let mut buf = [0u8; 64];
-    while let Ok(1..) = read_end.read(&mut buf) {}
 }
 
 impl EventLoop {
-    /// Calls `callback` on this loop whenever the process receives signal `sig` (asyncio's
-    /// `add_signal_handler`); a second call for the same signal replaces the callback.
-    /// Unix only. Several deliveries before the loop gets to run the callback may merge into
-    /// one call.
+    /// Calls `callback` on this loop (on its thread, in the iteration after delivery) each time
+    /// signal `sig` arrives (asyncio's `add_signal_handler`; deliveries that arrive together
+    /// may coalesce into one call). A second handler for the same signal on this loop replaces
+    /// the first. See the module docs of `io::signal` for the protocol.
     ///
-    /// Errors: the loop is closed; `sig` is SIGKILL, SIGSTOP, SIGSEGV, SIGILL or SIGFPE
-    /// (`InvalidInput`) or no signal at all.
+    /// Errors: `sig` may not be caught (`SIGKILL`, `SIGSTOP`, `SIGSEGV`, ...: `signal-hook`'s
+    /// `FORBIDDEN`; `InvalidInput`), `sig` is no signal (the OS's `EINVAL`), the loop is closed
+    /// ([`IoError::LoopClosed`](crate::io::IoError)), or no socket could be made.
     ///
     /// ```
     /// use std::{cell::Cell, rc::Rc};
-    /// use spindle_loop::EventLoop;
+    /// use spindle_loop::{io::signals::SIGUSR2, EventLoop};
     ///
     /// let lp = EventLoop::new().unwrap();
-    /// let got = Rc::new(Cell::new(false));
-    /// let (g, l) = (got.clone(), lp.clone());
-    /// lp.add_signal_handler(spindle_loop::io::sig::SIGURG, move || { g.set(true); l.stop(); })?;
-    /// // (a signal to ourselves; SIGURG is ignored by default, so a stray one harms nothing)
-    /// spindle_loop::io::raise(spindle_loop::io::sig::SIGURG)?;
+    /// let seen = Rc::new(Cell::new(false));
+    /// let (s, l) = (seen.clone(), lp.clone());
+    /// lp.add_signal_handler(SIGUSR2, move || { s.set(true); l.stop(); })?;
+    /// rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::USR2)?;
     /// lp.run_forever().unwrap();
-    /// assert!(got.get());
-    /// assert!(lp.remove_signal_handler(spindle_loop::io::sig::SIGURG));
+    /// assert!(seen.get());
+    /// assert!(lp.remove_signal_handler(SIGUSR2));
     /// # std::io::Result::Ok(())
     /// ```
     pub fn add_signal_handler<F>(&self, sig: i32, mut callback: F) -> io::Result<()>
@@ -71,98 +88,145 @@ impl EventLoop {
         F: FnMut() + 'static,
     {
         if self.is_closed() {
-            return Err(IoError::LoopClosed.into());
+            return Err(crate::io::IoError::LoopClosed.into());
         }
-        check_signal(sig)?;
+        // signal-hook panics on these; asyncio raises a RuntimeError.
+        if signal_hook::consts::FORBIDDEN.contains(&sig) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("signal {sig} cannot be caught"),
+            ));
+        }
+        let (reader, writer) = UnixStream::pair()?;
+        reader.set_nonblocking(true)?;
+        writer.set_nonblocking(true)?;
+        let reader = Rc::new(reader);
+        let drained = reader.clone();
         self.remove_signal_handler(sig);
-        let (read_end, write_end) = UnixStream::pair()?;
-        read_end.set_nonblocking(true)?;
-        let read_end = Rc::new(read_end);
-        let id = signal_hook::low_level::pipe::register(sig, write_end)?;
-        let reader = read_end.clone();
-        let watched = self.add_reader(read_end.clone(), move || {
-            drain(&reader);
+        self.add_reader(reader.clone(), move || {
+            let mut buf = [0; 64];
+            while let Ok(1..) = (&*drained).read(&mut buf) {}
             callback();
-        });
-        if let Err(e) = watched {
-            signal_hook::low_level::unregister(id);
-            return Err(e);
-        }
-        self.inner
-            .watches()
+        })?;
+        let id = match signal_hook::low_level::pipe::register(sig, writer) {
+            Ok(id) => id,
+            Err(e) => {
+                self.remove_reader(&*reader);
+                return Err(e);
+            }
+        };
+        self.signals()
             .borrow_mut()
-            .signals
-            .insert(sig, SignalWatch { id, read_end });
+            .map
+            .insert(sig, Registration { id, reader });
         Ok(())
     }
 
-    /// Stops handling signal `sig` on this loop (asyncio's `remove_signal_handler`); `true`
-    /// if it was handled. The signal's disposition is not restored to the default: a later
-    /// delivery is ignored (signal-hook keeps its handler installed).
+    /// Removes this loop's handler of `sig` (asyncio's `remove_signal_handler`); `true` if
+    /// there was one. The signal stays caught by `signal-hook` (see the module docs).
     ///
     /// ```
     /// let lp = spindle_loop::EventLoop::new().unwrap();
-    /// assert!(!lp.remove_signal_handler(spindle_loop::io::sig::SIGURG));
+    /// assert!(!lp.remove_signal_handler(spindle_loop::io::signals::SIGUSR1));
     /// ```
     pub fn remove_signal_handler(&self, sig: i32) -> bool {
-        let removed = self.inner.watches().borrow_mut().signals.remove(&sig);
-        let Some(watch) = removed else {
-            return false;
-        };
-        // First: no more writes to a pipe about to close.
-        signal_hook::low_level::unregister(watch.id);
-        self.remove_reader(&*watch.read_end);
-        true
+        let removed = self.signals().borrow_mut().map.remove(&sig);
+        match removed {
+            Some(registration) => {
+                signal_hook::low_level::unregister(registration.id);
+                self.remove_reader(&*registration.reader);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn signals(&self) -> &RefCell<Signals> {
+        &self.inner.signals
     }
 }
 
-/// The loop is closing: every signal registration of its goes (the read ends are dropped
-/// with the watches).
-pub(crate) fn unregister_all(signals: &mut std::collections::HashMap<i32, SignalWatch>) {
-    for (_, watch) in signals.drain() {
-        signal_hook::low_level::unregister(watch.id);
-    }
-}
-
-/// Waits for the next delivery of signal `sig` to the process (tokio's `signal`), on the
-/// loop or runtime worker that polls it. The future is `Send`.
+/// Waits for one delivery of signal `sig` on the loop running this thread: the handler is
+/// registered now (a signal arriving before the first poll is not lost) with
+/// [`EventLoop::add_signal_handler`], so it replaces this loop's handler of `sig` and is
+/// removed when the future is dropped. `!Send`: it belongs to its loop.
 ///
-/// ```no_run
-/// # let lp = spindle_loop::EventLoop::new().unwrap();
+/// Errors: no loop runs on this thread ([`IoError::NoRunningLoop`](crate::io::IoError)), and
+/// those of `add_signal_handler`.
+///
+/// ```
+/// use spindle_loop::{io::{signal, signals::SIGUSR1}, EventLoop};
+/// use rustix::process::{getpid, kill_process, Signal};
+///
+/// let lp = EventLoop::new().unwrap();
 /// lp.run_until_complete(async {
-///     spindle_loop::io::signal(spindle_loop::io::sig::SIGTERM).await?;
-///     println!("terminating");
+///     let usr1 = signal(SIGUSR1)?;
+///     kill_process(getpid(), Signal::USR1)?;
+///     usr1.await;
 ///     std::io::Result::Ok(())
 /// }).unwrap()?;
 /// # std::io::Result::Ok(())
 /// ```
-pub async fn signal(sig: i32) -> io::Result<()> {
-    check_signal(sig)?;
-    let (read_end, write_end) = UnixStream::pair()?;
-    let registration = Registration(signal_hook::low_level::pipe::register(sig, write_end)?);
-    let source = Source::new(read_end)?;
-    let mut buf = [0u8; 64];
-    let read = source.read_with(|mut s| s.read(&mut buf)).await;
-    drop(registration);
-    read.map(drop)
+pub fn signal(sig: i32) -> io::Result<SignalFuture> {
+    let lp = EventLoop::running().ok_or(crate::io::IoError::NoRunningLoop)?;
+    let state = Rc::new(Delivery::default());
+    let delivered = state.clone();
+    lp.add_signal_handler(sig, move || {
+        delivered.fired.set(true);
+        if let Some(waker) = delivered.waker.take() {
+            waker.wake();
+        }
+    })?;
+    Ok(SignalFuture { lp, sig, state })
 }
 
-/// Sends signal `sig` to the calling thread (`raise(3)`), e.g. for tests.
+#[derive(Default)]
+struct Delivery {
+    fired: Cell<bool>,
+    waker: Cell<Option<Waker>>,
+}
+
+/// The future of [`signal`]: ready once the signal has arrived.
 ///
 /// ```
-/// spindle_loop::io::raise(spindle_loop::io::sig::SIGWINCH)?; // ignored by default
+/// let lp = spindle_loop::EventLoop::new().unwrap();
+/// let not_yet = lp.run_until_complete(async {
+///     let term = spindle_loop::io::signal(spindle_loop::io::signals::SIGUSR2)?;
+///     std::io::Result::Ok(futures_lite::future::poll_once(term).await.is_none())
+/// }).unwrap()?;
+/// assert!(not_yet);
 /// # std::io::Result::Ok(())
 /// ```
-pub fn raise(sig: i32) -> io::Result<()> {
-    check_signal(sig)?;
-    signal_hook::low_level::raise(sig)
+pub struct SignalFuture {
+    lp: EventLoop,
+    sig: i32,
+    state: Rc<Delivery>,
 }
 
-/// Unregisters on drop (the `signal` future dropped while waiting).
-struct Registration(SigId);
+impl Future for SignalFuture {
+    type Output = ();
 
-impl Drop for Registration {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.state.fired.get() {
+            return Poll::Ready(());
+        }
+        // The handler runs on this loop's thread, between polls: no race with this store.
+        self.state.waker.set(Some(cx.waker().clone()));
+        Poll::Pending
+    }
+}
+
+impl Drop for SignalFuture {
     fn drop(&mut self) {
-        signal_hook::low_level::unregister(self.0);
+        self.lp.remove_signal_handler(self.sig);
+    }
+}
+
+impl std::fmt::Debug for SignalFuture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignalFuture")
+            .field("sig", &self.sig)
+            .field("fired", &self.state.fired.get())
+            .finish()
     }
 }

@@ -39,8 +39,6 @@ struct Watch {
 #[derive(Default)]
 pub(crate) struct Watches {
     by_fd: HashMap<RawFd, Watch>,
-    /// `add_signal_handler`'s registrations, by signal (each also a reader in `by_fd`).
-    pub(crate) signals: HashMap<i32, super::signal::SignalWatch>,
 }
 
 impl Watches {
