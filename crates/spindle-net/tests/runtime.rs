@@ -54,10 +54,15 @@ fn a_socket_moved_to_a_task_on_another_worker_keeps_working() {
     let stream = rt
         .spawn_on(0, move || async move {
             let mut s = TcpStream::connect(addr).await.unwrap();
-            s.write_all(b"home").await.unwrap();
+            // A read with nothing sent yet has to wait: the socket registers here.
             let mut buf = [0; 4];
+            let early =
+                spindle_loop::timeout(std::time::Duration::from_millis(5), s.read(&mut buf)).await;
+            assert!(early.is_err(), "nothing was sent yet");
+            s.write_all(b"home").await.unwrap();
             s.read_exact(&mut buf).await.unwrap();
-            (s, running_loop_id())
+            let home = s.home_loop().expect("registered by the wait");
+            (s, home)
         })
         .unwrap()
         .result()
@@ -145,11 +150,14 @@ fn a_stolen_task_uses_its_socket_on_another_worker_while_its_home_is_busy() {
     let task = rt
         .spawn(async move {
             let mut s = TcpStream::connect(addr).await.unwrap();
-            // One round trip that waits: the socket's home is the worker running us now.
-            s.write_all(b"ping").await.unwrap();
+            // A read with nothing sent yet has to wait: the socket registers with the worker
+            // running us now, its home.
             let mut buf = [0; 4];
-            s.read_exact(&mut buf).await.unwrap();
+            let early = spindle_loop::timeout(Duration::from_millis(5), s.read(&mut buf)).await;
+            assert!(early.is_err(), "nothing was sent yet");
             let home = s.home_loop().expect("registered by the wait");
+            s.write_all(b"ping").await.unwrap();
+            s.read_exact(&mut buf).await.unwrap();
             home_tx.send(home).unwrap();
             // Woken from a plain thread: the task goes to the runtime's injector, and the
             // idle worker takes it while the home worker is busy.
