@@ -21,6 +21,8 @@ use std::time::{Duration, Instant};
 
 use polling::{Event, Events, PollMode, Poller};
 
+use crate::clock::{Clock, Sample};
+
 /// Connections of the echo rows.
 pub const ECHO_CONNS: usize = 64;
 /// Round trips per connection in one run of an echo row.
@@ -50,12 +52,6 @@ impl IoRun {
         let i = ((self.latencies_ns.len() - 1) as f64 * q).round() as usize;
         Duration::from_nanos(self.latencies_ns[i])
     }
-}
-
-/// CPU time (user + system) of this process so far.
-pub fn process_cpu() -> Duration {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
-    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
 }
 
 /// The per-connection echo: read up to 4 KiB, write it back, until end of stream or error.
@@ -217,8 +213,7 @@ pub fn echo_load(addr: SocketAddr, conns: usize, rounds: usize, msg: usize) -> I
         };
     }
     let mut latencies = Vec::with_capacity(conns * rounds);
-    let cpu0 = process_cpu();
-    let t0 = Instant::now();
+    let clock = Clock::start();
     for c in &mut clients {
         c.sent_at = Instant::now();
         c.stream.write_all(&payload).unwrap();
@@ -254,8 +249,7 @@ pub fn echo_load(addr: SocketAddr, conns: usize, rounds: usize, msg: usize) -> I
             }
         }
     }
-    let elapsed = t0.elapsed();
-    let cpu = process_cpu().saturating_sub(cpu0);
+    let Sample { wall: elapsed, cpu } = clock.stop();
     for c in &clients {
         poller.delete(&c.stream).unwrap();
     }
@@ -273,8 +267,7 @@ pub fn connect_load(addr: SocketAddr, n: usize, msg: usize) -> IoRun {
     let payload = vec![0xa5u8; msg];
     let mut buf = vec![0u8; msg];
     let mut latencies = Vec::with_capacity(n);
-    let cpu0 = process_cpu();
-    let t0 = Instant::now();
+    let clock = Clock::start();
     for _ in 0..n {
         let started = Instant::now();
         let mut s = TcpStream::connect(addr).unwrap();
@@ -288,8 +281,7 @@ pub fn connect_load(addr: SocketAddr, n: usize, msg: usize) -> IoRun {
         drop(s);
         latencies.push(started.elapsed().as_nanos() as u64);
     }
-    let elapsed = t0.elapsed();
-    let cpu = process_cpu().saturating_sub(cpu0);
+    let Sample { wall: elapsed, cpu } = clock.stop();
     latencies.sort_unstable();
     IoRun {
         elapsed,
@@ -302,7 +294,7 @@ pub fn connect_load(addr: SocketAddr, n: usize, msg: usize) -> IoRun {
 /// adds the latency quantiles).
 pub fn rows() -> Vec<crate::workload::Workload> {
     use crate::workload::Workload;
-    let sample = |run: IoRun| crate::clock::Sample {
+    let sample = |run: IoRun| Sample {
         wall: run.elapsed,
         cpu: run.cpu,
     };
