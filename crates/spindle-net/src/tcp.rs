@@ -293,7 +293,7 @@ impl TcpStream {
         socket.set_nonblocking(true)?;
         match socket.connect(&addr.into()) {
             Ok(()) => {}
-            Err(e) if e.raw_os_error() == Some(libc_einprogress()) => {}
+            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::INPROGRESS.raw_os_error()) => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(e) => return Err(e),
         }
@@ -459,16 +459,6 @@ impl TcpStream {
     /// ```
     pub fn get_ref(&self) -> &std::net::TcpStream {
         self.inner.get_ref()
-    }
-}
-
-/// `EINPROGRESS`, without a libc dependency: the value is the same on every Linux and BSD
-/// target spindle's poller supports (115 on Linux, 36 on the BSDs and macOS).
-fn libc_einprogress() -> i32 {
-    if cfg!(any(target_os = "linux", target_os = "android")) {
-        115
-    } else {
-        36
     }
 }
 
