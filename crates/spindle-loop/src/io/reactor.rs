@@ -228,15 +228,10 @@ impl Reactor {
             for event in events.iter() {
                 match slab.get(event.key) {
                     Some(Entry::Source(_, readiness)) => {
-                        let bits = [
-                            (event.readable, READABLE),
-                            (event.writable, WRITABLE),
-                            (event.read_closed, READ_CLOSED),
-                            (event.write_closed, WRITE_CLOSED),
-                        ]
-                        .iter()
-                        .filter(|(on, _)| *on)
-                        .fold(0, |bits, (_, bit)| bits | bit);
+                        let bits = (event.readable as usize * READABLE)
+                            | (event.writable as usize * WRITABLE)
+                            | (event.read_closed as usize * READ_CLOSED)
+                            | (event.write_closed as usize * WRITE_CLOSED);
                         sources.push((readiness.clone(), bits));
                     }
                     // Level-triggered callbacks see a hang-up as readiness, as asyncio's do.

@@ -25,7 +25,8 @@ type WatchCallback = Rc<RefCell<Box<dyn FnMut()>>>;
 /// One side (reader or writer) of a watched fd: its callback and the fd's owner.
 struct Side {
     callback: WatchCallback,
-    _owner: Box<dyn AsFd>,
+    /// Kept, never read but for its fd: while it lives, the fd stays open.
+    owner: Box<dyn AsFd>,
 }
 
 /// The callbacks watching one fd.
@@ -210,7 +211,7 @@ impl EventLoop {
         let fd = owner.as_fd().as_raw_fd();
         let side = Side {
             callback: Rc::new(RefCell::new(callback)),
-            _owner: owner,
+            owner,
         };
         let mut watches = inner.watches().borrow_mut();
         let reactor = inner.reactor();
@@ -220,7 +221,7 @@ impl EventLoop {
                     Which::Reader => (true, watch.writer.is_some()),
                     Which::Writer => (watch.reader.is_some(), true),
                 };
-                reactor.modify(side._owner.as_fd(), watch.key, reader, writer, Mode::Level)?;
+                reactor.modify(side.owner.as_fd(), watch.key, reader, writer, Mode::Level)?;
                 let slot = match which {
                     Which::Reader => &mut watch.reader,
                     Which::Writer => &mut watch.writer,
@@ -230,7 +231,7 @@ impl EventLoop {
             None => {
                 let (reader, writer) = (which == Which::Reader, which == Which::Writer);
                 let key = reactor.register(
-                    side._owner.as_fd(),
+                    side.owner.as_fd(),
                     Entry::Watch(fd),
                     reader,
                     writer,
@@ -273,7 +274,7 @@ impl EventLoop {
         let emptied = match (&watch.reader, &watch.writer) {
             (None, None) => watches.by_fd.remove(&fd),
             (reader, writer) => {
-                let owner = reader.as_ref().or(writer.as_ref()).map(|s| &s._owner);
+                let owner = reader.as_ref().or(writer.as_ref()).map(|s| &s.owner);
                 if let Some(owner) = owner {
                     // Failing here leaves the fd watched for both sides: the removed side's
                     // events then find no callback and are ignored.
