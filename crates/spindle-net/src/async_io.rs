@@ -241,49 +241,79 @@ impl<S: AsAsync> AsAsync for &S {
     }
 }
 
-/// The poll functions shared by `Async<T>` and `&Async<T>` (and the socket types built on it).
+/// The poll functions behind every trait impl (futures-io, tokio, hyper) of `Async<T>` and of
+/// the sockets built on it. `stream`: a byte stream, where a transfer shorter than asked
+/// clears the readiness (see [`Source::poll_read_stream`]); not for datagram sockets or a
+/// generic `Async<T>`, where a short transfer says nothing about the queue.
 pub(crate) fn poll_read<T: AsFd>(
     a: &Async<T>,
     cx: &mut Context<'_>,
     buf: &mut [u8],
+    stream: bool,
 ) -> Poll<io::Result<usize>>
 where
     for<'a> &'a T: Read,
 {
-    a.poll_read_with(cx, |mut io| io.read(buf))
+    let len = buf.len();
+    let op = |mut io: &T| io.read(buf);
+    if stream {
+        a.source.poll_read_stream(cx, len, op)
+    } else {
+        a.source.poll_read_with(cx, op)
+    }
 }
 
 pub(crate) fn poll_read_vectored<T: AsFd>(
     a: &Async<T>,
     cx: &mut Context<'_>,
     bufs: &mut [IoSliceMut<'_>],
+    stream: bool,
 ) -> Poll<io::Result<usize>>
 where
     for<'a> &'a T: Read,
 {
-    a.poll_read_with(cx, |mut io| io.read_vectored(bufs))
+    let len = bufs.iter().map(|b| b.len()).sum();
+    let op = |mut io: &T| io.read_vectored(bufs);
+    if stream {
+        a.source.poll_read_stream(cx, len, op)
+    } else {
+        a.source.poll_read_with(cx, op)
+    }
 }
 
 pub(crate) fn poll_write<T: AsFd>(
     a: &Async<T>,
     cx: &mut Context<'_>,
     buf: &[u8],
+    stream: bool,
 ) -> Poll<io::Result<usize>>
 where
     for<'a> &'a T: Write,
 {
-    a.poll_write_with(cx, |mut io| io.write(buf))
+    let op = |mut io: &T| io.write(buf);
+    if stream {
+        a.source.poll_write_stream(cx, buf.len(), op)
+    } else {
+        a.source.poll_write_with(cx, op)
+    }
 }
 
 pub(crate) fn poll_write_vectored<T: AsFd>(
     a: &Async<T>,
     cx: &mut Context<'_>,
     bufs: &[IoSlice<'_>],
+    stream: bool,
 ) -> Poll<io::Result<usize>>
 where
     for<'a> &'a T: Write,
 {
-    a.poll_write_with(cx, |mut io| io.write_vectored(bufs))
+    let len = bufs.iter().map(|b| b.len()).sum();
+    let op = |mut io: &T| io.write_vectored(bufs);
+    if stream {
+        a.source.poll_write_stream(cx, len, op)
+    } else {
+        a.source.poll_write_with(cx, op)
+    }
 }
 
 pub(crate) fn poll_flush<T: AsFd>(a: &Async<T>, cx: &mut Context<'_>) -> Poll<io::Result<()>>
@@ -291,58 +321,6 @@ where
     for<'a> &'a T: Write,
 {
     a.poll_write_with(cx, |mut io| io.flush())
-}
-
-/// Stream sockets: as above, with a short transfer clearing the readiness (see
-/// [`Source::poll_read_stream`]).
-pub(crate) fn poll_read_stream<T: AsFd>(
-    a: &Async<T>,
-    cx: &mut Context<'_>,
-    buf: &mut [u8],
-) -> Poll<io::Result<usize>>
-where
-    for<'a> &'a T: Read,
-{
-    let len = buf.len();
-    a.source.poll_read_stream(cx, len, |mut io| io.read(buf))
-}
-
-pub(crate) fn poll_read_vectored_stream<T: AsFd>(
-    a: &Async<T>,
-    cx: &mut Context<'_>,
-    bufs: &mut [IoSliceMut<'_>],
-) -> Poll<io::Result<usize>>
-where
-    for<'a> &'a T: Read,
-{
-    let len = bufs.iter().map(|b| b.len()).sum();
-    a.source
-        .poll_read_stream(cx, len, |mut io| io.read_vectored(bufs))
-}
-
-pub(crate) fn poll_write_stream<T: AsFd>(
-    a: &Async<T>,
-    cx: &mut Context<'_>,
-    buf: &[u8],
-) -> Poll<io::Result<usize>>
-where
-    for<'a> &'a T: Write,
-{
-    a.source
-        .poll_write_stream(cx, buf.len(), |mut io| io.write(buf))
-}
-
-pub(crate) fn poll_write_vectored_stream<T: AsFd>(
-    a: &Async<T>,
-    cx: &mut Context<'_>,
-    bufs: &[IoSlice<'_>],
-) -> Poll<io::Result<usize>>
-where
-    for<'a> &'a T: Write,
-{
-    let len = bufs.iter().map(|b| b.len()).sum();
-    a.source
-        .poll_write_stream(cx, len, |mut io| io.write_vectored(bufs))
 }
 
 /// futures-io's traits for a byte-stream socket built on an `Async<T>` (see `AsAsync`): reads
@@ -355,10 +333,11 @@ macro_rules! stream_io {
                 cx: &mut ::std::task::Context<'_>,
                 buf: &mut [u8],
             ) -> ::std::task::Poll<::std::io::Result<usize>> {
-                $crate::async_io::poll_read_stream(
+                $crate::async_io::poll_read(
                     $crate::async_io::AsAsync::as_async(&*self),
                     cx,
                     buf,
+                    true,
                 )
             }
 
@@ -367,10 +346,11 @@ macro_rules! stream_io {
                 cx: &mut ::std::task::Context<'_>,
                 bufs: &mut [::std::io::IoSliceMut<'_>],
             ) -> ::std::task::Poll<::std::io::Result<usize>> {
-                $crate::async_io::poll_read_vectored_stream(
+                $crate::async_io::poll_read_vectored(
                     $crate::async_io::AsAsync::as_async(&*self),
                     cx,
                     bufs,
+                    true,
                 )
             }
         }
@@ -381,10 +361,11 @@ macro_rules! stream_io {
                 cx: &mut ::std::task::Context<'_>,
                 buf: &[u8],
             ) -> ::std::task::Poll<::std::io::Result<usize>> {
-                $crate::async_io::poll_write_stream(
+                $crate::async_io::poll_write(
                     $crate::async_io::AsAsync::as_async(&*self),
                     cx,
                     buf,
+                    true,
                 )
             }
 
@@ -393,10 +374,11 @@ macro_rules! stream_io {
                 cx: &mut ::std::task::Context<'_>,
                 bufs: &[::std::io::IoSlice<'_>],
             ) -> ::std::task::Poll<::std::io::Result<usize>> {
-                $crate::async_io::poll_write_vectored_stream(
+                $crate::async_io::poll_write_vectored(
                     $crate::async_io::AsAsync::as_async(&*self),
                     cx,
                     bufs,
+                    true,
                 )
             }
 
@@ -430,7 +412,7 @@ macro_rules! futures_io_impls {
                 cx: &mut Context<'_>,
                 buf: &mut [u8],
             ) -> Poll<io::Result<usize>> {
-                poll_read(&self, cx, buf)
+                poll_read(&self, cx, buf, false)
             }
 
             fn poll_read_vectored(
@@ -438,7 +420,7 @@ macro_rules! futures_io_impls {
                 cx: &mut Context<'_>,
                 bufs: &mut [IoSliceMut<'_>],
             ) -> Poll<io::Result<usize>> {
-                poll_read_vectored(&self, cx, bufs)
+                poll_read_vectored(&self, cx, bufs, false)
             }
         }
 
@@ -451,7 +433,7 @@ macro_rules! futures_io_impls {
                 cx: &mut Context<'_>,
                 buf: &[u8],
             ) -> Poll<io::Result<usize>> {
-                poll_write(&self, cx, buf)
+                poll_write(&self, cx, buf, false)
             }
 
             fn poll_write_vectored(
@@ -459,7 +441,7 @@ macro_rules! futures_io_impls {
                 cx: &mut Context<'_>,
                 bufs: &[IoSlice<'_>],
             ) -> Poll<io::Result<usize>> {
-                poll_write_vectored(&self, cx, bufs)
+                poll_write_vectored(&self, cx, bufs, false)
             }
 
             fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -85,7 +85,7 @@ macro_rules! hyper_io {
                 cx: &mut Context<'_>,
                 buf: &[u8],
             ) -> Poll<io::Result<usize>> {
-                async_io::poll_write_stream(AsAsync::as_async(&*self), cx, buf)
+                async_io::poll_write(AsAsync::as_async(&*self), cx, buf, true)
             }
 
             fn poll_write_vectored(
@@ -93,7 +93,7 @@ macro_rules! hyper_io {
                 cx: &mut Context<'_>,
                 bufs: &[IoSlice<'_>],
             ) -> Poll<io::Result<usize>> {
-                async_io::poll_write_vectored_stream(AsAsync::as_async(&*self), cx, bufs)
+                async_io::poll_write_vectored(AsAsync::as_async(&*self), cx, bufs, true)
             }
 
             fn is_write_vectored(&self) -> bool {

@@ -22,12 +22,12 @@ fn poll_read_buf<T: AsFd>(
 where
     for<'a> &'a T: Read,
 {
-    let unfilled = buf.initialize_unfilled();
-    let n = if stream {
-        ready!(async_io::poll_read_stream(io, cx, unfilled))?
-    } else {
-        ready!(async_io::poll_read(io, cx, unfilled))?
-    };
+    let n = ready!(async_io::poll_read(
+        io,
+        cx,
+        buf.initialize_unfilled(),
+        stream
+    ))?;
     buf.advance(n);
     Poll::Ready(Ok(()))
 }
@@ -50,7 +50,7 @@ macro_rules! tokio_io {
                 cx: &mut Context<'_>,
                 buf: &[u8],
             ) -> Poll<io::Result<usize>> {
-                async_io::poll_write_stream(AsAsync::as_async(&*self), cx, buf)
+                async_io::poll_write(AsAsync::as_async(&*self), cx, buf, true)
             }
 
             fn poll_write_vectored(
@@ -58,7 +58,7 @@ macro_rules! tokio_io {
                 cx: &mut Context<'_>,
                 bufs: &[io::IoSlice<'_>],
             ) -> Poll<io::Result<usize>> {
-                async_io::poll_write_vectored_stream(AsAsync::as_async(&*self), cx, bufs)
+                async_io::poll_write_vectored(AsAsync::as_async(&*self), cx, bufs, true)
             }
 
             fn is_write_vectored(&self) -> bool {
@@ -103,7 +103,7 @@ where
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        async_io::poll_write(&self, cx, buf)
+        async_io::poll_write(&self, cx, buf, false)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
