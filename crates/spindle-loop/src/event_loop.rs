@@ -64,13 +64,13 @@ static NEXT_LOOP_ID: AtomicU64 = AtomicU64::new(1);
 ///
 /// ```
 /// use std::{cell::Cell, rc::Rc};
-/// use spindle_loop::{EventLoop, WorkerHook};
+/// use spindle_loop::{EventLoop, Park, WorkerHook};
 ///
 /// struct CountIterations(Cell<u32>);
 /// impl WorkerHook for CountIterations {
 ///     fn run_stealable(&self) -> usize { self.0.set(self.0.get() + 1); 0 }
 ///     fn has_stealable(&self) -> bool { false }
-///     fn before_park(&self) -> bool { true }
+///     fn before_park(&self, _has_io: bool) -> Park { Park::Block { spin: false } }
 ///     fn after_park(&self) {}
 /// }
 /// let lp = EventLoop::new().unwrap();
@@ -86,10 +86,33 @@ pub trait WorkerHook {
     fn run_stealable(&self) -> usize;
     /// Whether stealable work is visible (then the loop does not block this iteration).
     fn has_stealable(&self) -> bool;
-    /// The loop is about to block. Returns `false` if work appeared and it must not.
-    fn before_park(&self) -> bool;
+    /// The loop is about to block; `has_io` says whether it watches I/O sources. Says whether
+    /// to block after all, and whether to watch the inbox for a short while first.
+    fn before_park(&self, has_io: bool) -> Park;
     /// The loop is back from blocking (or from deciding not to).
     fn after_park(&self);
+}
+
+/// A [`WorkerHook`]'s answer to a loop about to block.
+///
+/// ```
+/// use spindle_loop::Park;
+///
+/// // A scheduler that found work while searching: the loop must not block.
+/// let advice = Park::Stay;
+/// assert_ne!(advice, Park::Block { spin: true });
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Park {
+    /// Work appeared: do not block this iteration.
+    Stay,
+    /// Block. With `spin`, watch the inbox for a few microseconds first (a producer on another
+    /// thread is caught without a park/wake pair of syscalls); without, block at once: on a
+    /// machine shared with I/O, a spinning thread takes the core from the one that feeds it.
+    Block {
+        /// Watch the inbox briefly before blocking.
+        spin: bool,
+    },
 }
 
 /// One item of the ready queue.
@@ -373,9 +396,13 @@ impl Inner {
         };
         if timeout != Some(Duration::ZERO) {
             let _span = tracing::trace_span!("spindle.park", ?timeout).entered();
-            if hook.as_ref().is_none_or(|h| h.before_park()) {
+            let park = match &hook {
+                Some(hook) => hook.before_park(has_io),
+                None => Park::Block { spin: !has_io },
+            };
+            if let Park::Block { spin } = park {
                 self.remote
-                    .park(&mut self.events.borrow_mut(), timeout, !has_io);
+                    .park(&mut self.events.borrow_mut(), timeout, spin);
             }
             if let Some(hook) = &hook {
                 hook.after_park();

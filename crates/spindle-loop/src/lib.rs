@@ -102,7 +102,7 @@ pub use combinators::wait::{wait, ReturnWhen, Wait};
 pub use combinators::wait_for::{timeout, wait_for, wait_for_task, Timeout, WaitFor};
 pub use error::{LoopError, Rejected, TaskError};
 pub use event_loop::{
-    all_tasks, create_task, current_task, spawn_local, EventLoop, LoopStats, WorkerHook,
+    all_tasks, create_task, current_task, spawn_local, EventLoop, LoopStats, Park, WorkerHook,
     DEFAULT_SLOW_CALLBACK, MAX_WAIT,
 };
 pub use exception::{default_exception_handler, ExceptionContext, ExceptionHandler, ExceptionKind};

@@ -3,7 +3,7 @@
 use std::cell::RefCell;
 use std::future::Future;
 use std::rc::Rc;
-use std::sync::atomic::AtomicU32;
+use std::sync::atomic::{AtomicU32, AtomicUsize};
 use std::sync::{Arc, OnceLock};
 
 use crossbeam_deque::{Injector, Stealer};
@@ -32,6 +32,9 @@ pub(crate) struct Shared {
     /// returns): how a notification reaches a parked worker.
     pub(crate) loops: OnceLock<Vec<spindle_bridge::LoopHandle>>,
     pub(crate) idle: Idle,
+    /// How many workers' loops watched I/O sources when they last parked: while any does,
+    /// parking workers do not spin (see `WorkerCore::before_park`).
+    pub(crate) io_workers: AtomicUsize,
     /// Every idle stealable task; closed at shutdown, which is how the runtime knows it is
     /// shutting down (see `is_shutdown`).
     pub(crate) tasks: TaskSet,
@@ -61,6 +64,7 @@ impl Shared {
             workers: (0..workers).map(|_| PerWorker::default()).collect(),
             loops: OnceLock::new(),
             idle: Idle::new(workers),
+            io_workers: AtomicUsize::new(0),
             tasks: TaskSet::new(),
         }
     }
