@@ -41,6 +41,7 @@ pub mod rows;
 pub mod runtime_async_executor;
 pub mod runtime_peers;
 pub mod runtime_spindle;
+pub mod server_rows;
 pub mod spindle_side;
 pub mod sync_rows;
 pub mod timers_peers;

@@ -126,6 +126,11 @@ fn main() {
         println!("\nworkers: 2 against 1 (same body, same sides)");
         print!("{workers}");
     }
+    let latency = report.latency_table();
+    if latency.lines().count() > 2 {
+        println!("\nlatency: p99 of one op, microseconds (rows that time each op)");
+        print!("{latency}");
+    }
     println!();
     for target in TARGETS {
         target.print(&report);
@@ -351,6 +356,7 @@ impl Target {
         let metric = match self.metric {
             Metric::Wall => "wall",
             Metric::Cpu => "cpu",
+            Metric::P99 => "p99",
         };
         println!(
             "target {} ({metric} ratio <= {:.2}): {verdict}, median {:.2} ({:.2}-{:.2})",
