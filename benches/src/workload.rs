@@ -287,6 +287,23 @@ impl Report {
         Some((w, s))
     }
 
+    /// Whether a side failed (panicked) in any repeat.
+    ///
+    /// ```
+    /// use spindle_benches::workload::{measure_interleaved, Report, Workload};
+    /// let rows = [Workload::new("w", "op", 1, || panic!("broken"))];
+    /// let mut report = Report::new(&rows);
+    /// report.figures.push(vec![measure_interleaved(&rows[0], 1, &|_| {})]);
+    /// assert!(report.any_failed());
+    /// ```
+    pub fn any_failed(&self) -> bool {
+        self.figures
+            .iter()
+            .flatten()
+            .flatten()
+            .any(|f| f.wall_ns.is_nan())
+    }
+
     /// The spread over repeats of one side's figure.
     pub fn figure(&self, workload: &str, side: &str, metric: Metric) -> Option<Spread> {
         let (w, s) = self.index(workload, side)?;
