@@ -85,7 +85,10 @@ macro_rules! echo_body {
 pub(crate) use echo_body;
 
 /// Starts `serve` on a thread of its own, which reports the listening address.
-pub(crate) fn start(name: &str, serve: impl FnOnce(mpsc::Sender<SocketAddr>) + Send + 'static) -> SocketAddr {
+pub(crate) fn start(
+    name: &str,
+    serve: impl FnOnce(mpsc::Sender<SocketAddr>) + Send + 'static,
+) -> SocketAddr {
     let (tx, rx) = mpsc::channel();
     std::thread::Builder::new()
         .name(name.into())

@@ -431,7 +431,11 @@ impl Report {
                     self.ratio((workload, "spindle"), (workload, side), Metric::P99)
                         .map_or(String::new(), |s| s.show(fmt_ratio, repeats, "n/a"))
                 };
-                let name = if i == 0 { workload.clone() } else { String::new() };
+                let name = if i == 0 {
+                    workload.clone()
+                } else {
+                    String::new()
+                };
                 cells.push([name, side.to_string(), p99, ratio]);
             }
         }

@@ -19,13 +19,13 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use spindle_benches::server_rows::{
-    echo_server_load, http_load_own, spindle_echo_server, spindle_http_server, tokio_http_server,
-    ECHO_SERVER_CONNS, ECHO_SERVER_ROUNDS, HTTP_CONNS, HTTP_ROUNDS,
-};
 use spindle_benches::io_rows::{
     connect_load, echo_load, spindle_1loop_server, spindle_rt_server, tokio_current_thread_server,
     tokio_rt_server, IoRun, CONNECT_N, ECHO_CONNS, ECHO_MSG, ECHO_ROUNDS,
+};
+use spindle_benches::server_rows::{
+    echo_server_load, http_load_own, spindle_echo_server, spindle_http_server, tokio_http_server,
+    ECHO_SERVER_CONNS, ECHO_SERVER_ROUNDS, HTTP_CONNS, HTTP_ROUNDS,
 };
 
 /// A side: its name and the function that starts its server (once) and gives its address.
