@@ -227,56 +227,41 @@ pub fn exchange_load(
     request: &[u8],
     reply_len: ReplyLen<'_>,
 ) -> IoRun {
-    let poller = Poller::new().unwrap();
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut clients: Vec<ExchangeConn> = (0..conns)
-        .map(|_| {
-            let stream = TcpStream::connect(addr).unwrap();
-            stream.set_nodelay(true).unwrap();
-            stream.set_nonblocking(true).unwrap();
-            ExchangeConn {
-                stream,
-                sent_at: Instant::now(),
-                inbox: Vec::new(),
-                rounds_left: 1,
-            }
-        })
-        .collect();
-    for (key, c) in clients.iter().enumerate() {
+    let mut load = Exchanges {
+        poller: Poller::new().unwrap(),
+        clients: (0..conns)
+            .map(|_| {
+                let stream = TcpStream::connect(addr).unwrap();
+                stream.set_nodelay(true).unwrap();
+                stream.set_nonblocking(true).unwrap();
+                ExchangeConn {
+                    stream,
+                    sent_at: Instant::now(),
+                    inbox: Vec::new(),
+                    rounds_left: 0,
+                }
+            })
+            .collect(),
+        request,
+        reply_len,
+        buf: vec![0u8; 64 * 1024],
+    };
+    for (key, c) in load.clients.iter().enumerate() {
         // SAFETY: each stream is deleted from the poller below, before it is dropped.
         unsafe {
-            poller
+            load.poller
                 .add_with_mode(&c.stream, Event::readable(key), PollMode::Level)
                 .unwrap()
         };
     }
-    let mut warm_up = Vec::with_capacity(conns);
-    exchange_rounds(
-        &poller,
-        &mut clients,
-        request,
-        reply_len,
-        &mut buf,
-        &mut warm_up,
-    );
-    for c in &mut clients {
-        c.rounds_left = rounds;
-    }
-    let mut latencies = Vec::with_capacity(conns * rounds);
+    load.run(1);
     let clock = Clock::start();
-    exchange_rounds(
-        &poller,
-        &mut clients,
-        request,
-        reply_len,
-        &mut buf,
-        &mut latencies,
-    );
+    let mut latencies = load.run(rounds);
     let Sample {
         wall: elapsed, cpu, ..
     } = clock.stop();
-    for c in &clients {
-        poller.delete(&c.stream).unwrap();
+    for c in &load.clients {
+        load.poller.delete(&c.stream).unwrap();
         socket2::SockRef::from(&c.stream)
             .set_linger(Some(Duration::ZERO))
             .unwrap();
@@ -289,51 +274,60 @@ pub fn exchange_load(
     }
 }
 
-/// Runs every client's remaining rounds (sends its first request, then one per reply),
-/// pushing each exchange's latency.
-fn exchange_rounds(
-    poller: &Poller,
-    clients: &mut [ExchangeConn],
-    request: &[u8],
-    reply_len: ReplyLen<'_>,
-    buf: &mut [u8],
-    latencies: &mut Vec<u64>,
-) {
-    let mut active = 0;
-    for c in clients.iter_mut().filter(|c| c.rounds_left > 0) {
-        active += 1;
-        c.sent_at = Instant::now();
-        // A request always fits the socket buffer: nothing else is in flight on it.
-        c.stream.write_all(request).unwrap();
-    }
-    let mut events = Events::new();
-    while active > 0 {
-        events.clear();
-        // No timeout (polling would arm a timerfd for it on every wait): `compare`'s
-        // watchdog ends a run that hangs.
-        poller.wait(&mut events, None).unwrap();
-        for ev in events.iter() {
-            let c = &mut clients[ev.key];
-            loop {
-                match c.stream.read(buf) {
-                    Ok(0) => panic!("the server closed a connection"),
-                    Ok(n) => c.inbox.extend_from_slice(&buf[..n]),
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                    Err(e) => panic!("load client: {e}"),
+/// The client side of [`exchange_load`]: its connections, registered with its poller.
+struct Exchanges<'a> {
+    poller: Poller,
+    clients: Vec<ExchangeConn>,
+    request: &'a [u8],
+    reply_len: ReplyLen<'a>,
+    buf: Vec<u8>,
+}
+
+impl Exchanges<'_> {
+    /// Runs `rounds` exchanges on every connection (each sends its first request, then one
+    /// per reply); returns each exchange's latency in nanoseconds.
+    fn run(&mut self, rounds: usize) -> Vec<u64> {
+        let mut latencies = Vec::with_capacity(self.clients.len() * rounds);
+        if rounds == 0 {
+            return latencies;
+        }
+        for c in &mut self.clients {
+            c.rounds_left = rounds;
+            c.sent_at = Instant::now();
+            // A request always fits the socket buffer: nothing else is in flight on it.
+            c.stream.write_all(self.request).unwrap();
+        }
+        let mut active = self.clients.len();
+        let mut events = Events::new();
+        while active > 0 {
+            events.clear();
+            // No timeout (polling would arm a timerfd for it on every wait): `compare`'s
+            // watchdog ends a run that hangs.
+            self.poller.wait(&mut events, None).unwrap();
+            for ev in events.iter() {
+                let c = &mut self.clients[ev.key];
+                loop {
+                    match c.stream.read(&mut self.buf) {
+                        Ok(0) => panic!("the server closed a connection"),
+                        Ok(n) => c.inbox.extend_from_slice(&self.buf[..n]),
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                        Err(e) => panic!("load client: {e}"),
+                    }
                 }
-            }
-            if let Some(len) = reply_len(&c.inbox) {
-                latencies.push(c.sent_at.elapsed().as_nanos() as u64);
-                c.inbox.drain(..len);
-                c.rounds_left -= 1;
-                if c.rounds_left == 0 {
-                    active -= 1;
-                } else {
-                    c.sent_at = Instant::now();
-                    c.stream.write_all(request).unwrap();
+                if let Some(len) = (self.reply_len)(&c.inbox) {
+                    latencies.push(c.sent_at.elapsed().as_nanos() as u64);
+                    c.inbox.drain(..len);
+                    c.rounds_left -= 1;
+                    if c.rounds_left == 0 {
+                        active -= 1;
+                    } else {
+                        c.sent_at = Instant::now();
+                        c.stream.write_all(self.request).unwrap();
+                    }
                 }
             }
         }
+        latencies
     }
 }
 
