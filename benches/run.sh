@@ -5,6 +5,9 @@
 #   benches/run.sh                 # all rows, --repeat 5 (REPEAT=N to change)
 #   benches/run.sh rt_             # only the rows whose name contains "rt_"
 #   benches/run.sh --quick         # smoke run: one round, one repeat (what CI runs)
+#   benches/run.sh http_hello_rt   # hyper hello on both runtimes, driven by wrk when it runs
+#                                  # (HTTP_LOAD=own: the project's own keep-alive client)
+#   benches/run.sh echo_server_rt  # spindle's Server against tokio's accept loop, 256 conns
 #
 # Other arguments go to compare as they are. The tables go to stdout, progress to stderr.
 set -euo pipefail

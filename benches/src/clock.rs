@@ -12,13 +12,16 @@
 
 use std::time::{Duration, Instant};
 
-/// Wall and CPU time of one timed part.
+/// Wall and CPU time of one timed part, and the 99th percentile of its operations' latencies
+/// when the workload measures them (the server rows: each request's round trip).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Sample {
     /// Monotonic wall time.
     pub wall: Duration,
     /// User + system time of the whole process over the same part.
     pub cpu: Duration,
+    /// p99 latency of one operation, for workloads that time each one (`None` otherwise).
+    pub p99: Option<Duration>,
 }
 
 impl Sample {
@@ -28,14 +31,14 @@ impl Sample {
     /// ```
     /// use std::time::Duration;
     /// use spindle_benches::clock::Sample;
-    /// let s = Sample { wall: Duration::from_millis(70), cpu: Duration::from_millis(30) };
+    /// let s = Sample { wall: Duration::from_millis(70), cpu: Duration::from_millis(30), p99: None };
     /// let o = s.minus_wall(Duration::from_millis(50));
     /// assert_eq!((o.wall, o.cpu), (Duration::from_millis(20), Duration::from_millis(30)));
     /// ```
     pub fn minus_wall(self, d: Duration) -> Sample {
         Sample {
             wall: self.wall.saturating_sub(d),
-            cpu: self.cpu,
+            ..self
         }
     }
 }
@@ -72,6 +75,7 @@ impl Clock {
         Sample {
             wall,
             cpu: process_cpu_time().saturating_sub(self.cpu),
+            p99: None,
         }
     }
 
@@ -88,6 +92,7 @@ impl Clock {
         Sample {
             wall: later.wall.saturating_duration_since(self.wall),
             cpu: later.cpu.saturating_sub(self.cpu),
+            p99: None,
         }
     }
 }

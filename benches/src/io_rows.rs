@@ -44,6 +44,15 @@ pub struct IoRun {
 }
 
 impl IoRun {
+    /// The run's wall and CPU time and its p99 latency, for the harness.
+    pub fn sample(&self) -> Sample {
+        Sample {
+            wall: self.elapsed,
+            cpu: self.cpu,
+            p99: Some(self.quantile(0.99)),
+        }
+    }
+
     /// The `q`-quantile of the latencies (0.5: median, 0.99: p99).
     pub fn quantile(&self, q: f64) -> Duration {
         if self.latencies_ns.is_empty() {
@@ -55,6 +64,7 @@ impl IoRun {
 }
 
 /// The per-connection echo: read up to 4 KiB, write it back, until end of stream or error.
+/// (Also the echo of [`crate::server_rows`].)
 macro_rules! echo_body {
     ($conn:expr, $read:path, $write_all:path) => {{
         let mut conn = $conn;
@@ -72,8 +82,13 @@ macro_rules! echo_body {
     }};
 }
 
+pub(crate) use echo_body;
+
 /// Starts `serve` on a thread of its own, which reports the listening address.
-fn start(name: &str, serve: impl FnOnce(mpsc::Sender<SocketAddr>) + Send + 'static) -> SocketAddr {
+pub(crate) fn start(
+    name: &str,
+    serve: impl FnOnce(mpsc::Sender<SocketAddr>) + Send + 'static,
+) -> SocketAddr {
     let (tx, rx) = mpsc::channel();
     std::thread::Builder::new()
         .name(name.into())
@@ -177,87 +192,142 @@ async fn tokio_accept_loop(tx: mpsc::Sender<SocketAddr>) {
     }
 }
 
-/// One client connection of the echo load: where it is in its round trip.
-struct EchoConn {
+/// One client connection of an exchange load: where it is in its round trip.
+struct ExchangeConn {
     stream: TcpStream,
     sent_at: Instant,
-    received: usize,
+    /// Bytes of the reply received so far (a reply may come in several reads).
+    inbox: Vec<u8>,
     rounds_left: usize,
 }
 
+/// How long the complete reply at the start of `received` is, `None` while it is incomplete.
+pub type ReplyLen<'a> = &'a dyn Fn(&[u8]) -> Option<usize>;
+
 /// The echo load: `conns` connections to `addr`, each doing `rounds` ping-pong round trips of
-/// `msg` bytes, all driven by one bare `polling` loop on the calling thread.
+/// `msg` bytes (see [`exchange_load`]).
 pub fn echo_load(addr: SocketAddr, conns: usize, rounds: usize, msg: usize) -> IoRun {
-    let poller = Poller::new().unwrap();
     let payload = vec![0x5au8; msg];
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut clients: Vec<EchoConn> = (0..conns)
-        .map(|_| {
-            let stream = TcpStream::connect(addr).unwrap();
-            stream.set_nodelay(true).unwrap();
-            stream.set_nonblocking(true).unwrap();
-            EchoConn {
-                stream,
-                sent_at: Instant::now(),
-                received: 0,
-                rounds_left: rounds,
-            }
-        })
-        .collect();
-    for (key, c) in clients.iter().enumerate() {
+    exchange_load(addr, conns, rounds, &payload, &|received| {
+        (received.len() >= msg).then_some(msg)
+    })
+}
+
+/// A request/reply load: `conns` connections to `addr`, each sending `request` and waiting
+/// for the whole reply (as `reply_len` delimits it) `rounds` times over, one exchange in
+/// flight per connection; all driven by one bare `polling` loop on the calling thread.
+///
+/// Before the clock starts every connection completes one exchange (so the server's accept
+/// and per-connection setup are outside the timed part, alike on every server); after it
+/// stops, each closes with a reset (SO_LINGER 0: no TIME_WAIT piles up over many runs).
+pub fn exchange_load(
+    addr: SocketAddr,
+    conns: usize,
+    rounds: usize,
+    request: &[u8],
+    reply_len: ReplyLen<'_>,
+) -> IoRun {
+    let mut load = Exchanges {
+        poller: Poller::new().unwrap(),
+        clients: (0..conns)
+            .map(|_| {
+                let stream = TcpStream::connect(addr).unwrap();
+                stream.set_nodelay(true).unwrap();
+                stream.set_nonblocking(true).unwrap();
+                ExchangeConn {
+                    stream,
+                    sent_at: Instant::now(),
+                    inbox: Vec::new(),
+                    rounds_left: 0,
+                }
+            })
+            .collect(),
+        request,
+        reply_len,
+        buf: vec![0u8; 64 * 1024],
+    };
+    for (key, c) in load.clients.iter().enumerate() {
         // SAFETY: each stream is deleted from the poller below, before it is dropped.
         unsafe {
-            poller
+            load.poller
                 .add_with_mode(&c.stream, Event::readable(key), PollMode::Level)
                 .unwrap()
         };
     }
-    let mut latencies = Vec::with_capacity(conns * rounds);
+    load.run(1);
     let clock = Clock::start();
-    for c in &mut clients {
-        c.sent_at = Instant::now();
-        c.stream.write_all(&payload).unwrap();
-    }
-    let mut active = conns;
-    let mut events = Events::new();
-    while active > 0 {
-        events.clear();
-        // No timeout (polling would arm a timerfd for it on every wait): `compare`'s
-        // watchdog ends a run that hangs.
-        poller.wait(&mut events, None).unwrap();
-        for ev in events.iter() {
-            let c = &mut clients[ev.key];
-            loop {
-                match c.stream.read(&mut buf) {
-                    Ok(0) => panic!("the echo server closed a connection"),
-                    Ok(n) => c.received += n,
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                    Err(e) => panic!("echo client: {e}"),
-                }
-            }
-            if c.received >= msg {
-                latencies.push(c.sent_at.elapsed().as_nanos() as u64);
-                c.received -= msg;
-                c.rounds_left -= 1;
-                if c.rounds_left == 0 {
-                    active -= 1;
-                } else {
-                    c.sent_at = Instant::now();
-                    // 1 KiB always fits the socket buffer: the previous one was echoed.
-                    c.stream.write_all(&payload).unwrap();
-                }
-            }
-        }
-    }
-    let Sample { wall: elapsed, cpu } = clock.stop();
-    for c in &clients {
-        poller.delete(&c.stream).unwrap();
+    let mut latencies = load.run(rounds);
+    let Sample {
+        wall: elapsed, cpu, ..
+    } = clock.stop();
+    for c in &load.clients {
+        load.poller.delete(&c.stream).unwrap();
+        socket2::SockRef::from(&c.stream)
+            .set_linger(Some(Duration::ZERO))
+            .unwrap();
     }
     latencies.sort_unstable();
     IoRun {
         elapsed,
         cpu,
         latencies_ns: latencies,
+    }
+}
+
+/// The client side of [`exchange_load`]: its connections, registered with its poller.
+struct Exchanges<'a> {
+    poller: Poller,
+    clients: Vec<ExchangeConn>,
+    request: &'a [u8],
+    reply_len: ReplyLen<'a>,
+    buf: Vec<u8>,
+}
+
+impl Exchanges<'_> {
+    /// Runs `rounds` exchanges on every connection (each sends its first request, then one
+    /// per reply); returns each exchange's latency in nanoseconds.
+    fn run(&mut self, rounds: usize) -> Vec<u64> {
+        let mut latencies = Vec::with_capacity(self.clients.len() * rounds);
+        if rounds == 0 {
+            return latencies;
+        }
+        for c in &mut self.clients {
+            c.rounds_left = rounds;
+            c.sent_at = Instant::now();
+            // A request always fits the socket buffer: nothing else is in flight on it.
+            c.stream.write_all(self.request).unwrap();
+        }
+        let mut active = self.clients.len();
+        let mut events = Events::new();
+        while active > 0 {
+            events.clear();
+            // No timeout (polling would arm a timerfd for it on every wait): `compare`'s
+            // watchdog ends a run that hangs.
+            self.poller.wait(&mut events, None).unwrap();
+            for ev in events.iter() {
+                let c = &mut self.clients[ev.key];
+                loop {
+                    match c.stream.read(&mut self.buf) {
+                        Ok(0) => panic!("the server closed a connection"),
+                        Ok(n) => c.inbox.extend_from_slice(&self.buf[..n]),
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                        Err(e) => panic!("load client: {e}"),
+                    }
+                }
+                if let Some(len) = (self.reply_len)(&c.inbox) {
+                    latencies.push(c.sent_at.elapsed().as_nanos() as u64);
+                    c.inbox.drain(..len);
+                    c.rounds_left -= 1;
+                    if c.rounds_left == 0 {
+                        active -= 1;
+                    } else {
+                        c.sent_at = Instant::now();
+                        c.stream.write_all(self.request).unwrap();
+                    }
+                }
+            }
+        }
+        latencies
     }
 }
 
@@ -281,7 +351,9 @@ pub fn connect_load(addr: SocketAddr, n: usize, msg: usize) -> IoRun {
         drop(s);
         latencies.push(started.elapsed().as_nanos() as u64);
     }
-    let Sample { wall: elapsed, cpu } = clock.stop();
+    let Sample {
+        wall: elapsed, cpu, ..
+    } = clock.stop();
     latencies.sort_unstable();
     IoRun {
         elapsed,
@@ -294,10 +366,7 @@ pub fn connect_load(addr: SocketAddr, n: usize, msg: usize) -> IoRun {
 /// adds the latency quantiles).
 pub fn rows() -> Vec<crate::workload::Workload> {
     use crate::workload::Workload;
-    let sample = |run: IoRun| Sample {
-        wall: run.elapsed,
-        cpu: run.cpu,
-    };
+    let sample = |run: IoRun| run.sample();
     let echo = move |addr: SocketAddr| sample(echo_load(addr, ECHO_CONNS, ECHO_ROUNDS, ECHO_MSG));
     let connect = move |addr: SocketAddr| sample(connect_load(addr, CONNECT_N, ECHO_MSG));
     let echo_ops = (ECHO_CONNS * ECHO_ROUNDS) as u64;

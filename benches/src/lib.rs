@@ -19,7 +19,11 @@
 //! - multi-thread runtimes: [`runtime_spindle`], [`runtime_peers`] (tokio's
 //!   multi-thread runtime) and [`runtime_async_executor`] (async-executor run by as many
 //!   threads). Each builds its runtime, warms it up ([`WARM_UP_TASKS`] tasks spawned and
-//!   awaited) and lets it settle for [`SETTLE`] before the clock starts, the same on every side.
+//!   awaited) and lets it settle for [`SETTLE`] before the clock starts, the same on every side;
+//! - sockets and servers: [`io_rows`] (TCP echo and connect/accept on spindle's loop and
+//!   runtime against tokio's, one load generator on a bare `polling` loop) and
+//!   [`server_rows`] (spindle's multi-loop `Server` against tokio's multi_thread runtime: an
+//!   echo server, and hyper's HTTP/1.1 hello driven by `wrk` or by the same generator).
 
 use std::fmt::Write as _;
 use std::future::Future;
@@ -41,6 +45,7 @@ pub mod rows;
 pub mod runtime_async_executor;
 pub mod runtime_peers;
 pub mod runtime_spindle;
+pub mod server_rows;
 pub mod spindle_side;
 pub mod sync_rows;
 pub mod timers_peers;

@@ -37,6 +37,7 @@ pub fn all() -> Vec<Workload> {
         runtime(),
         crate::sync_rows::rows(),
         crate::io_rows::rows(),
+        crate::server_rows::rows(),
     ]
     .into_iter()
     .flatten()

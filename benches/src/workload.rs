@@ -85,25 +85,29 @@ impl Workload {
 }
 
 /// A side's figures from one measurement (medians over its rounds), ns per op; `NaN` if the
-/// side panicked.
+/// side panicked (and `p99_ns` also when the side does not time its operations).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Figures {
     /// Wall time per op.
     pub wall_ns: f64,
     /// CPU time (user + sys of the process) per op.
     pub cpu_ns: f64,
+    /// p99 latency of one op (not divided by anything: it is already per op).
+    pub p99_ns: f64,
 }
 
 impl Figures {
     const FAILED: Figures = Figures {
         wall_ns: f64::NAN,
         cpu_ns: f64::NAN,
+        p99_ns: f64::NAN,
     };
 
     fn get(&self, metric: Metric) -> f64 {
         match metric {
             Metric::Wall => self.wall_ns,
             Metric::Cpu => self.cpu_ns,
+            Metric::P99 => self.p99_ns,
         }
     }
 }
@@ -115,6 +119,8 @@ pub enum Metric {
     Wall,
     /// CPU time of the process.
     Cpu,
+    /// p99 latency of one op (rows whose sides report [`Sample::p99`]).
+    P99,
 }
 
 /// Called around each run of a side with `Some("workload / side")` before and `None` after
@@ -132,6 +138,7 @@ pub fn measure_interleaved(
     let ops = workload.ops.max(1) as f64;
     let mut wall: Vec<Vec<f64>> = vec![Vec::with_capacity(rounds); sides.len()];
     let mut cpu = wall.clone();
+    let mut p99 = wall.clone();
     let mut failed = vec![false; sides.len()];
     let started = Instant::now();
     for round in 0..=rounds {
@@ -145,6 +152,9 @@ pub fn measure_interleaved(
                 Ok(s) if round > 0 => {
                     wall[index].push(s.wall.as_nanos() as f64 / ops);
                     cpu[index].push(s.cpu.as_nanos() as f64 / ops);
+                    if let Some(p) = s.p99 {
+                        p99[index].push(p.as_nanos() as f64);
+                    }
                 }
                 Ok(_) => {}
                 Err(_) => failed[index] = true,
@@ -160,6 +170,11 @@ pub fn measure_interleaved(
                 Figures {
                     wall_ns: median_ns(std::mem::take(&mut wall[i])),
                     cpu_ns: median_ns(std::mem::take(&mut cpu[i])),
+                    p99_ns: if p99[i].is_empty() {
+                        f64::NAN
+                    } else {
+                        median_ns(std::mem::take(&mut p99[i]))
+                    },
                 }
             }
         })
@@ -170,10 +185,20 @@ pub fn measure_interleaved(
                 "  {:<28} {:<26} FAILED (panicked)",
                 workload.name, side.name
             );
-        } else {
+        } else if f.p99_ns.is_nan() {
             eprintln!(
                 "  {:<28} {:<26} wall {:>9.2}  cpu {:>9.2} ns per {}",
                 workload.name, side.name, f.wall_ns, f.cpu_ns, workload.unit
+            );
+        } else {
+            eprintln!(
+                "  {:<28} {:<26} wall {:>9.2}  cpu {:>9.2} ns per {}, p99 {:.1} us",
+                workload.name,
+                side.name,
+                f.wall_ns,
+                f.cpu_ns,
+                workload.unit,
+                f.p99_ns / 1e3
             );
         }
     }
@@ -260,6 +285,23 @@ impl Report {
         let w = self.names.iter().position(|(n, _)| *n == workload)?;
         let s = self.names[w].1.iter().position(|n| *n == side)?;
         Some((w, s))
+    }
+
+    /// Whether a side failed (panicked) in any repeat.
+    ///
+    /// ```
+    /// use spindle_benches::workload::{measure_interleaved, Report, Workload};
+    /// let rows = [Workload::new("w", "op", 1, || panic!("broken"))];
+    /// let mut report = Report::new(&rows);
+    /// report.figures.push(vec![measure_interleaved(&rows[0], 1, &|_| {})]);
+    /// assert!(report.any_failed());
+    /// ```
+    pub fn any_failed(&self) -> bool {
+        self.figures
+            .iter()
+            .flatten()
+            .flatten()
+            .any(|f| f.wall_ns.is_nan())
     }
 
     /// The spread over repeats of one side's figure.
@@ -363,6 +405,46 @@ impl Report {
         }
         render(&header, &cells)
     }
+
+    /// For every row whose sides time each op: per side the p99 latency of one op (in
+    /// microseconds) and the ratio spindle/peer, median and range over the repeats. Empty
+    /// (the header only) when no row does.
+    pub fn latency_table(&self) -> String {
+        let repeats = self.figures.len();
+        let header = ["workload", "side", "p99 us", "spindle/peer p99"];
+        let mut cells: Vec<[String; 4]> = Vec::new();
+        for (workload, sides) in &self.names {
+            let timed = sides.iter().any(|side| {
+                self.figure(workload, side, Metric::P99)
+                    .is_some_and(|s| !s.median.is_nan())
+            });
+            if !timed {
+                continue;
+            }
+            for (i, side) in sides.iter().enumerate() {
+                let p99 = self
+                    .figure(workload, side, Metric::P99)
+                    .map_or(String::new(), |s| s.show(fmt_us, repeats, "n/a"));
+                let ratio = if i == 0 {
+                    String::new()
+                } else {
+                    self.ratio((workload, "spindle"), (workload, side), Metric::P99)
+                        .map_or(String::new(), |s| s.show(fmt_ratio, repeats, "n/a"))
+                };
+                let name = if i == 0 {
+                    workload.clone()
+                } else {
+                    String::new()
+                };
+                cells.push([name, side.to_string(), p99, ratio]);
+            }
+        }
+        render(&header, &cells)
+    }
+}
+
+fn fmt_us(ns: f64) -> String {
+    format!("{:.1}", ns / 1e3)
 }
 
 fn fmt_ns(ns: f64) -> String {
@@ -430,6 +512,7 @@ mod tests {
                     .map(|&(_, ns)| Figures {
                         wall_ns: ns,
                         cpu_ns: 2.0 * ns,
+                        p99_ns: if ns > 25.0 { 10.0 * ns } else { f64::NAN },
                     })
                     .collect()
             })
@@ -446,6 +529,21 @@ mod tests {
         let t = r.table();
         let last = t.lines().last().unwrap();
         assert!(last.ends_with("1.50 (1.50-1.50)  1.50 (1.50-1.50)"), "{t}");
+    }
+
+    #[test]
+    fn latency_table_lists_only_rows_that_time_their_ops() {
+        let r = report_of(
+            &[
+                ("timed", &[("spindle", 30.0), ("p", 40.0)]),
+                ("untimed", &[("spindle", 20.0), ("p", 20.0)]),
+            ],
+            1,
+        );
+        let t = r.latency_table();
+        assert!(!t.contains("untimed"), "{t}");
+        let last: Vec<&str> = t.lines().last().unwrap().split_whitespace().collect();
+        assert_eq!(last, ["p", "0.4", "0.75"], "{t}");
     }
 
     #[test]

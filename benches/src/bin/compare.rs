@@ -16,8 +16,8 @@
 //! part, every thread included) per op. The rows are listed in [`spindle_benches::rows`]
 //! (adding one: see there); the `rt_*` rows run 2 workers and again 1 (`/w1`), and a second
 //! table gives 2 workers over 1. Progress goes to stderr, the tables to stdout; below 1.0 a
-//! ratio means spindle is faster. A side that panics shows as `FAILED`; one run of a side
-//! still going after 60 s ends the process (exit 3).
+//! ratio means spindle is faster. A side that panics shows as `FAILED` (and the process
+//! exits 1 at the end); one run of a side still going after 60 s ends the process (exit 3).
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -126,9 +126,18 @@ fn main() {
         println!("\nworkers: 2 against 1 (same body, same sides)");
         print!("{workers}");
     }
+    let latency = report.latency_table();
+    if latency.lines().count() > 2 {
+        println!("\nlatency: p99 of one op, microseconds (rows that time each op)");
+        print!("{latency}");
+    }
     println!();
     for target in TARGETS {
         target.print(&report);
+    }
+    if report.any_failed() {
+        eprintln!("compare: a side failed (panicked): see FAILED above");
+        std::process::exit(1);
     }
 }
 
@@ -333,6 +342,27 @@ const TARGETS: &[Target] = &[
         Metric::Wall,
         0.9,
     ),
+    target(
+        "#15 echo_server_rt <= 0.85x tokio multi_thread",
+        "echo_server_rt",
+        "tokio_multi_thread",
+        Metric::Wall,
+        0.85,
+    ),
+    target(
+        "#15 http_hello_rt time per request <= 0.90x tokio+hyper",
+        "http_hello_rt",
+        "tokio_hyper_multi_thread",
+        Metric::Wall,
+        0.9,
+    ),
+    target(
+        "#15 http_hello_rt p99 no worse than tokio+hyper",
+        "http_hello_rt",
+        "tokio_hyper_multi_thread",
+        Metric::P99,
+        1.0,
+    ),
 ];
 
 impl Target {
@@ -351,6 +381,7 @@ impl Target {
         let metric = match self.metric {
             Metric::Wall => "wall",
             Metric::Cpu => "cpu",
+            Metric::P99 => "p99",
         };
         println!(
             "target {} ({metric} ratio <= {:.2}): {verdict}, median {:.2} ({:.2}-{:.2})",

@@ -5,7 +5,9 @@
 //! cargo run --release -p spindle-benches --bin io_compare [ROW_FILTER]
 //! ```
 //!
-//! Rows: `tcp_echo_1loop`, `tcp_echo_rt`, `tcp_connect_accept`. `COMPARE_RUNS` sets the
+//! Rows: `tcp_echo_1loop`, `tcp_echo_rt`, `tcp_connect_accept`, and the server rows
+//! (`spindle_benches::server_rows`) `echo_server_rt` and `http_hello_rt`, the latter always with
+//! the own keep-alive client here (`compare` drives it with wrk when wrk runs). `COMPARE_RUNS` sets the
 //! measured rounds (default 7, after one warm-up round); each round runs every side once,
 //! in turn. Per side it prints the medians over the rounds of: wall time per round trip,
 //! CPU time per round trip (the whole process, load generator included), and the p50 and
@@ -20,6 +22,10 @@ use std::time::Duration;
 use spindle_benches::io_rows::{
     connect_load, echo_load, spindle_1loop_server, spindle_rt_server, tokio_current_thread_server,
     tokio_rt_server, IoRun, CONNECT_N, ECHO_CONNS, ECHO_MSG, ECHO_ROUNDS,
+};
+use spindle_benches::server_rows::{
+    echo_server_load, http_load_own, spindle_echo_server, spindle_http_server, tokio_http_server,
+    ECHO_SERVER_CONNS, ECHO_SERVER_ROUNDS, HTTP_CONNS, HTTP_ROUNDS,
 };
 
 /// A side: its name and the function that starts its server (once) and gives its address.
@@ -79,6 +85,24 @@ fn main() {
             ],
             load: connect,
             ops: CONNECT_N,
+        },
+        Row {
+            name: "echo_server_rt",
+            sides: [
+                ("spindle_server2", spindle_echo_server),
+                ("tokio_multi_thread2", tokio_rt_server),
+            ],
+            load: echo_server_load,
+            ops: ECHO_SERVER_CONNS * ECHO_SERVER_ROUNDS,
+        },
+        Row {
+            name: "http_hello_rt",
+            sides: [
+                ("spindle_server2_hyper", spindle_http_server),
+                ("tokio_multi_thread2_hyper", tokio_http_server),
+            ],
+            load: http_load_own,
+            ops: HTTP_CONNS * HTTP_ROUNDS,
         },
     ];
     println!(
