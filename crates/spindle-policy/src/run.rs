@@ -1,10 +1,30 @@
 //! [`run`] (asyncio's `asyncio.run`) and [`Runner`] (asyncio's `asyncio.Runner`).
+//!
+//! # Ctrl-C (asyncio 3.11's rules)
+//!
+//! [`Runner::run`] (and so [`run`]) called on the main thread (the one Rust names `"main"`)
+//! takes `SIGINT` for the length of the run when Ctrl-C would kill the process now (no handler
+//! of the program's, no loop handling `SIGINT`): `spindle_loop::io::InterruptScope`, whose
+//! module docs give the protocol and how the disposition is asked (`sigaction(2)`). Then:
+//! - the first `SIGINT` cancels the main task (the loop wakes on the signal's self-pipe); if
+//!   the task ends cancelled, `run` returns [`PolicyError::Interrupted`] after the usual
+//!   cleanup. A task that finished before the signal was seen keeps its value. (A Rust task
+//!   cannot catch its cancellation, so asyncio's `uncancel` case does not arise.)
+//! - a second `SIGINT` during the run kills the process as the default disposition does,
+//!   from the signal handler itself (a stuck loop does not prevent it);
+//! - when the run ends the handler goes and Ctrl-C kills the process again.
+//!
+//! On another thread, or when the program handles `SIGINT` itself, nothing is installed. A
+//! handler of `SIGINT` that the main task adds to the run's loop replaces the run's one (and is
+//! removed with it when the run ends); the second-`SIGINT` rule still holds.
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
+use std::rc::Rc;
 use std::time::Duration;
 
-use spindle_loop::EventLoop;
+use spindle_loop::io::InterruptScope;
+use spindle_loop::{EventLoop, LoopError, TaskError, TaskRef};
 
 use crate::error::PolicyError;
 use crate::policy::get_event_loop_policy;
@@ -25,6 +45,10 @@ const SHUTDOWN_ITERATIONS: usize = 1_000;
 /// unjoined), the thread's current loop is unset, and the loop is closed. Returns the future's
 /// output. [`Runner`] can set another timeout.
 ///
+/// Ctrl-C (on the main thread): the first `SIGINT` cancels the main task and `run` returns
+/// [`PolicyError::Interrupted`] once it has cleaned up; a second one kills the process; see
+/// the module docs of `run` (asyncio 3.11's rules).
+///
 /// ```
 /// let out = spindle_policy::run(async { 6 * 7 }).unwrap();
 /// assert_eq!(out, 42);
@@ -41,6 +65,24 @@ where
     let result = runner.run(future);
     runner.close()?;
     result
+}
+
+/// The run's SIGINT handler (on its loop): the first delivery cancels the main task unless it
+/// is done (asyncio's `Runner._on_sigint`; a second delivery never gets here, it kills the
+/// process first).
+fn on_sigint(main_task: &RefCell<Option<TaskRef>>, interrupted: &Cell<bool>) {
+    if interrupted.get() {
+        return;
+    }
+    match &*main_task.borrow() {
+        Some(task) if task.done() => {}
+        Some(task) => {
+            interrupted.set(true);
+            task.cancel();
+        }
+        // Not started yet: it cancels itself at its first step.
+        None => interrupted.set(true),
+    }
 }
 
 /// Cancels every task still alive on `lp` and runs the loop until they have all finished.
@@ -69,6 +111,11 @@ fn shut_down(lp: &EventLoop) {
 /// The loop is created on first use and made current; [`close`](Runner::close) (or dropping the
 /// runner) cancels what is left, unsets and closes it. Any use after close is
 /// [`PolicyError::RunnerClosed`].
+///
+/// Each `run` on the main thread handles Ctrl-C as asyncio 3.11's `Runner.run` does: the
+/// first `SIGINT` cancels that run's main task, which then returns
+/// [`PolicyError::Interrupted`]; a second one kills the process; between runs Ctrl-C kills
+/// the process as usual (see the module docs of `run`).
 ///
 /// ```
 /// use spindle_policy::Runner;
@@ -150,7 +197,10 @@ impl Runner {
     }
 
     /// Runs `future` to completion on the runner's loop and returns its output. An error if
-    /// the runner is closed or a loop is already running on this thread.
+    /// the runner is closed or a loop is already running on this thread. On the main thread,
+    /// a Ctrl-C during the run cancels `future`'s task and the run returns
+    /// [`PolicyError::Interrupted`] (the loop stays open for the next run; see the type's
+    /// docs).
     ///
     /// ```
     /// let runner = spindle_policy::Runner::new();
@@ -169,7 +219,38 @@ impl Runner {
             return Err(PolicyError::AlreadyRunning);
         }
         let lp = self.get_loop()?;
-        Ok(lp.run_until_complete(future)?)
+        // The main task's reference, published at its first step for the SIGINT handler.
+        let main_task: Rc<RefCell<Option<TaskRef>>> = Rc::default();
+        let interrupted = Rc::new(Cell::new(false));
+        let scope = if std::thread::current().name() == Some("main") {
+            let (task, seen) = (main_task.clone(), interrupted.clone());
+            let on_sigint = move || on_sigint(&task, &seen);
+            InterruptScope::enter(&lp, on_sigint).unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "run(): cannot handle Ctrl-C; it keeps its effect");
+                None
+            })
+        } else {
+            None
+        };
+        let (publish, early) = (main_task, interrupted.clone());
+        let result = lp.run_until_complete(async move {
+            let me = spindle_loop::current_task();
+            if early.get() {
+                // SIGINT seen before this first step: cancel now (the task ends cancelled).
+                if let Some(me) = &me {
+                    me.cancel();
+                }
+            }
+            *publish.borrow_mut() = me;
+            future.await
+        });
+        drop(scope);
+        match result {
+            Err(LoopError::Task(TaskError::Cancelled)) if interrupted.get() => {
+                Err(PolicyError::Interrupted)
+            }
+            other => Ok(other?),
+        }
     }
 
     /// Cancels what is left, waits for the loop's blocking pool (see
