@@ -45,5 +45,7 @@ pub use policy::{
     set_event_loop_policy, EventLoopPolicy,
 };
 pub use run::{run, Runner};
-pub use runtime::{spawn, Builder, Runtime, RuntimeHandle, WorkerMetrics};
+pub use runtime::{
+    spawn, Builder, ConnectionGauge, OpenConnection, Runtime, RuntimeHandle, WorkerMetrics,
+};
 pub use spindle_loop::{all_tasks, create_task, current_task, spawn_local};

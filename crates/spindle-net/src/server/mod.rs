@@ -17,7 +17,10 @@
 //!   increments it, after seeing it below `max_connections` (so the limit holds without a
 //!   CAS); the connection's slot, moved into its task's future, decrements it when that future
 //!   is dropped (finished or cancelled), on whichever worker ran it. A full worker's acceptor
-//!   stops calling `accept(2)`: further connections wait in the kernel's backlog.
+//!   stops calling `accept(2)`: further connections wait in the kernel's backlog. The slot also
+//!   holds the connection in the runtime's metrics (`Runtime::metrics()`'s
+//!   `open_connections`, through the worker's `ConnectionGauge`), released just before `open`
+//!   falls.
 //! - **Who wakes whom.** Every decrement (a connection ending, an acceptor ending) is followed
 //!   by a notify of one `event-listener` event; a waiter (a full acceptor, `wait_closed`,
 //!   `shutdown`) listens, re-checks the counters, and only then sleeps. The counters are SeqCst
@@ -355,8 +358,12 @@ impl Server {
             }
             Accept::RoundRobin => vec![TcpListener::bind_first(&addrs, self.backlog, false)?],
         };
+        let gauges = (0..workers)
+            .map(|worker| runtime.connection_gauge(worker))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(io::Error::other)?;
         let state = Arc::new(State::new(
-            workers,
+            gauges,
             self.max_connections,
             self.shutdown_timeout,
             self.shutdown,
