@@ -142,6 +142,7 @@ pub struct Server {
     shutdown_timeout: Duration,
     accept: Accept,
     shutdown: Arc<Event>,
+    shutdown_on_signal: bool,
 }
 
 impl Server {
@@ -164,6 +165,7 @@ impl Server {
             shutdown_timeout: Duration::from_secs(30),
             accept: Accept::default(),
             shutdown: Arc::new(Event::new()),
+            shutdown_on_signal: false,
         }
     }
 
@@ -210,6 +212,39 @@ impl Server {
     /// ```
     pub fn accept(mut self, accept: Accept) -> Server {
         self.accept = accept;
+        self
+    }
+
+    /// Shuts the server down gracefully ([`ServerHandle::shutdown`]: stop accepting, raise the
+    /// [`ShutdownSignal`], wait up to `shutdown_timeout`, cancel the rest) when the process
+    /// gets `SIGTERM` or `SIGINT` (Ctrl-C). The handlers are registered on worker 0's loop when
+    /// `serve` starts it (replacing that loop's own handlers of the two signals), and removed
+    /// at the first signal or when the server closes by other means; `wait_closed` tells when
+    /// the shutdown is over. A failure to register them (no file descriptor left) is logged
+    /// and the server serves without. Unix.
+    ///
+    /// Once a signal has had a handler, `signal-hook` keeps it caught: after the shutdown
+    /// began, further `SIGTERM`/`SIGINT` do nothing (the shutdown ends within
+    /// `shutdown_timeout`). Use [`ServerHandle::shutdown_on_signal`] to choose the signals or
+    /// the loop.
+    ///
+    /// ```
+    /// use spindle_net::{Server, TcpStream};
+    /// use std::time::Duration;
+    ///
+    /// let rt = spindle_policy::Runtime::builder().worker_threads(2).build().unwrap();
+    /// let server = Server::bind("127.0.0.1:0")
+    ///     .shutdown_timeout(Duration::from_secs(10))
+    ///     .shutdown_on_signal()
+    ///     .serve(&rt, |conn: TcpStream| async move { drop(conn) })?;
+    /// # // The doctest stops it without a signal (a SIGTERM would be the `kill` of a real one).
+    /// # server.close();
+    /// // Serve until `kill -TERM` or Ctrl-C has shut the server down.
+    /// rt.block_on(async move { server.wait_closed().await }).unwrap();
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn shutdown_on_signal(mut self) -> Server {
+        self.shutdown_on_signal = true;
         self
     }
 
@@ -379,6 +414,20 @@ impl Server {
                 handle.close(); // the acceptors already started end; this one dropped
                 return Err(io::Error::other(format!(
                     "server: cannot start an acceptor on worker {worker}: {reason}"
+                )));
+            }
+        }
+        if self.shutdown_on_signal {
+            use spindle_loop::io::signals::{SIGINT, SIGTERM};
+            let on_signal = handle.clone();
+            let started = runtime.spawn_on(0, move || {
+                on_signal.shutdown_on_signal_or_close(&[SIGTERM, SIGINT])
+            });
+            if let Err(e) = started {
+                handle.close();
+                return Err(io::Error::other(format!(
+                    "server: cannot start the signal watch on worker 0: {}",
+                    e.reason()
                 )));
             }
         }
