@@ -175,3 +175,55 @@ fn the_shutdown_on_signal_setting_lets_go_of_the_signals_when_the_server_closes_
         },
     );
 }
+
+#[test]
+fn a_second_signal_during_the_graceful_shutdown_aborts_the_connections_left() {
+    in_child(
+        "a_second_signal_during_the_graceful_shutdown_aborts_the_connections_left",
+        || {
+            let rt = Runtime::builder().worker_threads(2).build().unwrap();
+            let server = Server::bind("127.0.0.1:0")
+                // Far longer than the test's own bound: only the second signal ends it in time.
+                .shutdown_timeout(Duration::from_secs(600))
+                .shutdown_on_signal();
+            let shutdown = server.shutdown_signal();
+            let started = Arc::new(AtomicUsize::new(0));
+            let counter = started.clone();
+            let server = server
+                .serve(&rt, move |mut conn: TcpStream| {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    async move {
+                        // Stuck: ignores the shutdown signal, ends only when the peer does.
+                        let mut buf = [0; 16];
+                        while let Ok(1..) = conn.read(&mut buf).await {}
+                    }
+                })
+                .unwrap();
+            let addr = server.local_addrs()[0];
+            let handle = server.clone();
+            rt.block_on(async move {
+                let _client = TcpStream::connect(addr).await.unwrap();
+                let start = Instant::now();
+                while started.load(Ordering::SeqCst) == 0 || loops_handling(SIGTERM) == 0 {
+                    assert!(start.elapsed() < Duration::from_secs(20), "never ready");
+                    spindle_loop::sleep(Duration::from_millis(2)).await;
+                }
+                kill_process(getpid(), Signal::TERM).unwrap();
+                // The shutdown began, and its watch has registered anew.
+                while !shutdown.is_triggered() || loops_handling(SIGTERM) == 0 {
+                    assert!(
+                        start.elapsed() < Duration::from_secs(20),
+                        "never shutting down"
+                    );
+                    spindle_loop::sleep(Duration::from_millis(2)).await;
+                }
+                kill_process(getpid(), Signal::TERM).unwrap();
+                spindle_loop::timeout(Duration::from_secs(20), handle.wait_closed())
+                    .await
+                    .expect("the second signal cut the 600 s grace period short");
+            })
+            .unwrap();
+            assert_eq!(server.open_connections(), vec![0, 0]);
+        },
+    );
+}

@@ -223,7 +223,8 @@ impl ServerHandle {
 
     /// What [`Server::shutdown_on_signal`](super::Server::shutdown_on_signal) runs on worker 0:
     /// waits for the first of `signals`, or for the server to close by other means (then the
-    /// handlers go and it ends), and on a signal shuts down gracefully.
+    /// handlers go and it ends); on a signal shuts down gracefully, and a second signal during
+    /// that shutdown cuts it short with [`abort_clients`](Self::abort_clients).
     pub(super) async fn shutdown_on_signal_or_close(self, signals: &[i32]) {
         let signalled = match first_signal(signals) {
             Ok(signalled) => signalled,
@@ -243,10 +244,24 @@ impl ServerHandle {
             },
         )
         .await;
-        if signalled {
-            tracing::info!("server: signal received, shutting down gracefully");
-            self.shutdown().await;
+        if !signalled {
+            return;
         }
+        tracing::info!("server: signal received, shutting down gracefully");
+        // New handlers for the shutdown (the first ones are gone: a fired `SignalFuture` stays
+        // ready, and dropping it after registering anew would remove the new registration).
+        let again = first_signal(signals);
+        let hurry = async {
+            match again {
+                Ok(again) => again.await,
+                Err(_) => std::future::pending().await,
+            }
+            tracing::warn!("server: second signal, aborting the connections left");
+            self.abort_clients();
+            // The shutdown goes on (it now finds every connection ending) and ends the race.
+            std::future::pending::<ShutdownOutcome>().await
+        };
+        futures_lite::future::or(self.shutdown(), hurry).await;
     }
 
     /// The signal [`shutdown`](Self::shutdown) raises (see [`ShutdownSignal`]).

@@ -218,15 +218,16 @@ impl Server {
     /// Shuts the server down gracefully ([`ServerHandle::shutdown`]: stop accepting, raise the
     /// [`ShutdownSignal`], wait up to `shutdown_timeout`, cancel the rest) when the process
     /// gets `SIGTERM` or `SIGINT` (Ctrl-C). The handlers are registered on worker 0's loop when
-    /// `serve` starts it (replacing that loop's own handlers of the two signals), and removed
-    /// at the first signal or when the server closes by other means; `wait_closed` tells when
-    /// the shutdown is over. A failure to register them (no file descriptor left) is logged
-    /// and the server serves without. Unix.
+    /// `serve` starts it (replacing that loop's own handlers of the two signals), kept during
+    /// the shutdown, where a second signal cuts the wait short
+    /// ([`ServerHandle::abort_clients`]: the connections left are reset and cancelled at
+    /// once), and removed when the shutdown is over or when the server closes by other means;
+    /// `wait_closed` tells when it is over. A failure to register them (no file descriptor
+    /// left) is logged and the server serves without. Unix.
     ///
-    /// Once a signal has had a handler, `signal-hook` keeps it caught: after the shutdown
-    /// began, further `SIGTERM`/`SIGINT` do nothing (the shutdown ends within
-    /// `shutdown_timeout`). Use [`ServerHandle::shutdown_on_signal`] to choose the signals or
-    /// the loop.
+    /// Once a signal has had a handler, `signal-hook` keeps it caught: after the shutdown,
+    /// `SIGTERM`/`SIGINT` do nothing unless something else handles them. Use
+    /// [`ServerHandle::shutdown_on_signal`] to choose the signals or the loop.
     ///
     /// ```
     /// use spindle_net::{Server, TcpStream};
