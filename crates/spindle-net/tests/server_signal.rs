@@ -121,7 +121,10 @@ fn signal_shuts_a_server_built_to_down(signal: Signal, sig: i32) {
         assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
         // The watch removes its handlers once its shutdown() has returned, just after.
         while loops_handling(sig) > 0 {
-            assert!(start.elapsed() < Duration::from_secs(20), "handlers never removed");
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "handlers never removed"
+            );
             spindle_loop::sleep(Duration::from_millis(2)).await;
         }
     })

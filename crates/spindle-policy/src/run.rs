@@ -222,7 +222,7 @@ impl Runner {
         // The main task's reference, published at its first step for the SIGINT handler.
         let main_task: Rc<RefCell<Option<TaskRef>>> = Rc::default();
         let interrupted = Rc::new(Cell::new(false));
-        let scope = if std::thread::current().name() == Some("main") {
+        let scope = if crate::default_policy::is_main_thread() {
             let (task, seen) = (main_task.clone(), interrupted.clone());
             let on_sigint = move || on_sigint(&task, &seen);
             InterruptScope::enter(&lp, on_sigint).unwrap_or_else(|e| {
@@ -235,13 +235,12 @@ impl Runner {
         let (publish, early) = (main_task, interrupted.clone());
         let result = lp.run_until_complete(async move {
             let me = spindle_loop::current_task();
-            if early.get() {
-                // SIGINT seen before this first step: cancel now (the task ends cancelled).
-                if let Some(me) = &me {
-                    me.cancel();
-                }
+            *publish.borrow_mut() = me.clone();
+            if early.get() && me.is_some_and(|me| me.cancel()) {
+                // SIGINT seen before this first step: the task ends cancelled at its next
+                // step, `future` never polled (as a task cancelled before it started).
+                std::future::pending::<()>().await;
             }
-            *publish.borrow_mut() = me;
             future.await
         });
         drop(scope);
