@@ -23,6 +23,7 @@ use std::future::Future;
 use std::rc::Rc;
 use std::time::Duration;
 
+#[cfg(not(loom))]
 use spindle_loop::io::InterruptScope;
 use spindle_loop::{EventLoop, LoopError, TaskError, TaskRef};
 
@@ -67,9 +68,34 @@ where
     result
 }
 
+/// Takes Ctrl-C for a run on the main thread (see the module docs): `None` on other threads,
+/// when `SIGINT` is not at its default, or if it could not be taken (logged).
+#[cfg(not(loom))]
+fn catch_ctrl_c(
+    lp: &EventLoop,
+    main_task: &Rc<RefCell<Option<TaskRef>>>,
+    interrupted: &Rc<Cell<bool>>,
+) -> Option<InterruptScope> {
+    if !crate::default_policy::is_main_thread() {
+        return None;
+    }
+    let (task, seen) = (main_task.clone(), interrupted.clone());
+    InterruptScope::enter(lp, move || on_sigint(&task, &seen)).unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "run(): cannot handle Ctrl-C; it keeps its effect");
+        None
+    })
+}
+
+/// Under loom the loop has no signal handling: runs take no Ctrl-C.
+#[cfg(loom)]
+fn catch_ctrl_c(_: &EventLoop, _: &Rc<RefCell<Option<TaskRef>>>, _: &Rc<Cell<bool>>) -> Option<()> {
+    None
+}
+
 /// The run's SIGINT handler (on its loop): the first delivery cancels the main task unless it
 /// is done (asyncio's `Runner._on_sigint`; a second delivery never gets here, it kills the
 /// process first).
+#[cfg(not(loom))]
 fn on_sigint(main_task: &RefCell<Option<TaskRef>>, interrupted: &Cell<bool>) {
     if interrupted.get() {
         return;
@@ -222,28 +248,21 @@ impl Runner {
         // The main task's reference, published at its first step for the SIGINT handler.
         let main_task: Rc<RefCell<Option<TaskRef>>> = Rc::default();
         let interrupted = Rc::new(Cell::new(false));
-        let scope = if crate::default_policy::is_main_thread() {
-            let (task, seen) = (main_task.clone(), interrupted.clone());
-            let on_sigint = move || on_sigint(&task, &seen);
-            InterruptScope::enter(&lp, on_sigint).unwrap_or_else(|e| {
-                tracing::warn!(error = %e, "run(): cannot handle Ctrl-C; it keeps its effect");
-                None
+        let result = {
+            // Ctrl-C is the run's until this scope ends.
+            let _scope = catch_ctrl_c(&lp, &main_task, &interrupted);
+            let (publish, early) = (main_task, interrupted.clone());
+            lp.run_until_complete(async move {
+                let me = spindle_loop::current_task();
+                *publish.borrow_mut() = me.clone();
+                if early.get() && me.is_some_and(|me| me.cancel()) {
+                    // SIGINT seen before this first step: the task ends cancelled at its next
+                    // step, `future` never polled (as a task cancelled before it started).
+                    std::future::pending::<()>().await;
+                }
+                future.await
             })
-        } else {
-            None
         };
-        let (publish, early) = (main_task, interrupted.clone());
-        let result = lp.run_until_complete(async move {
-            let me = spindle_loop::current_task();
-            *publish.borrow_mut() = me.clone();
-            if early.get() && me.is_some_and(|me| me.cancel()) {
-                // SIGINT seen before this first step: the task ends cancelled at its next
-                // step, `future` never polled (as a task cancelled before it started).
-                std::future::pending::<()>().await;
-            }
-            future.await
-        });
-        drop(scope);
         match result {
             Err(LoopError::Task(TaskError::Cancelled)) if interrupted.get() => {
                 Err(PolicyError::Interrupted)
