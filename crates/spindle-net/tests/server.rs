@@ -361,3 +361,52 @@ fn a_runtime_shutdown_closes_the_server() {
     })
     .unwrap();
 }
+
+#[test]
+fn open_connections_are_counted_in_the_runtime_metrics() {
+    const OPEN: usize = 8;
+    let rt = runtime(2);
+    let server = Server::bind("127.0.0.1:0")
+        .accept(Accept::RoundRobin) // spreads the connections over both workers
+        .serve(&rt, |mut conn: TcpStream| async move {
+            // Open until the client closes.
+            let mut buf = [0; 16];
+            while let Ok(1..) = conn.read(&mut buf).await {}
+        })
+        .unwrap();
+    let addr = server.local_addrs()[0];
+    let metrics_open = {
+        let handle = rt.handle().clone();
+        move || {
+            handle
+                .metrics()
+                .iter()
+                .map(|m| m.open_connections)
+                .collect::<Vec<_>>()
+        }
+    };
+    rt.block_on(async move {
+        let mut clients = Vec::new();
+        for _ in 0..OPEN {
+            clients.push(TcpStream::connect(addr).await.unwrap());
+        }
+        eventually("every connection accepted", || {
+            server.open_connections().iter().sum::<usize>() == OPEN
+        })
+        .await;
+        let per_worker = metrics_open();
+        assert_eq!(per_worker.iter().sum::<usize>(), OPEN);
+        assert_eq!(per_worker, server.open_connections(), "counted per worker");
+        assert!(per_worker.iter().all(|&n| n > 0), "{per_worker:?}");
+        drop(clients);
+        eventually("every connection closed", || {
+            server.open_connections() == vec![0, 0]
+        })
+        .await;
+        // The runtime's count falls before the server's.
+        assert_eq!(metrics_open(), vec![0, 0]);
+        server.close();
+        server.wait_closed().await;
+    })
+    .unwrap();
+}

@@ -122,7 +122,7 @@ impl DefaultEventLoopPolicy {
         match self.auto_create {
             AutoCreate::EveryThread => true,
             AutoCreate::Never => false,
-            AutoCreate::MainThreadOnly => std::thread::current().name() == Some("main"),
+            AutoCreate::MainThreadOnly => is_main_thread(),
         }
     }
 
@@ -186,4 +186,9 @@ impl std::fmt::Debug for DefaultEventLoopPolicy {
             .field("loops", &self.loops().len())
             .finish()
     }
+}
+
+/// Whether this is the main thread: the one Rust names `"main"` (the thread `fn main` runs on).
+pub(crate) fn is_main_thread() -> bool {
+    std::thread::current().name() == Some("main")
 }

@@ -25,6 +25,11 @@ pub enum PolicyError {
     AlreadyRunning,
     /// The `Runner` was closed.
     RunnerClosed,
+    /// Ctrl-C: a `SIGINT` cancelled the main task of [`run`](crate::run) or
+    /// [`Runner::run`](crate::Runner::run) (asyncio 3.11's `KeyboardInterrupt` out of
+    /// `asyncio.run`). The usual cleanup ran (the other tasks cancelled; in `run`, the loop
+    /// closed).
+    Interrupted,
     /// The loop itself refused or failed (see [`LoopError`]).
     Loop(LoopError),
     /// `Runtime::builder().worker_threads(0)`: a runtime needs at least one worker.
@@ -64,6 +69,10 @@ impl fmt::Display for PolicyError {
             PolicyError::RunnerClosed => {
                 f.write_str("the Runner is closed: create a new Runner to run more coroutines")
             }
+            PolicyError::Interrupted => f.write_str(
+                "interrupted: Ctrl-C (SIGINT) cancelled the main task of run(); a second Ctrl-C \
+                 during a run kills the process",
+            ),
             PolicyError::Loop(e) => write!(f, "{e}"),
             PolicyError::NoWorkers => f.write_str(
                 "a runtime needs at least one worker thread: pass worker_threads(n) with n >= 1",

@@ -24,6 +24,10 @@
 //!   `thread_local::ThreadLocal`; a thread's entry goes when its loop closes;
 //! - `run()` lets cancelled tasks finish by running the loop (their `Drop` runs on this thread)
 //!   before it closes the loop; a task cannot refuse cancellation in Rust, so this ends.
+//! - Ctrl-C: `run()` / `Runner::run` on the main thread take `SIGINT` only while it would kill
+//!   the process (no handler of the program's and no loop handling it, asked with
+//!   `sigaction(2)`), and "restoring the default" means the process dies of `SIGINT` as it
+//!   would without spindle (see [`Runner`]).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -45,5 +49,7 @@ pub use policy::{
     set_event_loop_policy, EventLoopPolicy,
 };
 pub use run::{run, Runner};
-pub use runtime::{spawn, Builder, Runtime, RuntimeHandle, WorkerMetrics};
+pub use runtime::{
+    spawn, Builder, ConnectionGauge, OpenConnection, Runtime, RuntimeHandle, WorkerMetrics,
+};
 pub use spindle_loop::{all_tasks, create_task, current_task, spawn_local};

@@ -1,10 +1,31 @@
 //! [`run`] (asyncio's `asyncio.run`) and [`Runner`] (asyncio's `asyncio.Runner`).
+//!
+//! # Ctrl-C (asyncio 3.11's rules)
+//!
+//! [`Runner::run`] (and so [`run`]) called on the main thread (the one Rust names `"main"`)
+//! takes `SIGINT` for the length of the run when Ctrl-C would kill the process now (no handler
+//! of the program's, no loop handling `SIGINT`): `spindle_loop::io::InterruptScope`, whose
+//! module docs give the protocol and how the disposition is asked (`sigaction(2)`). Then:
+//! - the first `SIGINT` cancels the main task (the loop wakes on the signal's self-pipe); if
+//!   the task ends cancelled, `run` returns [`PolicyError::Interrupted`] after the usual
+//!   cleanup. A task that finished before the signal was seen keeps its value. (A Rust task
+//!   cannot catch its cancellation, so asyncio's `uncancel` case does not arise.)
+//! - a second `SIGINT` during the run kills the process as the default disposition does,
+//!   from the signal handler itself (a stuck loop does not prevent it);
+//! - when the run ends the handler goes and Ctrl-C kills the process again.
+//!
+//! On another thread, or when the program handles `SIGINT` itself, nothing is installed. A
+//! handler of `SIGINT` that the main task adds to the run's loop replaces the run's one (and is
+//! removed with it when the run ends); the second-`SIGINT` rule still holds.
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
+use std::rc::Rc;
 use std::time::Duration;
 
-use spindle_loop::EventLoop;
+#[cfg(not(loom))]
+use spindle_loop::io::InterruptScope;
+use spindle_loop::{EventLoop, LoopError, TaskError, TaskRef};
 
 use crate::error::PolicyError;
 use crate::policy::get_event_loop_policy;
@@ -25,6 +46,10 @@ const SHUTDOWN_ITERATIONS: usize = 1_000;
 /// unjoined), the thread's current loop is unset, and the loop is closed. Returns the future's
 /// output. [`Runner`] can set another timeout.
 ///
+/// Ctrl-C (on the main thread): the first `SIGINT` cancels the main task and `run` returns
+/// [`PolicyError::Interrupted`] once it has cleaned up; a second one kills the process; see
+/// the module docs of `run` (asyncio 3.11's rules).
+///
 /// ```
 /// let out = spindle_policy::run(async { 6 * 7 }).unwrap();
 /// assert_eq!(out, 42);
@@ -41,6 +66,49 @@ where
     let result = runner.run(future);
     runner.close()?;
     result
+}
+
+/// Takes Ctrl-C for a run on the main thread (see the module docs): `None` on other threads,
+/// when `SIGINT` is not at its default, or if it could not be taken (logged).
+#[cfg(not(loom))]
+fn catch_ctrl_c(
+    lp: &EventLoop,
+    main_task: &Rc<RefCell<Option<TaskRef>>>,
+    interrupted: &Rc<Cell<bool>>,
+) -> Option<InterruptScope> {
+    if !crate::default_policy::is_main_thread() {
+        return None;
+    }
+    let (task, seen) = (main_task.clone(), interrupted.clone());
+    InterruptScope::enter(lp, move || on_sigint(&task, &seen)).unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "run(): cannot handle Ctrl-C; it keeps its effect");
+        None
+    })
+}
+
+/// Under loom the loop has no signal handling: runs take no Ctrl-C.
+#[cfg(loom)]
+fn catch_ctrl_c(_: &EventLoop, _: &Rc<RefCell<Option<TaskRef>>>, _: &Rc<Cell<bool>>) -> Option<()> {
+    None
+}
+
+/// The run's SIGINT handler (on its loop): the first delivery cancels the main task unless it
+/// is done (asyncio's `Runner._on_sigint`; a second delivery never gets here, it kills the
+/// process first).
+#[cfg(not(loom))]
+fn on_sigint(main_task: &RefCell<Option<TaskRef>>, interrupted: &Cell<bool>) {
+    if interrupted.get() {
+        return;
+    }
+    match &*main_task.borrow() {
+        Some(task) if task.done() => {}
+        Some(task) => {
+            interrupted.set(true);
+            task.cancel();
+        }
+        // Not started yet: it cancels itself at its first step.
+        None => interrupted.set(true),
+    }
 }
 
 /// Cancels every task still alive on `lp` and runs the loop until they have all finished.
@@ -69,6 +137,11 @@ fn shut_down(lp: &EventLoop) {
 /// The loop is created on first use and made current; [`close`](Runner::close) (or dropping the
 /// runner) cancels what is left, unsets and closes it. Any use after close is
 /// [`PolicyError::RunnerClosed`].
+///
+/// Each `run` on the main thread handles Ctrl-C as asyncio 3.11's `Runner.run` does: the
+/// first `SIGINT` cancels that run's main task, which then returns
+/// [`PolicyError::Interrupted`]; a second one kills the process; between runs Ctrl-C kills
+/// the process as usual (see the module docs of `run`).
 ///
 /// ```
 /// use spindle_policy::Runner;
@@ -150,7 +223,10 @@ impl Runner {
     }
 
     /// Runs `future` to completion on the runner's loop and returns its output. An error if
-    /// the runner is closed or a loop is already running on this thread.
+    /// the runner is closed or a loop is already running on this thread. On the main thread,
+    /// a Ctrl-C during the run cancels `future`'s task and the run returns
+    /// [`PolicyError::Interrupted`] (the loop stays open for the next run; see the type's
+    /// docs).
     ///
     /// ```
     /// let runner = spindle_policy::Runner::new();
@@ -169,7 +245,30 @@ impl Runner {
             return Err(PolicyError::AlreadyRunning);
         }
         let lp = self.get_loop()?;
-        Ok(lp.run_until_complete(future)?)
+        // The main task's reference, published at its first step for the SIGINT handler.
+        let main_task: Rc<RefCell<Option<TaskRef>>> = Rc::default();
+        let interrupted = Rc::new(Cell::new(false));
+        let result = {
+            // Ctrl-C is the run's until this scope ends.
+            let _scope = catch_ctrl_c(&lp, &main_task, &interrupted);
+            let (publish, early) = (main_task, interrupted.clone());
+            lp.run_until_complete(async move {
+                let me = spindle_loop::current_task();
+                *publish.borrow_mut() = me.clone();
+                if early.get() && me.is_some_and(|me| me.cancel()) {
+                    // SIGINT seen before this first step: the task ends cancelled at its next
+                    // step, `future` never polled (as a task cancelled before it started).
+                    std::future::pending::<()>().await;
+                }
+                future.await
+            })
+        };
+        match result {
+            Err(LoopError::Task(TaskError::Cancelled)) if interrupted.get() => {
+                Err(PolicyError::Interrupted)
+            }
+            other => Ok(other?),
+        }
     }
 
     /// Cancels what is left, waits for the loop's blocking pool (see

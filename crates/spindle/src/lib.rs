@@ -119,8 +119,8 @@ pub use spindle_loop::{
 pub use spindle_policy::{
     create_task, get_event_loop, get_event_loop_policy, get_running_loop, new_event_loop, run,
     set_event_loop, set_event_loop_policy, spawn, spawn_local, AutoCreate, Builder,
-    DefaultEventLoopPolicy, EventLoopPolicy, PolicyError, Runner, Runtime, RuntimeHandle,
-    SpawnError, WorkerMetrics,
+    ConnectionGauge, DefaultEventLoopPolicy, EventLoopPolicy, OpenConnection, PolicyError, Runner,
+    Runtime, RuntimeHandle, SpawnError, WorkerMetrics,
 };
 
 /// The names most programs need, in one import.

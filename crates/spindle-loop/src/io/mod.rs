@@ -19,7 +19,8 @@
 //! - **Callbacks.** [`EventLoop::add_reader`](crate::EventLoop::add_reader) /
 //!   [`add_writer`](crate::EventLoop::add_writer) are level-triggered, as asyncio's.
 //! - **Signals.** [`EventLoop::add_signal_handler`](crate::EventLoop::add_signal_handler)
-//!   watches, with `add_reader`, the read end of `signal-hook`'s self-pipe (module `signal`).
+//!   watches, with `add_reader`, the read end of `signal-hook`'s self-pipe (module `signal`);
+//!   [`InterruptScope`] takes Ctrl-C for the length of a run (module `interrupt`).
 //! - **Fairness.** A budget per task step (`coop`) makes a task that always finds its source
 //!   ready yield after 128 operations.
 //! - **Lifetime.** The poller never watches a closed fd (`reactor`'s invariants). `close()`
@@ -29,6 +30,9 @@
 //! other workers wait for it): keep callbacks short, as in asyncio.
 
 pub(crate) mod coop;
+#[cfg(not(loom))]
+#[allow(unsafe_code)] // sigaction(2) asked for SIGINT's disposition; a signal-hook action
+mod interrupt;
 #[cfg(not(loom))]
 pub(crate) mod reactor;
 pub(crate) mod readiness;
@@ -40,7 +44,9 @@ mod source;
 pub(crate) mod watch;
 
 #[cfg(not(loom))]
-pub use signal::{signal, signals, SignalFuture};
+pub use interrupt::InterruptScope;
+#[cfg(not(loom))]
+pub use signal::{loops_handling, signal, signals, SignalFuture};
 #[cfg(not(loom))]
 pub use source::Source;
 

@@ -16,6 +16,11 @@
 //! handle the same signal, and each gets every delivery. `signal-hook` never restores the
 //! default disposition: once a signal has had a handler, it stays caught (with no action
 //! after the last removal) for the rest of the process.
+//!
+//! The process counts, per signal, the loops that have a handler now ([`loops_handling`]):
+//! incremented when a registration is stored, decremented when it is removed (by
+//! `remove_signal_handler` or the loop's close). `spindle-policy`'s Ctrl-C handling reads it
+//! from its signal-hook action to know whether anybody else takes `SIGINT`.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -24,6 +29,7 @@ use std::io::{self, Read};
 use std::os::unix::net::UnixStream;
 use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll, Waker};
 
 use signal_hook::SigId;
@@ -44,6 +50,40 @@ struct Registration {
     reader: Rc<UnixStream>,
 }
 
+/// Signal numbers below this are counted in [`HANDLING_LOOPS`] (Linux's are 1..=64, the BSDs'
+/// and macOS's fewer).
+const COUNTED_SIGNALS: usize = 128;
+
+/// How many loops of the process have a handler of each signal now, by signal number.
+static HANDLING_LOOPS: [AtomicUsize; COUNTED_SIGNALS] =
+    [const { AtomicUsize::new(0) }; COUNTED_SIGNALS];
+
+fn handling_loops(sig: i32) -> Option<&'static AtomicUsize> {
+    usize::try_from(sig)
+        .ok()
+        .and_then(|i| HANDLING_LOOPS.get(i))
+}
+
+/// How many loops of this process have a handler of signal `sig` now (added with
+/// [`EventLoop::add_signal_handler`] or [`signal`], not yet removed); 0 for a number outside
+/// the counted range (0..128). Async-signal-safe (one atomic load): a `signal-hook` action may
+/// call it to know whether a loop will take the signal.
+///
+/// ```
+/// use spindle_loop::{io::{loops_handling, signals::SIGWINCH}, EventLoop};
+///
+/// let lp = EventLoop::new().unwrap();
+/// let before = loops_handling(SIGWINCH);
+/// lp.add_signal_handler(SIGWINCH, || {})?;
+/// assert_eq!(loops_handling(SIGWINCH), before + 1);
+/// lp.remove_signal_handler(SIGWINCH);
+/// assert_eq!(loops_handling(SIGWINCH), before);
+/// # std::io::Result::Ok(())
+/// ```
+pub fn loops_handling(sig: i32) -> usize {
+    handling_loops(sig).map_or(0, |n| n.load(Ordering::SeqCst))
+}
+
 /// A loop's signal registrations, by signal number.
 #[derive(Default)]
 pub(crate) struct Signals {
@@ -53,8 +93,11 @@ pub(crate) struct Signals {
 impl Signals {
     /// Unregisters every action (the loop is closing; its watches go with `close_io`).
     pub(crate) fn clear(&mut self) {
-        for (_, registration) in self.map.drain() {
+        for (sig, registration) in self.map.drain() {
             signal_hook::low_level::unregister(registration.id);
+            if let Some(n) = handling_loops(sig) {
+                n.fetch_sub(1, Ordering::SeqCst);
+            }
         }
     }
 }
@@ -119,6 +162,9 @@ impl EventLoop {
             .borrow_mut()
             .map
             .insert(sig, Registration { id, reader });
+        if let Some(n) = handling_loops(sig) {
+            n.fetch_add(1, Ordering::SeqCst);
+        }
         Ok(())
     }
 
@@ -135,6 +181,9 @@ impl EventLoop {
             Some(registration) => {
                 signal_hook::low_level::unregister(registration.id);
                 self.remove_reader(&*registration.reader);
+                if let Some(n) = handling_loops(sig) {
+                    n.fetch_sub(1, Ordering::SeqCst);
+                }
                 true
             }
             None => false,

@@ -217,29 +217,51 @@ impl ServerHandle {
     /// # std::io::Result::Ok(())
     /// ```
     pub async fn shutdown_on_signal(&self, signals: &[i32]) -> std::io::Result<ShutdownOutcome> {
-        if signals.is_empty() {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                "shutdown_on_signal needs at least one signal",
-            ));
-        }
-        let mut waiting = signals
-            .iter()
-            .map(|&sig| spindle_loop::io::signal(sig))
-            .collect::<std::io::Result<Vec<_>>>()?;
-        std::future::poll_fn(|cx| {
-            let any = waiting
-                .iter_mut()
-                .any(|s| std::pin::Pin::new(s).poll(cx).is_ready());
-            if any {
-                std::task::Poll::Ready(())
-            } else {
-                std::task::Poll::Pending
-            }
-        })
-        .await;
-        drop(waiting);
+        first_signal(signals)?.await;
         Ok(self.shutdown().await)
+    }
+
+    /// What [`Server::shutdown_on_signal`](super::Server::shutdown_on_signal) runs on worker 0:
+    /// waits for the first of `signals`, or for the server to close by other means (then the
+    /// handlers go and it ends); on a signal shuts down gracefully, and a second signal during
+    /// that shutdown cuts it short with [`abort_clients`](Self::abort_clients).
+    pub(super) async fn shutdown_on_signal_or_close(self, signals: &[i32]) {
+        let signalled = match first_signal(signals) {
+            Ok(signalled) => signalled,
+            Err(e) => {
+                tracing::error!(error = %e, "server: cannot handle {signals:?}; serving without");
+                return;
+            }
+        };
+        let signalled = futures_lite::future::or(
+            async {
+                signalled.await;
+                true
+            },
+            async {
+                self.serve_forever().await;
+                false
+            },
+        )
+        .await;
+        if !signalled {
+            return;
+        }
+        tracing::info!("server: signal received, shutting down gracefully");
+        // New handlers for the shutdown (the first ones are gone: a fired `SignalFuture` stays
+        // ready, and dropping it after registering anew would remove the new registration).
+        let again = first_signal(signals);
+        let hurry = async {
+            match again {
+                Ok(again) => again.await,
+                Err(_) => std::future::pending().await,
+            }
+            tracing::warn!("server: second signal, aborting the connections left");
+            self.abort_clients();
+            // The shutdown goes on (it now finds every connection ending) and ends the race.
+            std::future::pending::<ShutdownOutcome>().await
+        };
+        futures_lite::future::or(self.shutdown(), hurry).await;
     }
 
     /// The signal [`shutdown`](Self::shutdown) raises (see [`ShutdownSignal`]).
@@ -288,6 +310,35 @@ impl ServerHandle {
             .map(|w| w.accepted.load(Ordering::Relaxed))
             .collect()
     }
+}
+
+/// Handlers of `signals` on the loop running this thread, registered now (with
+/// `spindle_loop::io::signal`: they replace that loop's own handlers of these signals); the
+/// future is ready at the first delivery of any, and dropping it removes them all.
+///
+/// Errors: `signals` is empty (`InvalidInput`), no loop runs on this thread, or a signal
+/// cannot be caught.
+fn first_signal(signals: &[i32]) -> std::io::Result<impl Future<Output = ()>> {
+    if signals.is_empty() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "shutdown_on_signal needs at least one signal",
+        ));
+    }
+    let mut waiting = signals
+        .iter()
+        .map(|&sig| spindle_loop::io::signal(sig))
+        .collect::<std::io::Result<Vec<_>>>()?;
+    Ok(std::future::poll_fn(move |cx| {
+        let any = waiting
+            .iter_mut()
+            .any(|s| std::pin::Pin::new(s).poll(cx).is_ready());
+        if any {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    }))
 }
 
 /// How often [`ServerHandle::shutdown`] cancels again what its first round missed.

@@ -17,7 +17,10 @@
 //!   increments it, after seeing it below `max_connections` (so the limit holds without a
 //!   CAS); the connection's slot, moved into its task's future, decrements it when that future
 //!   is dropped (finished or cancelled), on whichever worker ran it. A full worker's acceptor
-//!   stops calling `accept(2)`: further connections wait in the kernel's backlog.
+//!   stops calling `accept(2)`: further connections wait in the kernel's backlog. The slot also
+//!   holds the connection in the runtime's metrics (`Runtime::metrics()`'s
+//!   `open_connections`, through the worker's `ConnectionGauge`), released just before `open`
+//!   falls.
 //! - **Who wakes whom.** Every decrement (a connection ending, an acceptor ending) is followed
 //!   by a notify of one `event-listener` event; a waiter (a full acceptor, `wait_closed`,
 //!   `shutdown`) listens, re-checks the counters, and only then sleeps. The counters are SeqCst
@@ -139,6 +142,7 @@ pub struct Server {
     shutdown_timeout: Duration,
     accept: Accept,
     shutdown: Arc<Event>,
+    shutdown_on_signal: bool,
 }
 
 impl Server {
@@ -161,6 +165,7 @@ impl Server {
             shutdown_timeout: Duration::from_secs(30),
             accept: Accept::default(),
             shutdown: Arc::new(Event::new()),
+            shutdown_on_signal: false,
         }
     }
 
@@ -207,6 +212,40 @@ impl Server {
     /// ```
     pub fn accept(mut self, accept: Accept) -> Server {
         self.accept = accept;
+        self
+    }
+
+    /// Shuts the server down gracefully ([`ServerHandle::shutdown`]: stop accepting, raise the
+    /// [`ShutdownSignal`], wait up to `shutdown_timeout`, cancel the rest) when the process
+    /// gets `SIGTERM` or `SIGINT` (Ctrl-C). The handlers are registered on worker 0's loop when
+    /// `serve` starts it (replacing that loop's own handlers of the two signals), kept during
+    /// the shutdown, where a second signal cuts the wait short
+    /// ([`ServerHandle::abort_clients`]: the connections left are reset and cancelled at
+    /// once), and removed when the shutdown is over or when the server closes by other means;
+    /// `wait_closed` tells when it is over. A failure to register them (no file descriptor
+    /// left) is logged and the server serves without. Unix.
+    ///
+    /// Once a signal has had a handler, `signal-hook` keeps it caught: after the shutdown,
+    /// `SIGTERM`/`SIGINT` do nothing unless something else handles them. Use
+    /// [`ServerHandle::shutdown_on_signal`] to choose the signals or the loop.
+    ///
+    /// ```
+    /// use spindle_net::{Server, TcpStream};
+    /// use std::time::Duration;
+    ///
+    /// let rt = spindle_policy::Runtime::builder().worker_threads(2).build().unwrap();
+    /// let server = Server::bind("127.0.0.1:0")
+    ///     .shutdown_timeout(Duration::from_secs(10))
+    ///     .shutdown_on_signal()
+    ///     .serve(&rt, |conn: TcpStream| async move { drop(conn) })?;
+    /// # // The doctest stops it without a signal (a SIGTERM would be the `kill` of a real one).
+    /// # server.close();
+    /// // Serve until `kill -TERM` or Ctrl-C has shut the server down.
+    /// rt.block_on(async move { server.wait_closed().await }).unwrap();
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn shutdown_on_signal(mut self) -> Server {
+        self.shutdown_on_signal = true;
         self
     }
 
@@ -355,8 +394,12 @@ impl Server {
             }
             Accept::RoundRobin => vec![TcpListener::bind_first(&addrs, self.backlog, false)?],
         };
+        let gauges = (0..workers)
+            .map(|worker| runtime.connection_gauge(worker))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(io::Error::other)?;
         let state = Arc::new(State::new(
-            workers,
+            gauges,
             self.max_connections,
             self.shutdown_timeout,
             self.shutdown,
@@ -372,6 +415,20 @@ impl Server {
                 handle.close(); // the acceptors already started end; this one dropped
                 return Err(io::Error::other(format!(
                     "server: cannot start an acceptor on worker {worker}: {reason}"
+                )));
+            }
+        }
+        if self.shutdown_on_signal {
+            use spindle_loop::io::signals::{SIGINT, SIGTERM};
+            let on_signal = handle.clone();
+            let started = runtime.spawn_on(0, move || {
+                on_signal.shutdown_on_signal_or_close(&[SIGTERM, SIGINT])
+            });
+            if let Err(e) = started {
+                handle.close();
+                return Err(io::Error::other(format!(
+                    "server: cannot start the signal watch on worker 0: {}",
+                    e.reason()
                 )));
             }
         }

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use spindle_loop::TaskRef;
+use spindle_policy::{ConnectionGauge, OpenConnection};
 use spindle_sync::Event;
 
 use crate::TcpListener;
@@ -15,11 +16,13 @@ use crate::TcpStream;
 
 /// One worker's counters. `open` has one incrementer (the acceptor that hands connections to
 /// this worker) and any number of decrementers (the [`Slot`]s, dropped wherever their task
-/// ends); `accepted` only grows.
-#[derive(Default)]
+/// ends); `accepted` only grows. `gauge` is the runtime's count of the same connections (its
+/// `WorkerMetrics::open_connections`, which every server on the runtime adds to), moved in
+/// step with `open`.
 pub(super) struct WorkerCounts {
     pub(super) open: AtomicUsize,
     pub(super) accepted: AtomicU64,
+    gauge: ConnectionGauge,
 }
 
 /// A connection the server can still reach: its stream (for `close_clients`) and its task
@@ -54,16 +57,25 @@ pub(super) struct State {
 }
 
 impl State {
+    /// `gauges`: the runtime's open-connection gauge of each worker, by worker index.
     pub(super) fn new(
-        workers: usize,
+        gauges: Vec<ConnectionGauge>,
         max_connections: usize,
         shutdown_timeout: Duration,
         shutdown: Arc<Event>,
     ) -> State {
+        let workers = gauges
+            .into_iter()
+            .map(|gauge| WorkerCounts {
+                open: AtomicUsize::new(0),
+                accepted: AtomicU64::new(0),
+                gauge,
+            })
+            .collect();
         State {
             max_connections,
             shutdown_timeout,
-            workers: (0..workers).map(|_| WorkerCounts::default()).collect(),
+            workers,
             serving: AtomicBool::new(true),
             acceptors: AtomicUsize::new(0),
             closing: Event::new(),
@@ -118,6 +130,7 @@ impl State {
             state: self.clone(),
             worker,
             id: None,
+            counted: Some(counts.gauge.open()),
         }
     }
 
@@ -177,6 +190,9 @@ pub(super) struct Slot {
     state: Arc<State>,
     worker: usize,
     pub(super) id: Option<u64>,
+    /// The connection in the runtime's metrics; dropped before `open` is decremented, so who
+    /// saw the server's count fall sees the runtime's too.
+    counted: Option<OpenConnection>,
 }
 
 impl Slot {
@@ -187,6 +203,7 @@ impl Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
+        drop(self.counted.take());
         let state = &self.state;
         if let Some(id) = self.id {
             let conn = state.conns().map.remove(&id);

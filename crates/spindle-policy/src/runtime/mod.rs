@@ -50,7 +50,7 @@ use spindle_loop::{Runnable, Task};
 
 use crate::error::{PolicyError, SpawnError};
 use crate::policy::get_event_loop_policy;
-pub use metrics::WorkerMetrics;
+pub use metrics::{ConnectionGauge, OpenConnection, WorkerMetrics};
 use shared::{run_cancelled, Shared, CURRENT, WORKER};
 use worker::WorkerCore;
 
@@ -417,6 +417,18 @@ impl Runtime {
         self.handle.metrics()
     }
 
+    /// Worker `worker`'s open-connection gauge (see [`RuntimeHandle::connection_gauge`]).
+    ///
+    /// ```
+    /// let rt = spindle_policy::Runtime::builder().worker_threads(1).build().unwrap();
+    /// let _conn = rt.connection_gauge(0)?.open();
+    /// assert_eq!(rt.metrics()[0].open_connections, 1);
+    /// # Ok::<(), spindle_policy::PolicyError>(())
+    /// ```
+    pub fn connection_gauge(&self, worker: usize) -> Result<ConnectionGauge, PolicyError> {
+        self.handle.connection_gauge(worker)
+    }
+
     /// Shuts down and waits for every worker: stop the loops, cancel and drop every task on the
     /// thread that owns it, join the threads (see the module docs).
     ///
@@ -626,8 +638,41 @@ impl RuntimeHandle {
             .iter()
             .enumerate()
             .zip(&self.shared.stealers)
-            .map(|((index, worker), queue)| worker.counters.snapshot(index, queue.len()))
+            .zip(self.shared.open_connections.iter())
+            .map(|(((index, worker), queue), open)| {
+                let open = open.load(std::sync::atomic::Ordering::SeqCst);
+                worker.counters.snapshot(index, queue.len(), open)
+            })
             .collect()
+    }
+
+    /// Worker `worker`'s open-connection gauge: how a server built on the runtime (such as
+    /// `spindle-net`'s `Server`) counts the connections open on each worker, which
+    /// [`metrics`](Self::metrics) reports as [`WorkerMetrics::open_connections`].
+    ///
+    /// Errors: no such worker ([`PolicyError::NoSuchWorker`]).
+    ///
+    /// ```
+    /// use spindle_policy::PolicyError;
+    /// let rt = spindle_policy::Runtime::builder().worker_threads(2).build().unwrap();
+    /// let conn = rt.handle().connection_gauge(0)?.open();
+    /// assert_eq!(rt.metrics().iter().map(|m| m.open_connections).sum::<usize>(), 1);
+    /// drop(conn);
+    /// assert!(matches!(rt.handle().connection_gauge(2), Err(PolicyError::NoSuchWorker { .. })));
+    /// # Ok::<(), PolicyError>(())
+    /// ```
+    pub fn connection_gauge(&self, worker: usize) -> Result<ConnectionGauge, PolicyError> {
+        let workers = self.shared.num_workers();
+        if worker >= workers {
+            return Err(PolicyError::NoSuchWorker {
+                index: worker,
+                workers,
+            });
+        }
+        Ok(ConnectionGauge::new(
+            self.shared.open_connections.clone(),
+            worker,
+        ))
     }
 }
 

@@ -28,6 +28,9 @@ pub(crate) struct Shared {
     pub(crate) stealers: Vec<Stealer<Runnable>>,
     /// What each worker publishes for its siblings and for metrics.
     pub(crate) workers: Vec<PerWorker>,
+    /// Each worker's open connections, kept by servers through `ConnectionGauge`s (apart from
+    /// `workers`: any thread writes them).
+    pub(crate) open_connections: Arc<[AtomicUsize]>,
     /// The workers' loop handles, set once every worker has started (before `build()`
     /// returns): how a notification reaches a parked worker.
     pub(crate) loops: OnceLock<Vec<spindle_bridge::LoopHandle>>,
@@ -62,6 +65,7 @@ impl Shared {
             injector: Injector::new(),
             stealers,
             workers: (0..workers).map(|_| PerWorker::default()).collect(),
+            open_connections: (0..workers).map(|_| AtomicUsize::new(0)).collect(),
             loops: OnceLock::new(),
             idle: Idle::new(workers),
             io_workers: AtomicUsize::new(0),
