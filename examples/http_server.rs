@@ -263,18 +263,20 @@ fn main() -> Result<(), BoxError> {
     let handle = server.clone();
     let smoke = options.smoke;
     let outcome = rt.block_on(async move {
-        let client = smoke.then(|| {
-            spindle::spawn_local(async move {
-                let result = smoke_requests(local, cert).await;
-                // Done (or failed): stop the server the way Ctrl-C or `kill` would.
-                let me = rustix::process::getpid();
-                let _ = rustix::process::kill_process(me, rustix::process::Signal::TERM);
-                result
+        let client = smoke
+            .then(|| {
+                spindle::spawn_local(async move {
+                    let result = smoke_requests(local, cert).await;
+                    // Done (or failed): stop the server the way Ctrl-C or `kill` would.
+                    let me = rustix::process::getpid();
+                    let _ = rustix::process::kill_process(me, rustix::process::Signal::TERM);
+                    result
+                })
+                .map_err(|e| e.reason().to_string())
             })
-        });
+            .transpose()?;
         let outcome = handle.shutdown_on_signal(&[SIGINT, SIGTERM]).await?;
         if let Some(client) = client {
-            let client = client.map_err(|e| e.reason().to_string())?;
             let connections_ended = client.await.map_err(|e| e.to_string())??;
             connections_ended.await?;
             println!("smoke: the idle client connections were closed by the shutdown");

@@ -1,8 +1,8 @@
 //! hyper 1.x on spindle (feature `hyper`): its I/O traits for spindle sockets, and the
 //! [`Timer`](hyper::rt::Timer) and [`Executor`](hyper::rt::Executor) it asks for;
 //! [`FuturesIo`] for other futures-io streams (TLS); with the `hyper-server` feature, hyper's
-//! servers with graceful shutdown wired to a [`Server`](crate::Server)'s ([`graceful`],
-//! [`serve_http1`], [`serve_http2`], [`serve_auto`]).
+//! servers with graceful shutdown wired to a [`Server`](crate::Server)'s (module `server`:
+//! `graceful`, `serve_http1`, `serve_http2`, `serve_auto`, re-exported here).
 //!
 //! ```
 //! use std::convert::Infallible;
@@ -47,8 +47,9 @@ use hyper::rt::{Read, ReadBufCursor, Write};
 
 #[cfg(feature = "hyper-server")]
 #[path = "hyper_server.rs"]
-mod server;
+pub mod server;
 #[cfg(feature = "hyper-server")]
+#[doc(no_inline)]
 pub use server::{graceful, serve_auto, serve_http1, serve_http2, GracefulConnection};
 
 use crate::async_io::{self, AsAsync, Async};

@@ -66,17 +66,24 @@ type BoxError = Box<dyn StdError + Send + Sync>;
 /// HTTP/2 connections and hyper-util's auto-detecting one.
 ///
 /// ```
-/// fn assert_graceful<C: spindle_net::hyper::GracefulConnection>() {}
-/// type Conn = hyper::server::conn::http1::Connection<
-///     spindle_net::TcpStream,
-///     hyper::service::ServiceFn<
-///         fn(hyper::Request<hyper::body::Incoming>) -> std::future::Ready<
-///             Result<hyper::Response<String>, std::convert::Infallible>,
-///         >,
-///         hyper::body::Incoming,
-///     >,
-/// >;
-/// assert_graceful::<Conn>();
+/// use std::{convert::Infallible, pin::pin};
+/// use spindle_net::{hyper::GracefulConnection, UnixStream};
+///
+/// /// Shuts `conn` down before it served anything (what `graceful` does when signalled).
+/// async fn finish_now<C: GracefulConnection>(conn: C) -> C::Output {
+///     let mut conn = pin!(conn);
+///     conn.as_mut().graceful_shutdown();
+///     conn.await
+/// }
+///
+/// let (server_side, _client) = UnixStream::pair()?;
+/// let service = hyper::service::service_fn(|_req| async {
+///     Ok::<_, Infallible>(hyper::Response::new(String::new()))
+/// });
+/// let conn = hyper::server::conn::http1::Builder::new().serve_connection(server_side, service);
+/// let lp = spindle_loop::EventLoop::new().unwrap();
+/// assert!(lp.run_until_complete(finish_now(conn)).unwrap().is_ok());
+/// # std::io::Result::Ok(())
 /// ```
 pub trait GracefulConnection: Future {
     /// Starts the connection's graceful shutdown (hyper's `graceful_shutdown`); the future
