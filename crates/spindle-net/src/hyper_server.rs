@@ -8,7 +8,8 @@
 //! ([`ServerHandle::shutdown`](crate::ServerHandle::shutdown), after the listeners closed),
 //! it calls the connection's `graceful_shutdown()` once and goes on driving it to its end:
 //! hyper lets the requests in flight finish (their responses are written whole), closes an
-//! idle keep-alive HTTP/1 connection at once, and sends HTTP/2's `GOAWAY`. A connection
+//! idle HTTP/1 connection at once (kept alive, or not yet sent its first request), and sends
+//! HTTP/2's `GOAWAY`. A connection
 //! that outlives the server's `shutdown_timeout` is then cancelled by the server as any
 //! other handler.
 //!
