@@ -1,5 +1,8 @@
 //! hyper 1.x on spindle (feature `hyper`): its I/O traits for spindle sockets, and the
-//! [`Timer`](hyper::rt::Timer) and [`Executor`](hyper::rt::Executor) it asks for.
+//! [`Timer`](hyper::rt::Timer) and [`Executor`](hyper::rt::Executor) it asks for;
+//! [`FuturesIo`] for other futures-io streams (TLS); with the `hyper-server` feature, hyper's
+//! servers with graceful shutdown wired to a [`Server`](crate::Server)'s (module `server`:
+//! `graceful`, `serve_http1`, `serve_http2`, `serve_auto`, re-exported here).
 //!
 //! ```
 //! use std::convert::Infallible;
@@ -41,6 +44,13 @@ use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 
 use hyper::rt::{Read, ReadBufCursor, Write};
+
+#[cfg(feature = "hyper-server")]
+#[path = "hyper_server.rs"]
+pub mod server;
+#[cfg(feature = "hyper-server")]
+#[doc(no_inline)]
+pub use server::{graceful, serve_auto, serve_http1, serve_http2, GracefulConnection};
 
 use crate::async_io::{self, AsAsync, Async};
 use crate::tcp::{OwnedReadHalf, OwnedWriteHalf, TcpStream};
@@ -115,6 +125,150 @@ hyper_io!(TcpStream);
 hyper_io!(OwnedReadHalf);
 hyper_io!(OwnedWriteHalf);
 hyper_io!(UnixStream);
+
+/// hyper's I/O traits for any futures-io stream: a TLS stream (futures-rustls' `TlsStream`
+/// over a spindle [`TcpStream`]), a compat wrapper, a test double. spindle's own sockets
+/// implement hyper's traits directly and need no wrapper.
+///
+/// futures-io reads into initialised bytes and hyper hands out uninitialised ones: each
+/// read zeroes up to [`FuturesIo::MAX_READ`] bytes of hyper's buffer (one TLS record's
+/// worth) and reads into them. Vectored writes go through `poll_write_vectored`; flush and
+/// shutdown are futures-io's `poll_flush` and `poll_close`.
+///
+/// ```
+/// use futures_lite::{AsyncReadExt, AsyncWriteExt};
+/// use spindle_net::{hyper::FuturesIo, UnixStream};
+///
+/// // A hyper client over any futures-io stream (here a plain socket, for brevity).
+/// let (a, b) = UnixStream::pair()?;
+/// let io = FuturesIo::new(a);
+/// let lp = spindle_loop::EventLoop::new().unwrap();
+/// let mut b = b;
+/// let request = lp.run_until_complete(async move {
+///     let (mut sender, conn) = hyper::client::conn::http1::handshake::<_, String>(io).await.unwrap();
+///     spindle_loop::spawn_local(async move { let _ = conn.await; }).unwrap();
+///     spindle_loop::spawn_local(async move {
+///         let _ = sender.send_request(hyper::Request::get("/x").body(String::new()).unwrap()).await;
+///     }).unwrap();
+///     let mut head = [0; 14];
+///     b.read_exact(&mut head).await?;
+///     std::io::Result::Ok(head)
+/// }).unwrap()?;
+/// assert_eq!(&request, b"GET /x HTTP/1.");
+/// # std::io::Result::Ok(())
+/// ```
+#[derive(Debug, Default)]
+pub struct FuturesIo<T> {
+    inner: T,
+}
+
+impl<T> FuturesIo<T> {
+    /// How many bytes one read asks the wrapped stream for, at most.
+    pub const MAX_READ: usize = 16 * 1024;
+
+    /// Wraps `inner`.
+    ///
+    /// ```
+    /// let (a, _b) = spindle_net::UnixStream::pair()?;
+    /// let io = spindle_net::hyper::FuturesIo::new(a);
+    /// # drop(io);
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn new(inner: T) -> FuturesIo<T> {
+        FuturesIo { inner }
+    }
+
+    /// The wrapped stream.
+    ///
+    /// ```
+    /// let (a, _b) = spindle_net::UnixStream::pair()?;
+    /// let io = spindle_net::hyper::FuturesIo::new(a);
+    /// assert!(io.get_ref().peer_addr().is_ok());
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn get_ref(&self) -> &T {
+        &self.inner
+    }
+
+    /// The wrapped stream, mutably.
+    ///
+    /// ```
+    /// let (a, _b) = spindle_net::UnixStream::pair()?;
+    /// let mut io = spindle_net::hyper::FuturesIo::new(a);
+    /// let _stream: &mut spindle_net::UnixStream = io.get_mut();
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn get_mut(&mut self) -> &mut T {
+        &mut self.inner
+    }
+
+    /// Unwraps the stream.
+    ///
+    /// ```
+    /// let (a, _b) = spindle_net::UnixStream::pair()?;
+    /// let a: spindle_net::UnixStream = spindle_net::hyper::FuturesIo::new(a).into_inner();
+    /// # drop(a);
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn into_inner(self) -> T {
+        self.inner
+    }
+}
+
+impl<T: futures_io::AsyncRead + Unpin> Read for FuturesIo<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        mut cursor: ReadBufCursor<'_>,
+    ) -> Poll<io::Result<()>> {
+        // SAFETY: we only write into the unfilled bytes (zeroes, then the inner read's bytes)
+        // and `advance` below counts only bytes initialised here.
+        let unfilled: &mut [MaybeUninit<u8>] = unsafe { cursor.as_mut() };
+        let len = unfilled.len().min(Self::MAX_READ);
+        let unfilled = &mut unfilled[..len];
+        for byte in unfilled.iter_mut() {
+            byte.write(0);
+        }
+        // SAFETY: every byte of `unfilled` was initialised just above, and `MaybeUninit<u8>`
+        // has `u8`'s layout.
+        let init: &mut [u8] = unsafe { &mut *(unfilled as *mut [MaybeUninit<u8>] as *mut [u8]) };
+        let n = ready!(Pin::new(&mut self.inner).poll_read(cx, init))?;
+        if n > len {
+            return Poll::Ready(Err(io::Error::other(
+                "FuturesIo: the stream reported more bytes read than the buffer holds",
+            )));
+        }
+        // SAFETY: the first `n <= len` unfilled bytes are initialised (zeroed, then read into).
+        unsafe { cursor.advance(n) };
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<T: futures_io::AsyncWrite + Unpin> Write for FuturesIo<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_close(cx)
+    }
+}
 
 /// hyper's timer: spindle's `sleep` (a `Send + Sync` future whose timer lives on the loop
 /// where it is first polled).
