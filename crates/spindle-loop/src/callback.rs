@@ -126,14 +126,6 @@ impl Callback {
     }
 }
 
-impl Callback {
-    /// The cell's address, for a prefetch.
-    #[inline]
-    pub(crate) fn addr(&self) -> *const () {
-        self.cell.as_ptr().cast_const().cast()
-    }
-}
-
 impl Deref for Callback {
     type Target = CallbackCell<dyn CallSlot>;
 

@@ -109,19 +109,6 @@ pub(crate) enum Ready {
 /// How reports name a sleep's timer (the callback asyncio's `sleep` schedules).
 const SLEEP_TIMER_NAME: &str = "spindle_loop::sleep::Sleep";
 
-impl Ready {
-    /// Starts loading the item's cell into the cache while the item before it runs.
-    #[inline]
-    fn prefetch(&self) {
-        let addr = match self {
-            Ready::Callback(callback) => callback.addr(),
-            Ready::Task(runnable) => runnable.addr(),
-            Ready::Wake(timer) => Arc::as_ptr(timer).cast(),
-        };
-        crate::sync::prefetch(addr);
-    }
-}
-
 /// What `run_item` ran, for debug mode's slow-step report.
 enum Ran {
     Callback(Callback),
@@ -428,13 +415,7 @@ impl Inner {
         // `all_tasks()` looks for unstarted tasks in both.
         loop {
             let item = match self.batch.try_borrow_mut() {
-                Ok(mut batch) => {
-                    let item = batch.pop_front();
-                    if let Some(next) = batch.front() {
-                        next.prefetch();
-                    }
-                    item
-                }
+                Ok(mut batch) => batch.pop_front(),
                 Err(_) => None,
             };
             let Some(item) = item else { break };

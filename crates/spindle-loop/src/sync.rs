@@ -105,18 +105,3 @@ impl<T> UnsafeCell<T> {
         f(self.0.get())
     }
 }
-
-/// Asks the CPU to start loading the cache line at `addr` (a hint: it never faults, whatever the
-/// address, and does nothing on other architectures).
-#[inline]
-#[allow(unsafe_code)] // the prefetch intrinsic
-pub(crate) fn prefetch(addr: *const ()) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: `prefetcht0` only loads a line into the cache; it reads no value into the program
-    // and never faults, so any address is fine, and SSE is part of x86_64's baseline.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(addr.cast());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = addr;
-}

@@ -667,6 +667,21 @@ mod tests {
         }
     }
 
+    /// A due sleep's timer leaves the queue as itself, the `WakeTimer` the sleep holds: no
+    /// callback cell is made for it.
+    #[test]
+    fn a_due_sleep_timer_leaves_the_queue_as_itself_not_as_a_callback_cell() {
+        let counter = Arc::new(CountingWaker(std::sync::atomic::AtomicUsize::new(0)));
+        let waker = Waker::from(counter.clone());
+        let mut timers = Timers::default();
+        let base = Instant::now();
+        let timer = timers.push_wake(base, &waker, Location::caller());
+        let item = timers.pop_due(base).expect("the timer is due");
+        assert!(matches!(&item, Ready::Wake(due) if Arc::ptr_eq(due, &timer)));
+        run(item);
+        assert_eq!(counter.0.load(AtomicOrdering::Relaxed), 1);
+    }
+
     /// Sleep timers spread over buckets, a third cancelled from another thread: the cancelled
     /// ones are counted while queued and never wake, the others wake once each when popped
     /// and run, and the external count is back to zero once the queue is empty.

@@ -38,12 +38,6 @@ impl Runnable {
         ptr
     }
 
-    /// The cell's address, for a prefetch (it stays owned here).
-    #[inline]
-    pub(crate) fn addr(&self) -> *const () {
-        self.ptr.as_ptr()
-    }
-
     #[inline]
     fn header(&self) -> &Header {
         // SAFETY: the step's reference keeps the cell alive.
