@@ -14,10 +14,8 @@
 //! and `call_soon` of a million such callbacks ran ~20% slower (memory traffic: the cells of a
 //! big batch do not fit in cache).
 //!
-//! A `Send` sleep's timer, once due, becomes a cell of the same kind whose slot (`WakeSlot`)
-//! wakes the sleeper and reads its cancelled flag from a [`WakeTimer`] shared with the sleep,
-//! since the sleep may be dropped on any thread (see [`crate::timers`]; while it waits in the
-//! timer queue, the queue holds the `WakeTimer` itself).
+//! A `Send` sleep's timer is no cell: the timer queue and then the ready queue hold its
+//! [`WakeTimer`](crate::timers::WakeTimer) itself (see [`crate::timers`]).
 
 use std::cell::Cell;
 use std::marker::PhantomData;
@@ -25,17 +23,13 @@ use std::ops::Deref;
 use std::panic::Location;
 use std::ptr::NonNull;
 use std::rc::Weak;
-use std::sync::Arc;
 
 use crate::event_loop::Inner;
-use crate::timers::WakeTimer;
 
 /// The callback was cancelled.
 const CANCELLED: u8 = 1 << 0;
 /// The callback sits in the timer heap (cancelling it counts towards the heap's rebuild).
 const IN_HEAP: u8 = 1 << 1;
-/// The slot is cancelled from outside (a `Send` sleep's timer, see [`WakeTimer`]): ask it.
-const EXTERNAL: u8 = 1 << 2;
 
 /// The type-erased part of a scheduled callback: call it once, or drop it.
 pub(crate) trait CallSlot {
@@ -45,10 +39,6 @@ pub(crate) trait CallSlot {
     fn clear(&self);
     /// The closure's type name, for reports.
     fn name(&self) -> &'static str;
-    /// Whether it was cancelled from outside the cell (only for `EXTERNAL` cells).
-    fn cancelled_elsewhere(&self) -> bool {
-        false
-    }
     /// Whether this stands for a threadsafe callback (see [`new_inbox_marker`]).
     fn is_threadsafe(&self) -> bool {
         false
@@ -80,28 +70,6 @@ impl CallSlot for InboxSlot {
 
     fn is_threadsafe(&self) -> bool {
         true
-    }
-}
-
-/// A `Send` sleep's timer as the heap holds it: firing wakes the sleeper, and its cancelled
-/// flag lives in the shared [`WakeTimer`].
-struct WakeSlot(Arc<WakeTimer>);
-
-impl CallSlot for WakeSlot {
-    fn call(&self) {
-        self.0.fire();
-    }
-
-    fn clear(&self) {
-        self.0.clear();
-    }
-
-    fn name(&self) -> &'static str {
-        "spindle_loop::sleep::Sleep"
-    }
-
-    fn cancelled_elsewhere(&self) -> bool {
-        self.0.is_cancelled()
     }
 }
 
@@ -214,23 +182,8 @@ pub(crate) fn new_inbox_marker(inner: Weak<Inner>) -> Callback {
     Callback::new(0, Location::caller(), InboxSlot(inner))
 }
 
-/// The callback cell of a due [`WakeTimer`] (made as it leaves the timer queue).
-pub(crate) fn new_wake_callback(
-    timer: Arc<WakeTimer>,
-    created_at: &'static Location<'static>,
-) -> Callback {
-    Callback::new(EXTERNAL, created_at, WakeSlot(timer))
-}
-
 impl CallbackCell<dyn CallSlot> {
     pub(crate) fn is_cancelled(&self) -> bool {
-        let state = self.state.get();
-        state & CANCELLED != 0 || (state & EXTERNAL != 0 && self.slot.cancelled_elsewhere())
-    }
-
-    /// Cancelled through a [`TimerHandle`] on this thread (counted in the heap's own count;
-    /// external cells are counted by their [`WakeTimer`]).
-    pub(crate) fn is_locally_cancelled(&self) -> bool {
         self.state.get() & CANCELLED != 0
     }
 

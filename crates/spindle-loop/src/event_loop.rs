@@ -38,7 +38,7 @@ use crate::registry::TaskRegistry;
 use crate::remote::inline_call::InlineCall;
 use crate::remote::{Remote, RemoteItem};
 use crate::task::{self, Task, TaskHeader, TaskRef, TaskRunnable};
-use crate::timers::Timers;
+use crate::timers::{Timers, WakeTimer};
 
 /// The longest the loop blocks in one wait, even for a timer further away (asyncio's
 /// `MAXIMUM_SELECT_TIMEOUT`): it keeps the poller's timeout argument in range on every platform.
@@ -124,12 +124,20 @@ pub enum Park {
 pub(crate) enum Ready {
     Callback(Callback),
     Task(TaskRunnable),
+    /// A due `Send` sleep's timer: it runs in a callback's place, with no callback cell (see
+    /// [`crate::timers`]).
+    Wake(Arc<WakeTimer>),
 }
+
+/// How reports name a sleep's timer (the callback asyncio's `sleep` schedules).
+const SLEEP_TIMER_NAME: &str = "spindle_loop::sleep::Sleep";
 
 /// What `run_item` ran, for debug mode's slow-step report.
 enum Ran {
     Callback(Callback),
     Task(Option<TaskRef>, &'static Location<'static>),
+    /// A sleep's timer, made at that site.
+    Wake(&'static Location<'static>),
 }
 
 /// Counters and sizes of one loop, for tests, metrics and tools.
@@ -418,8 +426,8 @@ impl Inner {
             if !timers.is_empty() {
                 let now = Instant::now();
                 let mut ready = self.ready.borrow_mut();
-                while let Some(callback) = timers.pop_due(now) {
-                    ready.push_back(Ready::Callback(callback));
+                while let Some(item) = timers.pop_due(now) {
+                    ready.push_back(item);
                 }
             }
         }
@@ -455,17 +463,20 @@ impl Inner {
                 }
                 self.callbacks_run.set(self.callbacks_run.get() + 1);
                 if let Err(payload) = catch_unwind(AssertUnwindSafe(|| callback.run())) {
-                    let mut ctx = ExceptionContext::new(
-                        ExceptionKind::CallbackPanicked,
-                        format!("Exception in callback {}", callback.name()),
-                    );
-                    ctx.panic = Some(task::panic_message(&*payload).into());
-                    ctx.callback = Some(callback.name());
-                    ctx.created_at = Some(callback.created_at());
-                    drop(payload);
-                    self.report(ctx);
+                    self.report_callback_panic(payload, callback.name(), callback.created_at());
                 }
                 Ran::Callback(callback)
+            }
+            Ready::Wake(timer) => {
+                if timer.is_cancelled() {
+                    return;
+                }
+                self.callbacks_run.set(self.callbacks_run.get() + 1);
+                // Waking runs the sleeper's waker, which may be any executor's.
+                if let Err(payload) = catch_unwind(AssertUnwindSafe(|| timer.fire())) {
+                    self.report_callback_panic(payload, SLEEP_TIMER_NAME, timer.created_at());
+                }
+                Ran::Wake(timer.created_at())
             }
             Ready::Task(runnable) => {
                 self.task_steps.set(self.task_steps.get() + 1);
@@ -483,6 +494,24 @@ impl Inner {
         if let Some(started) = started {
             self.report_if_slow(started.elapsed(), ran);
         }
+    }
+
+    /// Reports a panic out of a callback (or a sleep timer's waker) to the exception handler.
+    fn report_callback_panic(
+        &self,
+        payload: Box<dyn std::any::Any + Send>,
+        name: &'static str,
+        created_at: &'static Location<'static>,
+    ) {
+        let mut ctx = ExceptionContext::new(
+            ExceptionKind::CallbackPanicked,
+            format!("Exception in callback {name}"),
+        );
+        ctx.panic = Some(task::panic_message(&*payload).into());
+        ctx.callback = Some(name);
+        ctx.created_at = Some(created_at);
+        drop(payload);
+        self.report(ctx);
     }
 
     /// Debug mode: report a callback or task step that ran longer than the threshold.
@@ -503,6 +532,12 @@ impl Inner {
                 Some(cb.name()),
                 None,
                 Some(cb.created_at()),
+            ),
+            Ran::Wake(created_at) => (
+                format!("callback {SLEEP_TIMER_NAME}"),
+                Some(SLEEP_TIMER_NAME),
+                None,
+                Some(created_at),
             ),
             Ran::Task(task, created_at) => (
                 format!(
@@ -552,8 +587,8 @@ impl Inner {
             }
             let timers = self.timers.borrow_mut().drain();
             dropped_any |= !timers.is_empty();
-            for callback in timers {
-                self.drop_reporting("a timer callback", || callback.clear());
+            for item in timers {
+                self.discard(item);
             }
             if !dropped_any && self.tasks.borrow().is_empty() {
                 break;
@@ -582,6 +617,7 @@ impl Inner {
             Ready::Task(runnable) => {
                 self.drop_reporting("a task", || task::discard_runnable(runnable))
             }
+            Ready::Wake(timer) => self.drop_reporting("a sleep's timer", || timer.clear()),
         }
     }
 

@@ -137,7 +137,7 @@ pub mod __loom {
         pub fn new(waker: &Waker) -> Self {
             let counter = Arc::new(AtomicUsize::new(0));
             SleepTimer {
-                timer: WakeTimer::new(waker, counter.clone()),
+                timer: WakeTimer::new(waker, counter.clone(), std::panic::Location::caller()),
                 counter,
             }
         }
