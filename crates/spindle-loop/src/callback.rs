@@ -47,8 +47,9 @@ pub(crate) trait CallSlot {
 
 /// The ready queue's stand-in for the next threadsafe callback drained from the inbox: those
 /// wait in the loop's own FIFO (`Inner::inbox_calls`), and each is represented in the ready
-/// queue by a clone of this one cell, so the ready queue's item stays two words (an enum of a
-/// callback and a task; a third variant would make every item three).
+/// queue by a clone of this one cell, so the ready queue's item stays three words (a fat
+/// callback pointer and the tag; an inline threadsafe call would make every item
+/// as large as `InlineCall`'s storage).
 struct InboxSlot(Weak<Inner>);
 
 impl CallSlot for InboxSlot {

@@ -117,10 +117,11 @@ pub enum Park {
 
 /// One item of the ready queue.
 ///
-/// Two words: threadsafe callbacks are carried inline (see `InlineCall`), too large for this
-/// queue, so they wait in `Inner::inbox_calls` and each is queued here as a clone of the loop's
-/// `inbox_marker` callback, which runs the next of them. Both queues are FIFO and one marker is
-/// queued per callback, so they pair up in order.
+/// Three words (a callback is a fat pointer, then the tag; checked by
+/// `a_ready_item_is_three_words`): threadsafe callbacks are carried inline (see `InlineCall`),
+/// too large for this queue, so they wait in `Inner::inbox_calls` and each is queued here as a
+/// clone of the loop's `inbox_marker` callback, which runs the next of them. Both queues are
+/// FIFO and one marker is queued per callback, so they pair up in order.
 pub(crate) enum Ready {
     Callback(Callback),
     Task(TaskRunnable),
@@ -1295,4 +1296,16 @@ where
     F::Output: 'static,
 {
     spawn_local(future)
+}
+
+#[cfg(test)]
+mod tests {
+    /// The ready queue moves every item of every iteration: an item must not grow unnoticed.
+    #[test]
+    fn a_ready_item_is_three_words() {
+        assert_eq!(
+            std::mem::size_of::<super::Ready>(),
+            3 * std::mem::size_of::<usize>()
+        );
+    }
 }

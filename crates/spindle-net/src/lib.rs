@@ -12,7 +12,7 @@
 //! `sock_connect` for ported code.
 //!
 //! Errors are `std::io::Error`s: the OS's (refused, reset, address in use, `EMFILE`), or
-//! spindle's own [`IoError`](spindle_loop::io::IoError) inside one (the home loop closed; no
+//! spindle's own [`IoError`] inside one (the home loop closed; no
 //! loop to wait on).
 //!
 //! ```
