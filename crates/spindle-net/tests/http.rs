@@ -251,6 +251,74 @@ fn graceful_shutdown_lets_in_flight_requests_finish_and_refuses_new_connections(
     rt.shutdown();
 }
 
+/// `serve_local`: each worker builds its own `!Send` service state (an `Rc` counter), hyper
+/// serves it on that worker's local tasks, and the server's shutdown still ends every idle
+/// keep-alive connection gracefully.
+#[test]
+fn serve_local_serves_a_non_send_service_and_closes_it_gracefully() {
+    use std::cell::Cell;
+    use std::rc::Rc;
+
+    let rt = runtime();
+    let server = Server::bind("127.0.0.1:0").shutdown_timeout(LIMIT);
+    let signal = server.shutdown_signal();
+    let server = server
+        .serve_local(&rt, move || {
+            // One per worker, never sent anywhere: requests served by this worker so far.
+            let served = Rc::new(Cell::new(0u32));
+            let signal = signal.clone();
+            move |conn: TcpStream| {
+                let served = served.clone();
+                let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                    let served = served.clone();
+                    async move {
+                        served.set(served.get() + 1);
+                        let body = format!("{} #{}", req.uri().path(), served.get());
+                        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(body))))
+                    }
+                });
+                let signal = signal.clone();
+                async move { serve_http1(conn, service, signal).await.unwrap() }
+            }
+        })
+        .unwrap();
+    let addr = server.local_addrs()[0];
+    let handle = server.clone();
+    let outcome = rt
+        .block_on(async move {
+            let (mut drivers, mut senders) = (Vec::new(), Vec::new());
+            for c in 0..4 {
+                let (mut sender, driver) =
+                    http1_client(TcpStream::connect(addr).await.unwrap()).await;
+                let mut last = 0;
+                for r in 0..3 {
+                    let path = format!("/{c}/{r}");
+                    let body = body_of(sender.send_request(get(&path)).await.unwrap()).await;
+                    let body = String::from_utf8(body.to_vec()).unwrap();
+                    let (answered, count) = body.split_once(" #").unwrap();
+                    assert_eq!(answered, path);
+                    // The worker's own counter: it grows along one connection.
+                    let count: u32 = count.parse().unwrap();
+                    assert!(count > last, "{body} after #{last}");
+                    last = count;
+                }
+                drivers.push(driver);
+                senders.push(sender);
+            }
+            let outcome = bounded(handle.shutdown()).await;
+            for driver in drivers {
+                bounded(driver).await.unwrap().unwrap();
+            }
+            drop(senders);
+            outcome
+        })
+        .unwrap();
+    assert!(outcome.graceful(), "{outcome:?}");
+    assert_eq!(server.accepted_connections().iter().sum::<u64>(), 4);
+    assert_eq!(server.open_connections(), vec![0, 0]);
+    rt.shutdown();
+}
+
 /// rustls on `ring`. rustls 0.23.48 deprecates it (no post-quantum key exchange), which
 /// loopback tests do not need; its default, aws-lc-rs, needs cmake to build.
 #[allow(deprecated)]
