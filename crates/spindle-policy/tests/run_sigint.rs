@@ -82,14 +82,23 @@ fn main() {
         (case.child)();
         return;
     }
-    // `cargo test -- <filter>`: the cases whose name contains it; flags are ignored.
-    let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    // `cargo test -- [<filter>] [--skip <pattern>]...` as libtest reads them: the cases whose
+    // name contains the filter and none of the skipped patterns; other flags are ignored.
+    let (mut filter, mut skips) = (None, Vec::new());
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        if arg == "--skip" {
+            skips.extend(args.next());
+        } else if !arg.starts_with('-') {
+            filter.get_or_insert(arg);
+        }
+    }
     let mut failed = Vec::new();
     for case in CASES {
-        if filter
+        let filtered_out = filter
             .as_ref()
-            .is_some_and(|f| !case.name.contains(f.as_str()))
-        {
+            .is_some_and(|f| !case.name.contains(f.as_str()));
+        if filtered_out || skips.iter().any(|s| case.name.contains(s.as_str())) {
             continue;
         }
         let status = run_child(case.name);
