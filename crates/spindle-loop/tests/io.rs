@@ -149,16 +149,24 @@ fn close_drops_the_watches_and_their_fd_owners() {
     assert_eq!(Rc::strong_count(&a), 1);
 }
 
+/// A `Source` over one end of a socket pair, and the thread that writes `bytes` into the other
+/// end 20 ms later (it returns that end, to keep it open until joined).
+fn source_written_later(
+    bytes: &'static [u8],
+) -> (Source<UnixStream>, std::thread::JoinHandle<UnixStream>) {
+    let (a, b) = UnixStream::pair().unwrap();
+    let writer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(20));
+        (&b).write_all(bytes).unwrap();
+        b
+    });
+    (Source::new(a).unwrap(), writer)
+}
+
 #[test]
 fn a_source_reads_what_a_thread_writes_later() {
     let lp = EventLoop::new().unwrap();
-    let (a, b) = UnixStream::pair().unwrap();
-    let a = Source::new(a).unwrap();
-    let writer = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(20));
-        (&b).write_all(b"hello").unwrap();
-        b
-    });
+    let (a, writer) = source_written_later(b"hello");
     let got = lp
         .run_until_complete(async move {
             let mut buf = [0; 5];
@@ -294,13 +302,7 @@ fn the_budget_makes_a_ready_reader_yield_after_128_operations_per_step() {
 #[test]
 fn poll_readable_waits_for_a_new_event_after_clear_readable() {
     let lp = EventLoop::new().unwrap();
-    let (a, b) = UnixStream::pair().unwrap();
-    let a = Source::new(a).unwrap();
-    let writer = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(20));
-        (&b).write_all(b"late").unwrap();
-        b
-    });
+    let (a, writer) = source_written_later(b"late");
     let got = lp
         .run_until_complete(async move {
             let mut buf = [0; 4];
