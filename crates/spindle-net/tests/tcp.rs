@@ -102,6 +102,16 @@ fn connect_refused_is_an_error_not_a_hang() {
     assert_eq!(err.kind(), ErrorKind::ConnectionRefused);
 }
 
+/// A connected pair on the running loop: a client, and the server's side accepted for it.
+async fn connected_pair() -> (TcpStream, TcpStream) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let client = TcpStream::connect(listener.local_addr().unwrap())
+        .await
+        .unwrap();
+    let (conn, _) = listener.accept().await.unwrap();
+    (client, conn)
+}
+
 #[test]
 fn bind_to_an_address_in_use_is_addr_in_use() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -113,11 +123,7 @@ fn bind_to_an_address_in_use_is_addr_in_use() {
 fn a_half_closed_peer_reads_as_zero_and_writes_to_a_closed_peer_fail() {
     let lp = EventLoop::new().unwrap();
     lp.run_until_complete(async move {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let mut client = TcpStream::connect(listener.local_addr().unwrap())
-            .await
-            .unwrap();
-        let (conn, _) = listener.accept().await.unwrap();
+        let (mut client, conn) = connected_pair().await;
         // The peer half-closes: reads see end-of-stream, as std's do.
         conn.shutdown(Shutdown::Write).unwrap();
         let mut buf = [0; 8];
@@ -148,11 +154,7 @@ fn a_half_closed_peer_reads_as_zero_and_writes_to_a_closed_peer_fail() {
 fn a_reset_by_the_peer_is_connection_reset() {
     let lp = EventLoop::new().unwrap();
     lp.run_until_complete(async move {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let mut client = TcpStream::connect(listener.local_addr().unwrap())
-            .await
-            .unwrap();
-        let (conn, _) = listener.accept().await.unwrap();
+        let (mut client, conn) = connected_pair().await;
         // SO_LINGER 0: close sends a RST.
         socket2::SockRef::from(conn.get_ref())
             .set_linger(Some(Duration::ZERO))
@@ -172,11 +174,7 @@ fn a_socket_used_after_its_loop_closed_reports_loop_closed() {
     let lp = EventLoop::new().unwrap();
     let (client, conn) = lp
         .run_until_complete(async move {
-            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-            let mut client = TcpStream::connect(listener.local_addr().unwrap())
-                .await
-                .unwrap();
-            let (conn, _) = listener.accept().await.unwrap();
+            let (mut client, conn) = connected_pair().await;
             // Wait once, so the client registers with this loop.
             let mut buf = [0; 1];
             assert!(timeout(Duration::from_millis(5), client.read(&mut buf))
