@@ -186,18 +186,7 @@ fn graceful_shutdown_finishes_in_flight_and_refuses_new() {
 #[test]
 fn abort_clients_closes_them() {
     let rt = runtime(2);
-    let started = Arc::new(AtomicUsize::new(0));
-    let counter = started.clone();
-    let server = Server::bind("127.0.0.1:0")
-        .serve(&rt, move |mut conn: TcpStream| {
-            counter.fetch_add(1, Ordering::SeqCst);
-            async move {
-                // Never answers; ends only on end-of-stream or an error.
-                let mut buf = [0; 16];
-                while let Ok(1..) = conn.read(&mut buf).await {}
-            }
-        })
-        .unwrap();
+    let (server, started) = support::serve_until_peer_closes(Server::bind("127.0.0.1:0"), &rt);
     let addr = server.local_addrs()[0];
     rt.block_on(async move {
         let mut clients = Vec::new();
@@ -366,14 +355,12 @@ fn a_runtime_shutdown_closes_the_server() {
 fn open_connections_are_counted_in_the_runtime_metrics() {
     const OPEN: usize = 8;
     let rt = runtime(2);
-    let server = Server::bind("127.0.0.1:0")
-        .accept(Accept::RoundRobin) // spreads the connections over both workers
-        .serve(&rt, |mut conn: TcpStream| async move {
-            // Open until the client closes.
-            let mut buf = [0; 16];
-            while let Ok(1..) = conn.read(&mut buf).await {}
-        })
-        .unwrap();
+    // RoundRobin spreads the connections over both workers; each stays open until its client
+    // closes.
+    let (server, _) = support::serve_until_peer_closes(
+        Server::bind("127.0.0.1:0").accept(Accept::RoundRobin),
+        &rt,
+    );
     let addr = server.local_addrs()[0];
     let metrics_open = {
         let handle = rt.handle().clone();

@@ -194,18 +194,8 @@ fn a_second_signal_during_the_graceful_shutdown_aborts_the_connections_left() {
                 .shutdown_timeout(Duration::from_secs(600))
                 .shutdown_on_signal();
             let shutdown = server.shutdown_signal();
-            let started = Arc::new(AtomicUsize::new(0));
-            let counter = started.clone();
-            let server = server
-                .serve(&rt, move |mut conn: TcpStream| {
-                    counter.fetch_add(1, Ordering::SeqCst);
-                    async move {
-                        // Stuck: ignores the shutdown signal, ends only when the peer does.
-                        let mut buf = [0; 16];
-                        while let Ok(1..) = conn.read(&mut buf).await {}
-                    }
-                })
-                .unwrap();
+            // Stuck handlers: they ignore the shutdown signal, end only when the peer does.
+            let (server, started) = support::serve_until_peer_closes(server, &rt);
             let addr = server.local_addrs()[0];
             let handle = server.clone();
             rt.block_on(async move {

@@ -37,6 +37,25 @@ pub fn answer_at_shutdown(
     (server, in_flight)
 }
 
+/// Serves `server` on `rt` with handlers that never answer (and ignore the shutdown signal):
+/// each counts itself in the returned counter when it starts and ends only when its peer
+/// closes or the connection fails.
+#[allow(dead_code)] // not every test binary that shares this module uses it
+pub fn serve_until_peer_closes(server: Server, rt: &Runtime) -> (ServerHandle, Arc<AtomicUsize>) {
+    let started = Arc::new(AtomicUsize::new(0));
+    let counter = started.clone();
+    let server = server
+        .serve(rt, move |mut conn: TcpStream| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            async move {
+                let mut buf = [0; 16];
+                while let Ok(1..) = conn.read(&mut buf).await {}
+            }
+        })
+        .unwrap();
+    (server, started)
+}
+
 /// Runs test `name` again in a child process, where `body` runs, and waits for it (bounded: a
 /// child still running after 60 s is killed and the test fails).
 #[allow(dead_code)] // not every test binary that shares this module uses it
