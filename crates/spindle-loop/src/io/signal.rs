@@ -126,7 +126,16 @@ impl EventLoop {
     /// assert!(lp.remove_signal_handler(SIGUSR2));
     /// # std::io::Result::Ok(())
     /// ```
-    pub fn add_signal_handler<F>(&self, sig: i32, mut callback: F) -> io::Result<()>
+    pub fn add_signal_handler<F>(&self, sig: i32, callback: F) -> io::Result<()>
+    where
+        F: FnMut() + 'static,
+    {
+        self.register_signal_handler(sig, callback).map(drop)
+    }
+
+    /// [`add_signal_handler`](Self::add_signal_handler), returning the registration's id (so
+    /// a [`SignalFuture`] removes its own handler only, not one that replaced it since).
+    fn register_signal_handler<F>(&self, sig: i32, mut callback: F) -> io::Result<SigId>
     where
         F: FnMut() + 'static,
     {
@@ -165,7 +174,7 @@ impl EventLoop {
         if let Some(n) = handling_loops(sig) {
             n.fetch_add(1, Ordering::SeqCst);
         }
-        Ok(())
+        Ok(id)
     }
 
     /// Removes this loop's handler of `sig` (asyncio's `remove_signal_handler`); `true` if
@@ -176,7 +185,18 @@ impl EventLoop {
     /// assert!(!lp.remove_signal_handler(spindle_loop::io::signals::SIGUSR1));
     /// ```
     pub fn remove_signal_handler(&self, sig: i32) -> bool {
-        let removed = self.signals().borrow_mut().map.remove(&sig);
+        self.remove_signal_registration(sig, None)
+    }
+
+    /// Removes this loop's handler of `sig` if it is registration `only` (any, for `None`).
+    fn remove_signal_registration(&self, sig: i32, only: Option<SigId>) -> bool {
+        let removed = {
+            let mut signals = self.signals().borrow_mut();
+            match (signals.map.get(&sig), only) {
+                (Some(current), Some(id)) if current.id != id => None,
+                _ => signals.map.remove(&sig),
+            }
+        };
         match removed {
             Some(registration) => {
                 signal_hook::low_level::unregister(registration.id);
@@ -197,8 +217,9 @@ impl EventLoop {
 
 /// Waits for one delivery of signal `sig` on the loop running this thread: the handler is
 /// registered now (a signal arriving before the first poll is not lost) with
-/// [`EventLoop::add_signal_handler`], so it replaces this loop's handler of `sig` and is
-/// removed when the future is dropped. `!Send`: it belongs to its loop.
+/// [`EventLoop::add_signal_handler`], so it replaces this loop's handler of `sig`; dropping
+/// the future removes that handler, unless another one has replaced it since (which stays).
+/// `!Send`: it belongs to its loop.
 ///
 /// Errors: no loop runs on this thread ([`IoError::NoRunningLoop`](crate::io::IoError)), and
 /// those of `add_signal_handler`.
@@ -220,13 +241,13 @@ pub fn signal(sig: i32) -> io::Result<SignalFuture> {
     let lp = EventLoop::running().ok_or(crate::io::IoError::NoRunningLoop)?;
     let state = Rc::new(Delivery::default());
     let delivered = state.clone();
-    lp.add_signal_handler(sig, move || {
+    let id = lp.register_signal_handler(sig, move || {
         delivered.fired.set(true);
         if let Some(waker) = delivered.waker.take() {
             waker.wake();
         }
     })?;
-    Ok(SignalFuture { lp, sig, state })
+    Ok(SignalFuture { lp, sig, id, state })
 }
 
 #[derive(Default)]
@@ -249,6 +270,8 @@ struct Delivery {
 pub struct SignalFuture {
     lp: EventLoop,
     sig: i32,
+    /// This future's registration: what its drop removes, if it is still the loop's handler.
+    id: SigId,
     state: Rc<Delivery>,
 }
 
@@ -267,7 +290,7 @@ impl Future for SignalFuture {
 
 impl Drop for SignalFuture {
     fn drop(&mut self) {
-        self.lp.remove_signal_handler(self.sig);
+        self.lp.remove_signal_registration(self.sig, Some(self.id));
     }
 }
 
