@@ -84,7 +84,7 @@ fn shutdown_reaches_a_waiter_on_another_thread() {
                 matches!(readiness.poll_readable(&mut cx), Ok(None))
             }
             Ok(None) => true,
-            Err(()) => false,
+            Err(_) => false,
         };
         home.join().unwrap();
         let _ = data.load(Ordering::SeqCst);
@@ -109,7 +109,6 @@ fn dropping_a_source_while_its_home_loop_delivers_wakes_or_drops_each_waker_once
         let event = readiness.poll_readable(&mut cx).unwrap().unwrap();
         readiness.clear(event);
         assert!(readiness.poll_readable(&mut cx).unwrap().is_none());
-        drop(cx);
         drop(waker);
         let home = {
             let readiness = readiness.clone();

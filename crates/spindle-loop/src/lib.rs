@@ -250,15 +250,15 @@ pub mod __loom {
 
     impl IoReadiness {
         /// Task side: `Some(event)` if readable (or `None` after storing the waker);
-        /// `Err(())` once shut down.
+        /// `Err(LoopClosed)` once shut down.
         pub fn poll_readable(
             &self,
             cx: &mut std::task::Context<'_>,
-        ) -> Result<Option<IoEvent>, ()> {
+        ) -> Result<Option<IoEvent>, crate::io::IoError> {
             use crate::io::readiness::Direction;
             match self.0.poll_ready(cx, Direction::Read) {
                 std::task::Poll::Ready(Ok(event)) => Ok(Some(IoEvent(event))),
-                std::task::Poll::Ready(Err(_)) => Err(()),
+                std::task::Poll::Ready(Err(_)) => Err(crate::io::IoError::LoopClosed),
                 std::task::Poll::Pending => Ok(None),
             }
         }

@@ -189,7 +189,10 @@ impl<T> Inbox<T> {
             if offset == BLOCK_CAP {
                 // Another producer took the block's last slot and is installing the next block:
                 // a few yields, then sleep until it is done (see the module docs).
-                if spins < INSTALL_SPINS {
+                // Under loom `INSTALL_SPINS` is 0 and this is always false, on purpose.
+                #[cfg_attr(loom, allow(clippy::absurd_extreme_comparisons))]
+                let spin = spins < INSTALL_SPINS;
+                if spin {
                     spins += 1;
                     spin_wait();
                 } else {
