@@ -6,7 +6,9 @@
 //! waker is stored" is never lost (the task is woken, or its next poll sees the readiness);
 //! an event delivered after the syscall survives the task's stale clear; shutdown reaches a
 //! waiter; a source dropped (its wakers cleared) while the loop delivers an event on another
-//! thread wakes or drops each waker exactly once (loom reports a leaked or doubly freed `Arc`).
+//! thread wakes or drops each waker exactly once (loom reports a leaked or doubly freed `Arc`);
+//! the home loop and a sibling that helps its poller (`io::help`) delivering to the same source
+//! at once wake its waiter, and release each waker once.
 #![cfg(loom)]
 
 use std::task::{Context, Wake, Waker};
@@ -119,5 +121,33 @@ fn dropping_a_source_while_its_home_loop_delivers_wakes_or_drops_each_waker_once
         // Woken at most once; in every order the waker's Arc is released (loom checks).
         assert!(woken.0.load(Ordering::SeqCst) <= 1);
         drop(woken);
+    });
+}
+
+#[test]
+fn the_home_loop_and_a_helper_delivering_at_once_wake_the_waiter() {
+    loom::model(|| {
+        let readiness = Arc::new(IoReadiness::default());
+        let data = Arc::new(AtomicUsize::new(0));
+        let (woken, waker) = flag();
+        // The peer wrote twice: one edge reached the home loop's own poll, the next the
+        // helper's (each consumes the edge it took; both deliver).
+        let deliverers: Vec<_> = (0..2)
+            .map(|_| {
+                let (readiness, data) = (readiness.clone(), data.clone());
+                thread::spawn(move || {
+                    data.store(1, Ordering::SeqCst);
+                    readiness.deliver_readable();
+                })
+            })
+            .collect();
+        let read = try_read(&readiness, &data, &waker);
+        for d in deliverers {
+            d.join().unwrap();
+        }
+        if !read {
+            assert!(woken.0.load(Ordering::SeqCst) >= 1, "the wake-up was lost");
+            assert!(try_read(&readiness, &data, &waker));
+        }
     });
 }

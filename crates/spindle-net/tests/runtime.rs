@@ -189,3 +189,56 @@ fn a_stolen_task_uses_its_socket_on_another_worker_while_its_home_is_busy() {
     );
     rt.shutdown();
 }
+
+#[test]
+fn an_idle_worker_wakes_the_tasks_of_a_stuck_workers_sockets() {
+    use std::sync::atomic::AtomicBool;
+    use std::time::{Duration, Instant};
+    let rt = runtime();
+    let addr = echo_server();
+    let go = Arc::new(spindle_sync::Event::new());
+    let replied = Arc::new(AtomicBool::new(false));
+    let (home_tx, home_rx) = std::sync::mpsc::channel();
+    let (g, r) = (go.clone(), replied.clone());
+    let task = rt
+        .spawn(async move {
+            let mut s = TcpStream::connect(addr).await.unwrap();
+            let mut buf = [0; 4];
+            // Nothing sent yet: the read waits, so the socket is homed on this worker.
+            let early = spindle_loop::timeout(Duration::from_millis(5), s.read(&mut buf)).await;
+            assert!(early.is_err(), "nothing was sent yet");
+            home_tx
+                .send(s.home_loop().expect("registered by the wait"))
+                .unwrap();
+            g.wait().await;
+            s.write_all(b"ping").await.unwrap();
+            // The echo comes back while the home worker is stuck: only its sibling can see it.
+            s.read_exact(&mut buf).await.unwrap();
+            r.store(true, Ordering::SeqCst);
+        })
+        .unwrap();
+    let home = home_rx.recv().unwrap();
+    let loops: Vec<u64> = rt.loops().iter().map(|l| l.loop_id()).collect();
+    let home_worker = loops.iter().position(|&id| id == home).unwrap();
+    // The home worker is stuck in one blocking step until the reply has been read (at most
+    // 10 s, so that a broken help fails the test instead of hanging it).
+    let seen = replied.clone();
+    let stuck = rt
+        .spawn_on(home_worker, move || async move {
+            let until = Instant::now() + Duration::from_secs(10);
+            while !seen.load(Ordering::SeqCst) && Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            seen.load(Ordering::SeqCst)
+        })
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    go.set();
+    let read_while_stuck = stuck.result().unwrap();
+    rt.block_on(task).unwrap().unwrap();
+    assert!(
+        read_while_stuck,
+        "the reply was read only after the socket's home worker came back"
+    );
+    rt.shutdown();
+}

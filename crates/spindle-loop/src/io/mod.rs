@@ -30,6 +30,9 @@
 //! other workers wait for it): keep callbacks short, as in asyncio.
 
 pub(crate) mod coop;
+#[cfg(all(not(loom), target_os = "linux"))]
+#[allow(unsafe_code)] // none: epoll through rustix; the lint is the crate's default
+pub(crate) mod help;
 #[cfg(not(loom))]
 #[allow(unsafe_code)] // sigaction(2) asked for SIGINT's disposition; a signal-hook action
 mod interrupt;
@@ -43,6 +46,8 @@ mod source;
 #[cfg(not(loom))]
 pub(crate) mod watch;
 
+#[cfg(all(not(loom), target_os = "linux"))]
+pub use help::IoShare;
 #[cfg(not(loom))]
 pub use interrupt::InterruptScope;
 #[cfg(not(loom))]

@@ -138,6 +138,12 @@ impl Reactor {
         self.registered.load(Ordering::Relaxed) != 0
     }
 
+    /// The loop's inbox and poller.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    pub(crate) fn remote(&self) -> &Arc<Remote> {
+        &self.remote
+    }
+
     /// The loop's id (for error messages and routing checks).
     pub(crate) fn loop_id(&self) -> u64 {
         self.remote.loop_id()

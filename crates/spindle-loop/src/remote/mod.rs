@@ -113,6 +113,9 @@ pub struct Remote {
     running: AtomicBool,
     wakeups: AtomicU64,
     loop_id: u64,
+    /// Siblings this loop helps while it waits (`io::help`), once a runtime installs them.
+    #[cfg(all(not(loom), target_os = "linux"))]
+    helping: std::sync::OnceLock<crate::io::help::Helping>,
 }
 
 impl Remote {
@@ -124,6 +127,8 @@ impl Remote {
             running: AtomicBool::new(false),
             wakeups: AtomicU64::new(0),
             loop_id,
+            #[cfg(all(not(loom), target_os = "linux"))]
+            helping: std::sync::OnceLock::new(),
         })
     }
 
@@ -313,9 +318,36 @@ impl Remote {
             self.queue.clear_parked();
             return;
         }
-        self.parker.wait(events, timeout);
+        self.wait(events, timeout);
         self.queue.clear_parked();
         self.woken.store(false, Ordering::Relaxed);
+    }
+
+    /// The blocking wait of `park`: the poller's own, or the helping one once installed.
+    fn wait(&self, events: &mut poller::Events, timeout: Option<Duration>) {
+        #[cfg(all(not(loom), target_os = "linux"))]
+        if let Some(helping) = self.helping.get() {
+            return helping.wait(self.poller(), events, timeout);
+        }
+        self.parker.wait(events, timeout);
+    }
+
+    /// The helping installed by `help_io_of`, if any.
+    #[cfg(all(test, not(loom), target_os = "linux"))]
+    pub(crate) fn helping(&self) -> Option<&crate::io::help::Helping> {
+        self.helping.get()
+    }
+
+    /// Installs the siblings this loop helps while it waits (`io::help`); once per loop.
+    #[cfg(all(not(loom), target_os = "linux"))]
+    pub(crate) fn help_io_of(&self, siblings: &[crate::io::IoShare]) -> std::io::Result<()> {
+        let helping = crate::io::help::Helping::new(self.poller(), siblings)?;
+        self.helping.set(helping).map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "this loop already helps its siblings",
+            )
+        })
     }
 
     /// Loop thread, before parking: watch the inbox for a short while. A producer in the middle

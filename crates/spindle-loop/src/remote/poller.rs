@@ -73,6 +73,9 @@ mod epoll {
     pub(crate) struct Poller {
         epoll: OwnedFd,
         notify: OwnedFd,
+        /// Whether the owner is blocked in a wait: siblings only offer help to a busy loop
+        /// (`io::help`). A hint: a stale value costs a spurious wake-up or a missed chance.
+        blocked: std::sync::atomic::AtomicBool,
     }
 
     impl Poller {
@@ -86,7 +89,23 @@ mod epoll {
                 EventData::new_u64(NOTIFY_KEY),
                 EventFlags::IN | EventFlags::ET,
             )?;
-            Ok(Poller { epoll, notify })
+            Ok(Poller {
+                epoll,
+                notify,
+                blocked: std::sync::atomic::AtomicBool::new(false),
+            })
+        }
+
+        /// Whether the owner is blocked in a wait now (see the field).
+        pub(crate) fn is_blocked(&self) -> bool {
+            self.blocked.load(std::sync::atomic::Ordering::Relaxed)
+        }
+
+        /// Marks the owner blocked (or not) in a wait that is not this poller's own `wait`.
+        pub(crate) fn set_blocked(&self, blocked: bool) {
+            // Relaxed: a hint for siblings deciding whether to watch this poller (field docs).
+            self.blocked
+                .store(blocked, std::sync::atomic::Ordering::Relaxed);
         }
 
         /// Blocks until an event, a `notify`, or the timeout (`None`: none).
@@ -100,14 +119,24 @@ mod epoll {
                 tv_sec: t.as_secs().try_into().unwrap_or(i64::MAX),
                 tv_nsec: t.subsec_nanos().into(),
             });
-            loop {
+            let blocking = timeout
+                .as_ref()
+                .is_none_or(|t| t.tv_sec != 0 || t.tv_nsec != 0);
+            if blocking {
+                self.set_blocked(true);
+            }
+            let waited = loop {
                 let spare = rustix::buffer::spare_capacity(&mut events.list);
                 match epoll::wait(&self.epoll, spare, timeout.as_ref()) {
-                    Ok(_) => return Ok(()),
+                    Ok(_) => break Ok(()),
                     Err(Errno::INTR) => continue,
-                    Err(e) => return Err(e.into()),
+                    Err(e) => break Err(e.into()),
                 }
+            };
+            if blocking {
+                self.set_blocked(false);
             }
+            waited
         }
 
         /// Wakes the current or next `wait`.
@@ -201,6 +230,14 @@ mod epoll {
 
         pub(crate) fn clear(&mut self) {
             self.list.clear();
+        }
+
+        /// Whether the last wait returned a wake-up (`notify`) among its events.
+        pub(crate) fn has_notify(&self) -> bool {
+            self.list.iter().any(|event| {
+                let data = event.data;
+                data.u64() == NOTIFY_KEY
+            })
         }
 
         /// Whether the last wait returned no I/O event (a wake-up alone counts as none).

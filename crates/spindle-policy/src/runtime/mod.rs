@@ -75,9 +75,32 @@ pub struct Builder {
     thread_name: Option<String>,
     on_start: Option<ThreadHook>,
     on_stop: Option<ThreadHook>,
+    /// `io_help(false)` was asked for.
+    no_io_help: bool,
 }
 
 impl Builder {
+    /// Whether an idle worker takes a busy sibling's socket events (default: yes, on Linux;
+    /// elsewhere there is nothing to turn on). A worker's sockets are polled by its own loop;
+    /// with this, a worker that is idle while a sibling is busy (in a long batch, a long
+    /// callback, or descheduled by the OS) also watches that sibling's poller and wakes the
+    /// tasks waiting on its sockets from its own thread, as a runtime with one shared poller
+    /// would (see `spindle_loop::EventLoop::help_io_of` for the protocol). Turned off, a
+    /// sibling only learns of such work when the busy worker queues it and wakes it.
+    ///
+    /// ```
+    /// let rt = spindle_policy::Runtime::builder()
+    ///     .worker_threads(2)
+    ///     .io_help(false)
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(rt.block_on(async { 1 }).unwrap(), 1);
+    /// ```
+    pub fn io_help(mut self, on: bool) -> Self {
+        self.no_io_help = !on;
+        self
+    }
+
     /// How many workers (default: `SPINDLE_WORKERS` if set, else the available parallelism).
     /// 0 is refused by [`build`](Self::build).
     ///
@@ -146,7 +169,9 @@ impl Builder {
             return Err(PolicyError::NoWorkers);
         }
         let locals: Vec<Worker<Runnable>> = (0..workers).map(|_| Worker::new_fifo()).collect();
-        let shared = Arc::new(Shared::new(locals.iter().map(|w| w.stealer()).collect()));
+        let mut shared = Shared::new(locals.iter().map(|w| w.stealer()).collect());
+        shared.io_help = !self.no_io_help;
+        let shared = Arc::new(shared);
         let (ready_tx, ready_rx) = mpsc::channel();
         let mut runtime = Runtime {
             handle: RuntimeHandle {
@@ -229,6 +254,15 @@ fn worker_main(
     CURRENT.with(|c| *c.borrow_mut() = Some(shared.clone()));
     lp.set_worker_hook(Some(core.clone()));
     core.set_event_loop(Some(lp.clone()));
+    #[cfg(all(target_os = "linux", not(loom)))]
+    if let Some(share) = shared
+        .io_shares
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get_mut(index)
+    {
+        *share = Some(lp.io_share());
+    }
     // Reported from inside the running loop: when `build()` returns, every loop is running.
     let started = LoopHandle::new(&lp);
     if let Err(rejected) = lp.call_soon(move || {

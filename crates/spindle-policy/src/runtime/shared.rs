@@ -38,6 +38,13 @@ pub(crate) struct Shared {
     /// How many workers' loops watched I/O sources when they last parked: while any does,
     /// parking workers do not spin (see `WorkerCore::before_park`).
     pub(crate) io_workers: AtomicUsize,
+    /// Each worker's I/O as its siblings help with it (`spindle_loop::io::help`), by worker
+    /// index, filled in as workers start.
+    /// Whether workers help their siblings' pollers (`Builder::io_help`).
+    #[cfg_attr(any(loom, not(target_os = "linux")), allow(dead_code))]
+    pub(crate) io_help: bool,
+    #[cfg(all(target_os = "linux", not(loom)))]
+    pub(crate) io_shares: std::sync::Mutex<Vec<Option<spindle_loop::io::IoShare>>>,
     /// Every idle stealable task; closed at shutdown, which is how the runtime knows it is
     /// shutting down (see `is_shutdown`).
     pub(crate) tasks: TaskSet,
@@ -69,6 +76,9 @@ impl Shared {
             loops: OnceLock::new(),
             idle: Idle::new(workers),
             io_workers: AtomicUsize::new(0),
+            io_help: true,
+            #[cfg(all(target_os = "linux", not(loom)))]
+            io_shares: std::sync::Mutex::new(vec![None; workers]),
             tasks: TaskSet::new(),
         }
     }

@@ -52,6 +52,9 @@ pub(crate) struct WorkerCore {
     /// Whether this worker's loop watched I/O sources when it last parked (counted in
     /// `Shared::io_workers`).
     has_io: Cell<bool>,
+    /// Whether this worker's loop helps its siblings' pollers yet (`install_help`).
+    #[cfg(all(target_os = "linux", not(loom)))]
+    helps: Cell<bool>,
     rng: Cell<u64>,
     /// The worker's loop, for its counters (cleared at shutdown: the loop holds this core).
     event_loop: std::cell::RefCell<Option<spindle_loop::EventLoop>>,
@@ -71,6 +74,8 @@ impl WorkerCore {
             is_searching: Cell::new(false),
             parked: Cell::new(false),
             has_io: Cell::new(false),
+            #[cfg(all(target_os = "linux", not(loom)))]
+            helps: Cell::new(false),
             // Any odd seed works for xorshift; spread the workers apart.
             rng: Cell::new(0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1).wrapping_mul(0x2545_F491)),
             event_loop: std::cell::RefCell::new(None),
@@ -129,6 +134,37 @@ impl WorkerCore {
             }
         }
         has_io || io_workers.load(Ordering::Relaxed) != 0
+    }
+
+    /// Once siblings watch I/O: from now on this worker's loop, while it waits, also takes the
+    /// events of a sibling's poller while that sibling is busy (`spindle_loop::io::help`).
+    #[cfg(all(target_os = "linux", not(loom)))]
+    fn install_help(&self) {
+        if !self.shared.io_help || self.shared.workers.len() < 2 {
+            self.helps.set(true);
+            return;
+        }
+        let siblings: Option<Vec<_>> = {
+            let shares = self
+                .shared
+                .io_shares
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            shares
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != self.index)
+                .map(|(_, share)| share.clone())
+                .collect()
+        };
+        // Not every sibling has started yet: try again at a later park.
+        let Some(siblings) = siblings else { return };
+        if let Some(lp) = &*self.event_loop.borrow() {
+            if let Err(e) = lp.help_io_of(&siblings) {
+                tracing::debug!(worker = self.index, error = %e, "spindle: no poller help");
+            }
+        }
+        self.helps.set(true);
     }
 
     fn next_rand(&self) -> u64 {
@@ -325,6 +361,10 @@ impl WorkerHook for WorkerCore {
         // threads as cores a spinning worker takes the core from the thread that feeds it
         // (measured on `tcp_echo_rt`: the spins were ~10% of the process's CPU).
         let spin = !self.note_io(has_io);
+        #[cfg(all(target_os = "linux", not(loom)))]
+        if !self.helps.get() && !spin {
+            self.install_help();
+        }
         for attempt in 0..SEARCH_TRIES {
             if self.search() {
                 return Park::Stay;

@@ -1,0 +1,268 @@
+//! An idle loop takes a busy sibling's I/O events (DESIGN.md, I/O pitfalls: "a sibling takes
+//! over its poller"), so that a worker of a runtime that is running a long batch, or that the
+//! OS has descheduled, does not hold its sockets' wake-ups back while a sibling sleeps.
+//!
+//! # Protocol (Linux)
+//!
+//! Each helping loop owns an *outer* epoll watching its own poller's epoll fd (level-triggered:
+//! readable while the own poller has an event queued) and every sibling's (`EPOLLONESHOT`,
+//! re-armed at each park only while the sibling is busy, i.e. not blocked in a wait itself, so
+//! that a sibling blocked in its own wait is not raced for every event). Linux refuses
+//! `EPOLLEXCLUSIVE` on an epoll fd, hence the arming. When nothing is armed the loop blocks in
+//! its own poller as before (one syscall per wait).
+//!
+//! A sibling's poller that becomes readable wakes the helper, which takes the sibling's events
+//! with a zero-timeout wait and hands them to the sibling's reactor from its own thread:
+//! - a source's readiness is delivered there and its wakers woken (both are `Send + Sync`; a
+//!   stealable task then runs on the helper, its socket stays homed on the sibling);
+//! - the sibling's own wake-up (its eventfd's edge) and any level-triggered watch event are
+//!   the sibling's to act on: the helper notifies the sibling again, so it wakes as it would
+//!   have. Nothing is lost: the edges the helper consumed are either delivered (sources) or
+//!   re-raised (the rest), and a stale key is ignored by the reactor's generation check.
+//!
+//! Siblings are held weakly (their reactor holds their poller): a closed sibling's poller
+//! closes with it and leaves the outer epoll's interest list on its own.
+
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use rustix::event::epoll::{self, EventData, EventFlags};
+use rustix::io::Errno;
+
+use super::reactor::{Reactor, Scratch};
+use crate::remote::poller::{Events, Poller};
+
+/// A loop's I/O, as a sibling loop can help with it: made with
+/// [`EventLoop::io_share`](crate::EventLoop::io_share), given to
+/// [`EventLoop::help_io_of`](crate::EventLoop::help_io_of). `Send + Sync`.
+///
+/// ```
+/// let a = spindle_loop::EventLoop::new().unwrap();
+/// let share = a.io_share();
+/// let b = std::thread::spawn(move || {
+///     let b = spindle_loop::EventLoop::new().unwrap();
+///     b.help_io_of(&[share]).unwrap();
+/// });
+/// b.join().unwrap();
+/// ```
+#[derive(Clone)]
+pub struct IoShare(pub(crate) Arc<Reactor>);
+
+impl std::fmt::Debug for IoShare {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IoShare")
+            .field("loop_id", &self.0.loop_id())
+            .finish()
+    }
+}
+
+/// The outer epoll of a helping loop and the siblings it watches (see the module docs).
+pub(crate) struct Helping {
+    outer: OwnedFd,
+    siblings: Vec<Weak<Reactor>>,
+}
+
+/// The outer epoll's key of the loop's own poller; sibling `i` is `i + 1`.
+const OWN_KEY: u64 = 0;
+
+impl Helping {
+    pub(crate) fn new(own: &Poller, siblings: &[IoShare]) -> io::Result<Self> {
+        let outer = epoll::create(epoll::CreateFlags::CLOEXEC)?;
+        epoll::add(&outer, own, EventData::new_u64(OWN_KEY), EventFlags::IN)?;
+        for (i, sibling) in siblings.iter().enumerate() {
+            // Added disarmed (no events); `wait` arms it while the sibling is busy.
+            epoll::add(
+                &outer,
+                sibling.0.remote().poller(),
+                EventData::new_u64(i as u64 + 1),
+                EventFlags::ONESHOT,
+            )?;
+        }
+        Ok(Helping {
+            outer,
+            siblings: siblings.iter().map(|s| Arc::downgrade(&s.0)).collect(),
+        })
+    }
+
+    /// The owner's blocking wait: as `own.wait`, but a busy sibling's events wake it too and
+    /// are handed to that sibling's reactor here.
+    pub(crate) fn wait(&self, own: &Poller, events: &mut Events, timeout: Option<Duration>) {
+        let mut armed = false;
+        for (i, sibling) in self.siblings.iter().enumerate() {
+            let Some(sibling) = sibling.upgrade() else {
+                continue;
+            };
+            let poller = sibling.remote().poller();
+            if sibling.has_registrations() && !poller.is_blocked() {
+                let flags = EventFlags::IN | EventFlags::ONESHOT;
+                armed |=
+                    epoll::modify(&self.outer, poller, EventData::new_u64(i as u64 + 1), flags)
+                        .is_ok();
+            }
+        }
+        if !armed {
+            let _ = own.wait(events, timeout);
+            return;
+        }
+        let timeout = timeout.map(|t| rustix::time::Timespec {
+            tv_sec: t.as_secs().try_into().unwrap_or(i64::MAX),
+            tv_nsec: t.subsec_nanos().into(),
+        });
+        // A few keys per wait: more wait for the next one (the own poller is level-triggered
+        // here, a sibling's one-shot entry stays pending until reported).
+        let mut buf = [std::mem::MaybeUninit::<epoll::Event>::uninit(); 8];
+        own.set_blocked(true);
+        let ready: &[epoll::Event] = loop {
+            match epoll::wait(&self.outer, &mut buf, timeout.as_ref()) {
+                Ok((ready, _)) => break ready,
+                Err(Errno::INTR) => continue,
+                // A spurious wake-up, which the loop tolerates.
+                Err(_) => break &[],
+            }
+        };
+        own.set_blocked(false);
+        events.clear();
+        for event in ready {
+            let key = event.data.u64();
+            if key == OWN_KEY {
+                let _ = own.wait(events, Some(Duration::ZERO));
+            } else if let Some(sibling) = self.siblings[key as usize - 1].upgrade() {
+                self.help(&sibling);
+            }
+        }
+    }
+
+    /// Takes `sibling`'s queued events and hands them to its reactor (module docs).
+    fn help(&self, sibling: &Reactor) {
+        // Fresh buffers: a help is rare next to the wake-up that brought it (and `Events` is
+        // not `Send`, so the helper cannot keep them in the `Sync` remote).
+        let (mut events, mut scratch) = (Events::new(), Scratch::default());
+        let poller = sibling.remote().poller();
+        if poller.wait(&mut events, Some(Duration::ZERO)).is_err() {
+            return;
+        }
+        let renotify = events.has_notify();
+        sibling.dispatch(&events, &mut scratch.sources, &mut scratch.watches);
+        if renotify || !scratch.watches.is_empty() {
+            let _ = poller.notify();
+        }
+    }
+}
+
+impl AsFd for Helping {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.outer.as_fd()
+    }
+}
+
+impl crate::EventLoop {
+    /// This loop's I/O as a sibling can help with it (see [`help_io_of`](Self::help_io_of)).
+    ///
+    /// ```
+    /// let lp = spindle_loop::EventLoop::new().unwrap();
+    /// let share = lp.io_share();
+    /// assert!(format!("{share:?}").contains(&lp.id().to_string()));
+    /// ```
+    pub fn io_share(&self) -> IoShare {
+        IoShare(self.inner.reactor.clone())
+    }
+
+    /// From now on, while this loop waits with nothing to do, it also watches `siblings`'
+    /// pollers while they are busy, and takes their sockets' events from them: their waiting
+    /// tasks are woken from this thread (a stealable task then runs here; its socket stays
+    /// homed on its loop). A runtime gives each worker's loop the others; the protocol is in
+    /// the docs of `io::help`. Linux only (epoll in epoll). Once per loop: a second call is an
+    /// `AlreadyExists` error.
+    ///
+    /// ```
+    /// let a = spindle_loop::EventLoop::new().unwrap();
+    /// let b = spindle_loop::EventLoop::new().unwrap();
+    /// a.help_io_of(&[b.io_share()])?;
+    /// assert_eq!(
+    ///     a.help_io_of(&[b.io_share()]).unwrap_err().kind(),
+    ///     std::io::ErrorKind::AlreadyExists
+    /// );
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn help_io_of(&self, siblings: &[IoShare]) -> io::Result<()> {
+        self.inner.remote.help_io_of(siblings)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::os::unix::net::UnixStream;
+    use std::rc::Rc;
+    use std::time::Duration;
+
+    use crate::remote::poller::Events;
+    use crate::EventLoop;
+
+    /// The owner `home` and a loop `helper` that helps it.
+    fn pair() -> (EventLoop, EventLoop) {
+        let (home, helper) = (EventLoop::new().unwrap(), EventLoop::new().unwrap());
+        helper.help_io_of(&[home.io_share()]).unwrap();
+        (home, helper)
+    }
+
+    fn help(helper: &EventLoop, home: &EventLoop) {
+        let helping = helper.inner.remote.helping().expect("installed");
+        helping.help(&home.inner.reactor);
+    }
+
+    #[test]
+    fn a_helper_that_takes_its_siblings_wake_up_raises_it_again() {
+        let (home, helper) = pair();
+        let poller = home.inner.remote.poller();
+        poller.notify().unwrap();
+        help(&helper, &home);
+        // The helper's wait consumed the edge of the notification; the home poller still has
+        // one, or a loop about to block would sleep through its wake-up.
+        let mut events = Events::new();
+        poller.wait(&mut events, Some(Duration::ZERO)).unwrap();
+        assert!(events.has_notify(), "the wake-up was lost");
+    }
+
+    #[test]
+    fn a_helper_leaves_a_level_triggered_callback_to_its_loop() {
+        let (home, helper) = pair();
+        let (reader, mut writer) = UnixStream::pair().unwrap();
+        reader.set_nonblocking(true).unwrap();
+        let reader = Rc::new(reader);
+        let calls = Rc::new(std::cell::Cell::new(0));
+        let (c, l) = (calls.clone(), home.clone());
+        home.add_reader(reader.clone(), move || {
+            c.set(c.get() + 1);
+            l.stop();
+        })
+        .unwrap();
+        writer.write_all(b"x").unwrap();
+        help(&helper, &home);
+        assert_eq!(calls.get(), 0, "callbacks run on their own loop only");
+        home.run_forever().unwrap();
+        assert_eq!(calls.get(), 1, "the loop still saw its reader ready");
+        home.close().unwrap();
+        helper.close().unwrap();
+    }
+
+    #[test]
+    fn a_second_help_io_of_is_refused_and_a_closed_sibling_is_skipped() {
+        let (home, helper) = pair();
+        let err = helper.help_io_of(&[home.io_share()]).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::AlreadyExists);
+        home.close().unwrap();
+        drop(home);
+        // The helper's next wait finds its sibling gone and simply waits on its own poller.
+        helper
+            .call_later(Duration::from_millis(5), {
+                let l = helper.clone();
+                move || l.stop()
+            })
+            .unwrap();
+        helper.run_forever().unwrap();
+        helper.close().unwrap();
+    }
+}
