@@ -127,6 +127,7 @@ pub fn spindle_rt_server() -> SocketAddr {
             use futures_lite::{AsyncReadExt, AsyncWriteExt};
             let rt = spindle::Runtime::builder()
                 .worker_threads(2)
+                .io_help(crate::io_help())
                 .build()
                 .unwrap();
             let _ = rt.block_on(async move {

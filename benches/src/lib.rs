@@ -332,3 +332,9 @@ impl Countdown {
         }
     }
 }
+
+/// Whether spindle's runtimes in the I/O and server rows let idle workers help their siblings'
+/// pollers (`Builder::io_help`, on by default): `IO_HELP=0` turns it off, for an A/B run.
+pub fn io_help() -> bool {
+    std::env::var("IO_HELP").map_or(true, |v| v != "0")
+}

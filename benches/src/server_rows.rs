@@ -121,6 +121,7 @@ where
     start(name, move |tx| {
         let rt = spindle::Runtime::builder()
             .worker_threads(SERVER_WORKERS)
+            .io_help(crate::io_help())
             .build()
             .unwrap();
         let server = spindle::net::Server::bind("127.0.0.1:0")

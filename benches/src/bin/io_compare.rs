@@ -14,7 +14,9 @@
 //! p99 round-trip latency; then the ratios spindle/tokio (below 1.0: spindle is better).
 //!
 //! `IO_SIDE=0` (spindle) or `IO_SIDE=1` (tokio) runs one side only, for profiling it alone
-//! (`strace -c -f`, `perf stat`): it prints that side's line and no ratio.
+//! (`strace -c -f`, `perf stat`): it prints that side's line and no ratio. `IO_HELP=0` builds
+//! spindle's 2-worker runtimes with `io_help(false)` (idle workers do not help their siblings'
+//! pollers), for an A/B of that protocol.
 
 use std::net::SocketAddr;
 use std::time::Duration;

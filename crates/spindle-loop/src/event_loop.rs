@@ -91,6 +91,10 @@ pub trait WorkerHook {
     fn before_park(&self, has_io: bool) -> Park;
     /// The loop is back from blocking (or from deciding not to).
     fn after_park(&self);
+    /// The loop starts (`true`) or has finished (`false`) handing its poller's events to their
+    /// sources, which wakes the tasks waiting on them (a scheduler may treat the wake-ups of
+    /// one poll as one burst). Only called for a poll that returned events.
+    fn io_dispatch(&self, _dispatching: bool) {}
 }
 
 /// A [`WorkerHook`]'s answer to a loop about to block.
@@ -421,7 +425,14 @@ impl Inner {
             self.poll_io_now();
         }
         // I/O events before due timers (asyncio's order).
-        self.dispatch_io();
+        match &hook {
+            Some(hook) if self.has_io_events() => {
+                hook.io_dispatch(true);
+                self.dispatch_io();
+                hook.io_dispatch(false);
+            }
+            _ => self.dispatch_io(),
+        }
         {
             let mut timers = self.timers.borrow_mut();
             if !timers.is_empty() {

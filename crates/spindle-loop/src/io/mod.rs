@@ -76,6 +76,12 @@ impl Inner {
         self.reactor.has_registrations()
     }
 
+    /// Whether the last wait or poll returned I/O events not yet dispatched.
+    #[inline]
+    pub(crate) fn has_io_events(&self) -> bool {
+        !self.events.borrow().is_empty()
+    }
+
     /// Collects the events ready now (the iteration does not block: work is ready).
     pub(crate) fn poll_io_now(&self) {
         self.remote.poll_now(&mut self.events.borrow_mut());
@@ -120,6 +126,10 @@ impl Inner {
     }
 
     pub(crate) fn poll_io_now(&self) {}
+
+    pub(crate) fn has_io_events(&self) -> bool {
+        false
+    }
 
     pub(crate) fn dispatch_io(&self) {}
 

@@ -52,9 +52,15 @@ pub(crate) struct WorkerCore {
     /// Whether this worker's loop watched I/O sources when it last parked (counted in
     /// `Shared::io_workers`).
     has_io: Cell<bool>,
-    /// Whether this worker's loop helps its siblings' pollers yet (`install_help`).
-    #[cfg(all(target_os = "linux", not(loom)))]
-    helps: Cell<bool>,
+    /// Whether this worker's loop helps its siblings' pollers (`install_help`).
+    io_help: Cell<IoHelp>,
+    /// The loop is handing its poller's events to their sources (`io_dispatch`).
+    dispatching_io: Cell<bool>,
+    /// This worker came back from blocking in its poller (not from a zero-timeout poll).
+    woke_from_block: Cell<bool>,
+    /// A push during the I/O dispatch found more than one task queued: after the dispatch,
+    /// wake a sibling if this worker had been blocked (see `io_dispatch`).
+    notify_after_dispatch: Cell<bool>,
     rng: Cell<u64>,
     /// The worker's loop, for its counters (cleared at shutdown: the loop holds this core).
     event_loop: std::cell::RefCell<Option<spindle_loop::EventLoop>>,
@@ -74,8 +80,10 @@ impl WorkerCore {
             is_searching: Cell::new(false),
             parked: Cell::new(false),
             has_io: Cell::new(false),
-            #[cfg(all(target_os = "linux", not(loom)))]
-            helps: Cell::new(false),
+            io_help: Cell::new(IoHelp::NotYet),
+            dispatching_io: Cell::new(false),
+            woke_from_block: Cell::new(false),
+            notify_after_dispatch: Cell::new(false),
             // Any odd seed works for xorshift; spread the workers apart.
             rng: Cell::new(0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1).wrapping_mul(0x2545_F491)),
             event_loop: std::cell::RefCell::new(None),
@@ -118,7 +126,12 @@ impl WorkerCore {
         // (and a worker stuck in a long callback must not hold them back). One task is ours to
         // run next; waking a sibling for it would only bounce it between threads (tokio's rule).
         if !self.is_searching.get() && usize::from(lifo_occupied) + self.local.len() > 1 {
-            self.shared.notify_one();
+            if self.dispatching_io.get() && self.io_help.get() == IoHelp::On {
+                // Woken by our own poller's events: see `io_dispatch`.
+                self.notify_after_dispatch.set(true);
+            } else {
+                self.shared.notify_one();
+            }
         }
     }
 
@@ -141,7 +154,7 @@ impl WorkerCore {
     #[cfg(all(target_os = "linux", not(loom)))]
     fn install_help(&self) {
         if !self.shared.io_help || self.shared.workers.len() < 2 {
-            self.helps.set(true);
+            self.io_help.set(IoHelp::Off);
             return;
         }
         let siblings: Option<Vec<_>> = {
@@ -159,12 +172,23 @@ impl WorkerCore {
         };
         // Not every sibling has started yet: try again at a later park.
         let Some(siblings) = siblings else { return };
-        if let Some(lp) = &*self.event_loop.borrow() {
-            if let Err(e) = lp.help_io_of(&siblings) {
+        let installed = match &*self.event_loop.borrow() {
+            Some(lp) => lp.help_io_of(&siblings).map_err(|e| {
                 tracing::debug!(worker = self.index, error = %e, "spindle: no poller help");
-            }
-        }
-        self.helps.set(true);
+            }),
+            None => Err(()),
+        };
+        self.io_help.set(if installed.is_ok() {
+            IoHelp::On
+        } else {
+            IoHelp::Off
+        });
+    }
+
+    /// No poller to help with elsewhere (`spindle_loop::io::help` is epoll's).
+    #[cfg(not(all(target_os = "linux", not(loom))))]
+    fn install_help(&self) {
+        self.io_help.set(IoHelp::Off);
     }
 
     fn next_rand(&self) -> u64 {
@@ -323,6 +347,8 @@ fn retry(mut steal: impl FnMut() -> Steal<Runnable>) -> Option<Runnable> {
 
 impl WorkerHook for WorkerCore {
     fn run_stealable(&self) -> usize {
+        // This iteration's I/O burst, if any, was dispatched before this call.
+        self.woke_from_block.set(false);
         let mut ran = 0;
         let mut lifo_steps = 0;
         while ran < STEP_BUDGET {
@@ -361,8 +387,7 @@ impl WorkerHook for WorkerCore {
         // threads as cores a spinning worker takes the core from the thread that feeds it
         // (measured on `tcp_echo_rt`: the spins were ~10% of the process's CPU).
         let spin = !self.note_io(has_io);
-        #[cfg(all(target_os = "linux", not(loom)))]
-        if !self.helps.get() && !spin {
+        if self.io_help.get() == IoHelp::NotYet && !spin {
             self.install_help();
         }
         for attempt in 0..SEARCH_TRIES {
@@ -392,10 +417,44 @@ impl WorkerHook for WorkerCore {
     }
 
     fn after_park(&self) {
-        if self.parked.replace(false) && !self.shared.idle.unpark_worker_by_id(self.index) {
+        let blocked = self.parked.replace(false);
+        self.woke_from_block.set(blocked);
+        if blocked && !self.shared.idle.unpark_worker_by_id(self.index) {
             // Not on the sleepers list any more: a notifier took us off and counted us as
             // searching.
             self.is_searching.set(true);
         }
     }
+
+    /// The tasks our own poller's events woke form one burst. While siblings help this
+    /// worker's poller, none is woken per task of the burst: a sibling that parked while we
+    /// were busy watches our poller and takes the next events itself. Only a burst that
+    /// follows a blocking wait wakes one sibling (if more than one task is queued), since a
+    /// sibling that parked while we were blocked does not watch us (tokio notifies once after
+    /// a park, not per wake-up of its driver, for the same reason).
+    fn io_dispatch(&self, dispatching: bool) {
+        self.dispatching_io.set(dispatching);
+        if dispatching {
+            return;
+        }
+        let woke_from_block = self.woke_from_block.replace(false);
+        if self.notify_after_dispatch.replace(false)
+            && woke_from_block
+            && !self.is_searching.get()
+            && usize::from(self.has_lifo()) + self.local.len() > 1
+        {
+            self.shared.notify_one();
+        }
+    }
+}
+
+/// Whether a worker helps its siblings' pollers (`spindle_loop::io::help`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum IoHelp {
+    /// Not decided yet: decided at the first park once any worker watches I/O.
+    NotYet,
+    /// Installed: siblings' I/O bursts reach this worker through their pollers.
+    On,
+    /// Turned off (`Builder::io_help(false)`, one worker, or not on this platform).
+    Off,
 }
