@@ -63,6 +63,8 @@ pub(super) struct SlowState {
 
 impl TaskHeader {
     /// A task of loop `loop_id`, or a stealable one (`STEALABLE`, then `set_scheduler`).
+    /// Inline: built straight into the cell rather than returned and copied.
+    #[inline]
     pub(crate) fn new(id: u64, loop_id: u64, created_at: &'static Location<'static>) -> Self {
         let header = TaskHeader {
             id,
