@@ -220,6 +220,7 @@ impl Inner {
         self.id
     }
 
+    #[inline]
     pub(crate) fn weak(&self) -> Weak<Inner> {
         self.me.clone()
     }

@@ -176,6 +176,14 @@ impl TaskHeader {
     #[inline]
     pub(crate) fn begin_step(&self) {
         let state = self.state();
+        if state & (AWAITING | AWAITING_FUTURE) != 0 {
+            self.clear_await_links(state);
+        }
+    }
+
+    /// `begin_step` for a task whose last step left an await link (`state` has one).
+    #[inline(never)]
+    fn clear_await_links(&self, state: u32) {
         if state & AWAITING != 0 {
             self.state.fetch_and(!AWAITING, Ordering::AcqRel);
             self.slow().awaiting = None;

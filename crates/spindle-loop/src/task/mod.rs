@@ -270,6 +270,7 @@ loom::thread_local! {
     static TASK_IDS: std::cell::Cell<(u64, u64)> = std::cell::Cell::new((0, 0));
 }
 
+#[inline]
 pub(crate) fn next_task_id() -> u64 {
     TASK_IDS.with(|ids| {
         let (mut next, mut end) = ids.get();
