@@ -250,10 +250,16 @@ impl Inner {
         self.tasks.borrow_mut().insert(task, |index| index);
     }
 
+    /// A local task that never went idle completed (see `unregister_task`).
+    #[inline]
+    pub(crate) fn note_unstarted_task_done(&self) {
+        self.unstarted.set(self.unstarted.get().saturating_sub(1));
+    }
+
     /// A local task completed: the registry's reference, if it was ever registered.
     pub(crate) fn unregister_task(&self, header: &TaskHeader) -> Option<TaskRef> {
         if !header.is_registered() {
-            self.unstarted.set(self.unstarted.get().saturating_sub(1));
+            self.note_unstarted_task_done();
             return None;
         }
         self.tasks.borrow_mut().remove(header.slot(), header)

@@ -163,8 +163,20 @@ pub(crate) trait TaskOwner {
 pub(crate) struct LocalOwner(pub(crate) Weak<Inner>);
 
 impl TaskOwner for LocalOwner {
+    #[inline]
     fn unregister(&self, header: &TaskHeader) -> Option<TaskRef> {
-        self.0.upgrade()?.unregister_task(header)
+        if header.is_registered() {
+            return self.0.upgrade()?.unregister_task(header);
+        }
+        // Never idle, so in no registry: only the loop's count of unstarted tasks changes.
+        // No `upgrade` (a count up and down) for that: `Weak` is `!Send`, so this is the
+        // loop's thread, and a live strong count means the loop's `Inner` stays alive for
+        // the call below, which runs no code that could drop it.
+        if self.0.strong_count() > 0 {
+            // SAFETY: see above: the allocation is alive and nothing frees it meanwhile.
+            unsafe { &*self.0.as_ptr() }.note_unstarted_task_done();
+        }
+        None
     }
 
     /// The first `Pending`: from now on the task may sit idle with its runnable inside a
@@ -223,7 +235,7 @@ impl<O: TaskOwner> CompletionGuard<O> {
 
     /// Completes the task unless that was done already (the guard's `Drop` after a finished
     /// step lands here: one load).
-    #[inline]
+    #[inline(always)]
     fn complete(&mut self, outcome: Outcome) {
         // Only `complete` sets DONE, and only the task's own step (or the drop of its future)
         // calls it: a plain load tells whether this already ran.

@@ -277,27 +277,35 @@ impl TaskHeader {
     }
 
     /// The handle was dropped: detach, and report an error nobody took.
+    #[inline]
     pub(super) fn detach(&self, task: impl FnOnce() -> TaskRef) {
         let prev = self.state.fetch_or(DETACHED, Ordering::AcqRel);
         if prev & FAILED != 0 && prev & RETRIEVED == 0 {
-            let task = task();
-            let loop_id = self.loop_id();
-            let report = move || {
-                let ctx = task.header().unretrieved_context(Some(task.clone()));
-                context::with_running(|lp| match lp {
-                    Some(lp) if lp.id() == loop_id || loop_id == STEALABLE => lp.report(ctx),
-                    _ => crate::exception::default_exception_handler(&ctx),
-                });
-            };
-            // Report on the loop's thread, through its handler; if it is closed, right here.
-            match crate::remote::lookup(loop_id) {
-                Some(remote) => {
-                    if let Err(rejected) = remote.submit(report) {
-                        (rejected.into_inner())();
-                    }
+            self.report_unretrieved_on_detach(task());
+        }
+    }
+
+    /// `detach` found the task failed and its error not taken: report it, on the loop's
+    /// thread.
+    #[cold]
+    #[inline(never)]
+    fn report_unretrieved_on_detach(&self, task: TaskRef) {
+        let loop_id = self.loop_id();
+        let report = move || {
+            let ctx = task.header().unretrieved_context(Some(task.clone()));
+            context::with_running(|lp| match lp {
+                Some(lp) if lp.id() == loop_id || loop_id == STEALABLE => lp.report(ctx),
+                _ => crate::exception::default_exception_handler(&ctx),
+            });
+        };
+        // Report on the loop's thread, through its handler; if it is closed, right here.
+        match crate::remote::lookup(loop_id) {
+            Some(remote) => {
+                if let Err(rejected) = remote.submit(report) {
+                    (rejected.into_inner())();
                 }
-                None => report(),
             }
+            None => report(),
         }
     }
 
