@@ -398,7 +398,11 @@ fn detached_tasks_ending_in_their_first_step_each_finish_once_and_leave_no_live_
     for _ in 0..3 {
         one_iteration(&lp);
     }
-    assert_eq!(ran.get(), 2, "the finished task and the one with a callback ran");
+    assert_eq!(
+        ran.get(),
+        2,
+        "the finished task and the one with a callback ran"
+    );
     assert_eq!(callback_runs.load(Ordering::SeqCst), 1);
     assert_eq!(reports.get(), 1, "the panic, reported once");
     assert_eq!(lp.stats().tasks, 0);
@@ -422,7 +426,11 @@ fn a_handle_dropped_after_its_task_finished_drops_the_output() {
     let task = lp.create_task(async move { Counted(d) }).unwrap();
     one_iteration(&lp);
     assert!(task.done());
-    assert_eq!(drops.get(), 0, "the output waits in the cell for the handle");
+    assert_eq!(
+        drops.get(),
+        0,
+        "the output waits in the cell for the handle"
+    );
     drop(task);
     assert_eq!(drops.get(), 1);
     lp.close().unwrap();
