@@ -65,6 +65,7 @@ impl<T: Default> LazyMutex<T> {
 }
 
 impl<T> Drop for LazyMutex<T> {
+    #[inline]
     fn drop(&mut self) {
         // `&mut self`: no other access; a plain load (loom's atomics have no `get_mut`).
         let current = self.0.load(Ordering::Relaxed);

@@ -363,3 +363,75 @@ fn a_task_awaiting_its_own_handle_gets_an_error_at_once() {
     one_iteration(&lp);
     assert!(r.done() && !r.cancelled() && !r.panicked());
 }
+
+/// Completion has a short path (nothing registered on the task, nothing to report) and a full
+/// one. Detached tasks that end in their first step, one of each kind: each finishes once (the
+/// done-callback runs once, with its task; the panic is reported once), and none is left
+/// counted as live.
+#[test]
+fn detached_tasks_ending_in_their_first_step_each_finish_once_and_leave_no_live_task() {
+    let lp = EventLoop::new().unwrap();
+    let reports = Rc::new(Cell::new(0));
+    let r = reports.clone();
+    lp.set_exception_handler(Some(Rc::new(
+        move |_: &EventLoop, _: &spindle_loop::ExceptionContext| r.set(r.get() + 1),
+    )));
+    let ran = Rc::new(Cell::new(0));
+    let body = |ran: &Rc<Cell<u32>>| {
+        let ran = ran.clone();
+        async move { ran.set(ran.get() + 1) }
+    };
+    drop(lp.create_task(body(&ran)).unwrap()); // finished
+    let cancelled = lp.create_task(body(&ran)).unwrap();
+    assert!(cancelled.cancel()); // cancelled before its first step: the body never runs
+    drop(cancelled);
+    drop(lp.create_task(async { panic!("first step") }).unwrap()); // panicked
+    let with_callback = lp.create_task(body(&ran)).unwrap();
+    let callback_runs = Arc::new(AtomicUsize::new(0));
+    let (c, id) = (callback_runs.clone(), with_callback.id());
+    with_callback.add_done_callback(move |task| {
+        assert_eq!(task.id(), id);
+        c.fetch_add(1, Ordering::SeqCst);
+    });
+    drop(with_callback);
+    assert_eq!(lp.stats().tasks, 4);
+    for _ in 0..3 {
+        one_iteration(&lp);
+    }
+    assert_eq!(
+        ran.get(),
+        2,
+        "the finished task and the one with a callback ran"
+    );
+    assert_eq!(callback_runs.load(Ordering::SeqCst), 1);
+    assert_eq!(reports.get(), 1, "the panic, reported once");
+    assert_eq!(lp.stats().tasks, 0);
+    assert!(lp.all_tasks().is_empty());
+    lp.close().unwrap();
+}
+
+/// A handle dropped after its task finished takes the output out of the cell and drops it
+/// (the detach's slow path; the fast one is for a task that never ran).
+#[test]
+fn a_handle_dropped_after_its_task_finished_drops_the_output() {
+    struct Counted(Rc<Cell<u32>>);
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.0.set(self.0.get() + 1);
+        }
+    }
+    let lp = EventLoop::new().unwrap();
+    let drops = Rc::new(Cell::new(0));
+    let d = drops.clone();
+    let task = lp.create_task(async move { Counted(d) }).unwrap();
+    one_iteration(&lp);
+    assert!(task.done());
+    assert_eq!(
+        drops.get(),
+        0,
+        "the output waits in the cell for the handle"
+    );
+    drop(task);
+    assert_eq!(drops.get(), 1);
+    lp.close().unwrap();
+}

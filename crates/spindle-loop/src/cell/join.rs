@@ -59,20 +59,12 @@ impl<T> JoinHandle<T> {
     }
 
     /// Gives up the handle. Returns the output if the task had completed and it was not taken:
-    /// the caller drops it.
+    /// the caller drops it. (`Drop` tries the common case, a task never run, first.)
     fn set_detached(&mut self) -> Option<T> {
         let ptr = self.ptr.as_ptr() as *const ();
         let header = self.header();
         let mut output = None;
-        // The common case first: a task never run, one step reference, the handle going.
-        let Err(mut state) = header.state.compare_exchange_weak(
-            SCHEDULED | HANDLE | REFERENCE,
-            SCHEDULED | REFERENCE,
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        ) else {
-            return None;
-        };
+        let mut state = header.state.load(Ordering::Acquire);
         loop {
             if state & COMPLETED != 0 && state & CLOSED == 0 {
                 // Completed and not taken: take it (closing), drop it after this loop.
@@ -172,8 +164,27 @@ impl<T> Future for JoinHandle<T> {
 }
 
 impl<T> Drop for JoinHandle<T> {
+    #[inline]
     fn drop(&mut self) {
-        // The output, if we took it here, is dropped after the state no longer names it.
+        // The common case inline: a task never run, one step reference, the handle going
+        // (nothing else to do: the step's reference keeps the cell).
+        let fresh = self.header().state.compare_exchange_weak(
+            SCHEDULED | HANDLE | REFERENCE,
+            SCHEDULED | REFERENCE,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
+        if fresh.is_err() {
+            self.detach_slow();
+        }
+    }
+}
+
+impl<T> JoinHandle<T> {
+    /// `Drop` for any other state. The output, if taken here, is dropped after the state no
+    /// longer names it.
+    #[inline(never)]
+    fn detach_slow(&mut self) {
         drop(self.set_detached());
     }
 }

@@ -399,22 +399,23 @@ where
                         Ordering::Acquire,
                     ) {
                         Ok(_) => {
-                            let mut failed = None;
-                            if state & HANDLE == 0 || state & CLOSED != 0 {
+                            let dropped = if state & HANDLE == 0 || state & CLOSED != 0 {
                                 // SAFETY: nobody can take the output any more. A panic in its
                                 // destructor must not skip the release below (the cell would
                                 // leak): caught, and reported once the step let go.
-                                let dropped = std::panic::catch_unwind(
-                                    std::panic::AssertUnwindSafe(|| unsafe {
-                                        ManuallyDrop::drop(&mut (*Self::stage(ptr)).output)
-                                    }),
-                                );
-                                failed = dropped.err().map(|p| header.meta.output_drop_panic(p));
-                            }
-                            // SAFETY: the step's reference, given up.
-                            unsafe { release_step(ptr, state) };
-                            if let Some(ctx) = failed {
-                                crate::exception::report_to_running_loop(ctx);
+                                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unsafe {
+                                    ManuallyDrop::drop(&mut (*Self::stage(ptr)).output)
+                                }))
+                            } else {
+                                Ok(())
+                            };
+                            match dropped {
+                                // SAFETY: the step's reference, given up.
+                                Ok(()) => unsafe { release_step(ptr, state) },
+                                // SAFETY: as above.
+                                Err(payload) => unsafe {
+                                    release_after_output_panic(ptr, state, payload)
+                                },
                             }
                             return false;
                         }
@@ -468,6 +469,27 @@ where
             }
         }
     }
+}
+
+/// Ends a step whose task's output panicked when dropped: builds the report while the cell is
+/// still ours, gives up the step's reference, then reports. Out of line: the common end of a
+/// step stays short.
+///
+/// # Safety
+///
+/// As [`release_step`]: `ptr` is a live cell and the caller's reference is given up.
+#[cold]
+#[inline(never)]
+unsafe fn release_after_output_panic(
+    ptr: *const (),
+    state: usize,
+    payload: Box<dyn std::any::Any + Send>,
+) {
+    // SAFETY: the caller's reference keeps the cell alive until `release_step`.
+    let ctx = unsafe { header_at(ptr) }.meta.output_drop_panic(payload);
+    // SAFETY: the caller's reference, given up.
+    unsafe { release_step(ptr, state) };
+    crate::exception::report_to_running_loop(ctx);
 }
 
 /// Closes the task if its poll unwinds (spindle's futures catch their panics; this is for any

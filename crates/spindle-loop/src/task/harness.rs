@@ -163,8 +163,20 @@ pub(crate) trait TaskOwner {
 pub(crate) struct LocalOwner(pub(crate) Weak<Inner>);
 
 impl TaskOwner for LocalOwner {
+    #[inline]
     fn unregister(&self, header: &TaskHeader) -> Option<TaskRef> {
-        self.0.upgrade()?.unregister_task(header)
+        if header.is_registered() {
+            return self.0.upgrade()?.unregister_task(header);
+        }
+        // Never idle, so in no registry: only the loop's count of unstarted tasks changes.
+        // No `upgrade` (a count up and down) for that: `Weak` is `!Send`, so this is the
+        // loop's thread, and a live strong count means the loop's `Inner` stays alive for
+        // the call below, which runs no code that could drop it.
+        if self.0.strong_count() > 0 {
+            // SAFETY: see above: the allocation is alive and nothing frees it meanwhile.
+            unsafe { &*self.0.as_ptr() }.note_unstarted_task_done();
+        }
+        None
     }
 
     /// The first `Pending`: from now on the task may sit idle with its runnable inside a
@@ -221,13 +233,44 @@ impl<O: TaskOwner> CompletionGuard<O> {
         }
     }
 
+    /// Completes the task unless that was done already (the guard's `Drop` after a finished
+    /// step lands here: one load).
+    #[inline(always)]
     fn complete(&mut self, outcome: Outcome) {
-        let header = self.header();
         // Only `complete` sets DONE, and only the task's own step (or the drop of its future)
         // calls it: a plain load tells whether this already ran.
-        if header.state() & DONE != 0 {
+        if self.header().state() & DONE != 0 {
             return;
         }
+        self.finish(outcome);
+    }
+
+    /// Sets the done bits and lets go of the registration. Most tasks end here: nothing
+    /// registered on them (no done-callback, no await link, not `run_until_complete`'s) and
+    /// nothing to report; everything else is in `finish_slow`, kept out of line so this
+    /// path stays a few instructions (a detached trivial task spends most of its life here).
+    fn finish(&mut self, outcome: Outcome) {
+        let header = self.header();
+        let bits = match outcome {
+            Outcome::Finished => DONE,
+            Outcome::Cancelled => DONE | CANCELLED,
+            Outcome::Panicked(_) | Outcome::Destroyed => return self.finish_slow(outcome),
+        };
+        let prev = header.state.fetch_or(bits, Ordering::AcqRel);
+        if prev & (AWAITING_FUTURE | NEEDS_SLOW_COMPLETION | STOP_ON_DONE) == 0 {
+            // The registry's reference (if the task was ever idle) goes after the bits are
+            // published, as in `finish_slow`.
+            drop(self.owner.unregister(header));
+            return;
+        }
+        self.finish_after(outcome, prev);
+    }
+
+    /// `finish` for a panic or a destroyed task (reports, a failure message to store).
+    #[cold]
+    #[inline(never)]
+    fn finish_slow(&mut self, outcome: Outcome) {
+        let header = self.header();
         let bits = DONE
             | match outcome {
                 Outcome::Finished => 0,
@@ -239,6 +282,14 @@ impl<O: TaskOwner> CompletionGuard<O> {
             header.slow().failure = Some(message.clone());
         }
         let prev = header.state.fetch_or(bits, Ordering::AcqRel);
+        self.finish_after(outcome, prev);
+    }
+
+    /// The rest of completion once the done bits are set (`prev`: the state before): the await
+    /// links, done-callbacks, `run_until_complete`'s stop, reports.
+    #[inline(never)]
+    fn finish_after(&mut self, outcome: Outcome, prev: u32) {
+        let header = self.header();
         if prev & AWAITING_FUTURE != 0 {
             // On the task's thread (its step, or its drop at close): its own table.
             drop(awaited_future::take(header.id));

@@ -63,6 +63,8 @@ pub(super) struct SlowState {
 
 impl TaskHeader {
     /// A task of loop `loop_id`, or a stealable one (`STEALABLE`, then `set_scheduler`).
+    /// Inline: built straight into the cell rather than returned and copied.
+    #[inline]
     pub(crate) fn new(id: u64, loop_id: u64, created_at: &'static Location<'static>) -> Self {
         let header = TaskHeader {
             id,
@@ -174,6 +176,14 @@ impl TaskHeader {
     #[inline]
     pub(crate) fn begin_step(&self) {
         let state = self.state();
+        if state & (AWAITING | AWAITING_FUTURE) != 0 {
+            self.clear_await_links(state);
+        }
+    }
+
+    /// `begin_step` for a task whose last step left an await link (`state` has one).
+    #[inline(never)]
+    fn clear_await_links(&self, state: u32) {
         if state & AWAITING != 0 {
             self.state.fetch_and(!AWAITING, Ordering::AcqRel);
             self.slow().awaiting = None;
@@ -267,27 +277,35 @@ impl TaskHeader {
     }
 
     /// The handle was dropped: detach, and report an error nobody took.
+    #[inline]
     pub(super) fn detach(&self, task: impl FnOnce() -> TaskRef) {
         let prev = self.state.fetch_or(DETACHED, Ordering::AcqRel);
         if prev & FAILED != 0 && prev & RETRIEVED == 0 {
-            let task = task();
-            let loop_id = self.loop_id();
-            let report = move || {
-                let ctx = task.header().unretrieved_context(Some(task.clone()));
-                context::with_running(|lp| match lp {
-                    Some(lp) if lp.id() == loop_id || loop_id == STEALABLE => lp.report(ctx),
-                    _ => crate::exception::default_exception_handler(&ctx),
-                });
-            };
-            // Report on the loop's thread, through its handler; if it is closed, right here.
-            match crate::remote::lookup(loop_id) {
-                Some(remote) => {
-                    if let Err(rejected) = remote.submit(report) {
-                        (rejected.into_inner())();
-                    }
+            self.report_unretrieved_on_detach(task());
+        }
+    }
+
+    /// `detach` found the task failed and its error not taken: report it, on the loop's
+    /// thread.
+    #[cold]
+    #[inline(never)]
+    fn report_unretrieved_on_detach(&self, task: TaskRef) {
+        let loop_id = self.loop_id();
+        let report = move || {
+            let ctx = task.header().unretrieved_context(Some(task.clone()));
+            context::with_running(|lp| match lp {
+                Some(lp) if lp.id() == loop_id || loop_id == STEALABLE => lp.report(ctx),
+                _ => crate::exception::default_exception_handler(&ctx),
+            });
+        };
+        // Report on the loop's thread, through its handler; if it is closed, right here.
+        match crate::remote::lookup(loop_id) {
+            Some(remote) => {
+                if let Err(rejected) = remote.submit(report) {
+                    (rejected.into_inner())();
                 }
-                None => report(),
             }
+            None => report(),
         }
     }
 

@@ -229,9 +229,10 @@ impl FlaggedHeader {
     /// The header pointer without the flag.
     #[inline]
     fn ptr(self) -> NonNull<TaskHeader> {
-        // An address with bit 0 cleared is still at least 8, so the fallback never happens.
-        self.0
-            .map_addr(|addr| std::num::NonZeroUsize::new(addr.get() & !Self::FLAG).unwrap_or(addr))
+        let ptr = self.0.as_ptr().map_addr(|addr| addr & !Self::FLAG);
+        // SAFETY: the address is a header's with at most bit 0 set; cleared, it is that
+        // header's again (8-aligned, so at least 8): not null.
+        unsafe { NonNull::new_unchecked(ptr) }
     }
 
     #[inline]
@@ -270,6 +271,7 @@ loom::thread_local! {
     static TASK_IDS: std::cell::Cell<(u64, u64)> = std::cell::Cell::new((0, 0));
 }
 
+#[inline]
 pub(crate) fn next_task_id() -> u64 {
     TASK_IDS.with(|ids| {
         let (mut next, mut end) = ids.get();
