@@ -31,7 +31,6 @@
 
 pub(crate) mod coop;
 #[cfg(all(not(loom), target_os = "linux"))]
-#[allow(unsafe_code)] // none: epoll through rustix; the lint is the crate's default
 pub(crate) mod help;
 #[cfg(not(loom))]
 #[allow(unsafe_code)] // sigaction(2) asked for SIGINT's disposition; a signal-hook action
