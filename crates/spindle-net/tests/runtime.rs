@@ -41,6 +41,26 @@ fn echo_server() -> std::net::SocketAddr {
     rx.recv().unwrap()
 }
 
+/// Connects to `addr` and makes the socket wait once (a read with nothing sent yet), so it is
+/// homed on the worker running the caller; returns it and its home loop's id.
+async fn connect_homed_here(addr: std::net::SocketAddr) -> (TcpStream, u64) {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let mut buf = [0; 4];
+    let wait = std::time::Duration::from_millis(5);
+    let early = spindle_loop::timeout(wait, s.read(&mut buf)).await;
+    assert!(early.is_err(), "nothing was sent yet");
+    let home = s.home_loop().expect("registered by the wait");
+    (s, home)
+}
+
+/// The index of the worker whose loop is `loop_id`.
+fn worker_of(rt: &Runtime, loop_id: u64) -> usize {
+    rt.loops()
+        .iter()
+        .position(|l| l.loop_id() == loop_id)
+        .expect("a worker's loop")
+}
+
 fn running_loop_id() -> u64 {
     EventLoop::running().expect("inside a worker").id()
 }
@@ -53,15 +73,10 @@ fn a_socket_moved_to_a_task_on_another_worker_keeps_working() {
     // Connect and wait once on worker 0: the socket's home is worker 0's loop.
     let stream = rt
         .spawn_on(0, move || async move {
-            let mut s = TcpStream::connect(addr).await.unwrap();
-            // A read with nothing sent yet has to wait: the socket registers here.
+            let (mut s, home) = connect_homed_here(addr).await;
             let mut buf = [0; 4];
-            let early =
-                spindle_loop::timeout(std::time::Duration::from_millis(5), s.read(&mut buf)).await;
-            assert!(early.is_err(), "nothing was sent yet");
             s.write_all(b"home").await.unwrap();
             s.read_exact(&mut buf).await.unwrap();
-            let home = s.home_loop().expect("registered by the wait");
             (s, home)
         })
         .unwrap()
@@ -149,13 +164,8 @@ fn a_stolen_task_uses_its_socket_on_another_worker_while_its_home_is_busy() {
     let g = go.clone();
     let task = rt
         .spawn(async move {
-            let mut s = TcpStream::connect(addr).await.unwrap();
-            // A read with nothing sent yet has to wait: the socket registers with the worker
-            // running us now, its home.
+            let (mut s, home) = connect_homed_here(addr).await;
             let mut buf = [0; 4];
-            let early = spindle_loop::timeout(Duration::from_millis(5), s.read(&mut buf)).await;
-            assert!(early.is_err(), "nothing was sent yet");
-            let home = s.home_loop().expect("registered by the wait");
             s.write_all(b"ping").await.unwrap();
             s.read_exact(&mut buf).await.unwrap();
             home_tx.send(home).unwrap();
@@ -170,8 +180,7 @@ fn a_stolen_task_uses_its_socket_on_another_worker_while_its_home_is_busy() {
         })
         .unwrap();
     let home = home_rx.recv().unwrap();
-    let loops: Vec<u64> = rt.loops().iter().map(|l| l.loop_id()).collect();
-    let home_worker = loops.iter().position(|&id| id == home).unwrap();
+    let home_worker = worker_of(&rt, home);
     // Keep the home worker busy (a blocking step on its own loop), then wake the task.
     let busy = rt
         .spawn_on(home_worker, || async {
@@ -202,24 +211,17 @@ fn an_idle_worker_wakes_the_tasks_of_a_stuck_workers_sockets() {
     let (g, r) = (go.clone(), replied.clone());
     let task = rt
         .spawn(async move {
-            let mut s = TcpStream::connect(addr).await.unwrap();
-            let mut buf = [0; 4];
-            // Nothing sent yet: the read waits, so the socket is homed on this worker.
-            let early = spindle_loop::timeout(Duration::from_millis(5), s.read(&mut buf)).await;
-            assert!(early.is_err(), "nothing was sent yet");
-            home_tx
-                .send(s.home_loop().expect("registered by the wait"))
-                .unwrap();
+            let (mut s, home) = connect_homed_here(addr).await;
+            home_tx.send(home).unwrap();
             g.wait().await;
+            let mut buf = [0; 4];
             s.write_all(b"ping").await.unwrap();
             // The echo comes back while the home worker is stuck: only its sibling can see it.
             s.read_exact(&mut buf).await.unwrap();
             r.store(true, Ordering::SeqCst);
         })
         .unwrap();
-    let home = home_rx.recv().unwrap();
-    let loops: Vec<u64> = rt.loops().iter().map(|l| l.loop_id()).collect();
-    let home_worker = loops.iter().position(|&id| id == home).unwrap();
+    let home_worker = worker_of(&rt, home_rx.recv().unwrap());
     // The home worker is stuck in one blocking step until the reply has been read (at most
     // 10 s, so that a broken help fails the test instead of hanging it).
     let seen = replied.clone();
