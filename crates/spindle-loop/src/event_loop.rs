@@ -469,14 +469,16 @@ impl Inner {
                 Ran::Callback(callback)
             }
             Ready::Wake(timer) => {
-                if timer.is_cancelled() {
-                    return;
+                // Waking runs the sleeper's waker, which may be any executor's. A cancelled
+                // sleep's timer only leaves the queue (see `WakeTimer::fire_due`).
+                match catch_unwind(AssertUnwindSafe(|| timer.fire_due())) {
+                    Ok(false) => return,
+                    Ok(true) => {}
+                    Err(payload) => {
+                        self.report_callback_panic(payload, SLEEP_TIMER_NAME, timer.created_at())
+                    }
                 }
                 self.callbacks_run.set(self.callbacks_run.get() + 1);
-                // Waking runs the sleeper's waker, which may be any executor's.
-                if let Err(payload) = catch_unwind(AssertUnwindSafe(|| timer.fire())) {
-                    self.report_callback_panic(payload, SLEEP_TIMER_NAME, timer.created_at());
-                }
                 Ran::Wake(timer.created_at())
             }
             Ready::Task(runnable) => {
@@ -618,7 +620,7 @@ impl Inner {
             Ready::Task(runnable) => {
                 self.drop_reporting("a task", || task::discard_runnable(runnable))
             }
-            Ready::Wake(timer) => self.drop_reporting("a sleep's timer", || timer.clear()),
+            Ready::Wake(timer) => self.drop_reporting("a sleep's timer", || timer.discard()),
         }
     }
 

@@ -154,8 +154,7 @@ pub mod __loom {
 
         /// Loop thread: the deadline passed (the heap popped the entry, then ran it).
         pub fn pop_and_fire(&self) {
-            self.timer.left_heap();
-            self.timer.fire();
+            self.timer.fire_due();
         }
 
         /// Loop thread: the heap let go of the entry without running it.

@@ -130,14 +130,6 @@ impl Item {
             Item::Wake(timer) => timer.left_heap(),
         }
     }
-
-    /// The ready-queue item the loop runs (or, at `close()`, discards) for this entry.
-    fn into_ready(self) -> Ready {
-        match self {
-            Item::Call(callback) => Ready::Callback(callback),
-            Item::Wake(timer) => Ready::Wake(timer),
-        }
-    }
 }
 
 impl TimerEntry {
@@ -328,33 +320,48 @@ impl Timers {
             if !top.item.is_cancelled() {
                 return Some(top.when);
             }
-            self.pop_from(side);
+            if let Some(entry) = self.pop_from(side) {
+                entry.item.left_queue();
+            }
         }
     }
 
-    /// Pops the next entry due at `now`, skipping cancelled ones, as the item the ready queue
-    /// runs.
+    /// Pops the next entry due at `now` as the item the ready queue runs, skipping cancelled
+    /// callbacks. A sleep's entry is handed over without reading its [`WakeTimer`] (whether it
+    /// was cancelled is decided when the item runs, see [`WakeTimer::fire_due`]): the entry
+    /// holds its deadline, so the pops stay within the queue's own memory, and the timer is
+    /// reached once, by the fire (measured on 100,000 shuffled sleeps: touching every due
+    /// timer in the pop and again in the fire was a cache miss more per timer).
     pub(crate) fn pop_due(&mut self, now: Instant) -> Option<Ready> {
         loop {
             let (side, top) = self.earliest()?;
-            if top.item.is_cancelled() {
-                self.pop_from(side);
+            if top.item.is_locally_cancelled() {
+                if let Some(entry) = self.pop_from(side) {
+                    entry.item.left_queue();
+                }
                 continue;
             }
             if top.when > now {
                 return None;
             }
-            return self.pop_from(side).map(|entry| entry.item.into_ready());
+            return self.pop_from(side).map(|entry| match entry.item {
+                Item::Call(callback) => {
+                    callback.set_in_heap(false);
+                    Ready::Callback(callback)
+                }
+                // Still `IN_HEAP`: `fire_due` or `WakeTimer::discard` lets go of it.
+                Item::Wake(timer) => Ready::Wake(timer),
+            });
         }
     }
 
-    /// Pops the earliest entry of `side` (the side `earliest` named).
+    /// Pops the earliest entry of `side` (the side `earliest` named); the caller lets go of
+    /// its item ([`Item::left_queue`]) or hands it over.
     fn pop_from(&mut self, side: Side) -> Option<TimerEntry> {
         let entry = match side {
             Side::Front => self.front.pop(),
             Side::Run => self.run.pop_front(),
         }?;
-        entry.item.left_queue();
         if entry.item.is_locally_cancelled() {
             self.cancelled = self.cancelled.saturating_sub(1);
         }
@@ -370,9 +377,13 @@ impl Timers {
             .drain()
             .chain(buckets.into_values().flatten())
             .chain(self.run.drain(..))
-            .map(|e| {
-                e.item.left_queue();
-                e.item.into_ready()
+            .map(|e| match e.item {
+                Item::Call(callback) => {
+                    callback.set_in_heap(false);
+                    Ready::Callback(callback)
+                }
+                // Still `IN_HEAP`, as `pop_due` hands it over: `WakeTimer::discard` lets go.
+                Item::Wake(timer) => Ready::Wake(timer),
             })
             .collect()
     }
@@ -417,16 +428,35 @@ impl WakeTimer {
         self.created_at
     }
 
-    /// Loop thread, as the ready queue reaches it: the deadline passed.
-    pub(crate) fn fire(&self) {
-        // AcqRel: pairs with the Acquire load in `fired`, so a sleeper that sees FIRED is done.
-        let prev = self.state.fetch_or(FIRED, AtomicOrdering::AcqRel);
+    /// Loop thread, as the ready queue reaches the item `pop_due` handed over: the queue lets
+    /// go of the entry and, unless the sleep was cancelled, the timer fires (its sleeper's
+    /// waker is woken). Returns whether it fired.
+    ///
+    /// One atomic step both clears `IN_HEAP` and sets `FIRED` (the entry was in the queue and
+    /// only this thread fires: the exclusive or flips exactly those two bits), so a concurrent
+    /// `cancel` either published `CANCELLED | COUNTED` before it (seen in `prev`: uncounted
+    /// here, nothing woken) or fails its exchange and then sees `FIRED`.
+    pub(crate) fn fire_due(&self) -> bool {
+        // AcqRel: pairs with the Acquire load in `fired`, so a sleeper that sees FIRED is done;
+        // and with the canceller's exchange, as `left_heap`.
+        let prev = self
+            .state
+            .fetch_xor(IN_HEAP | FIRED, AtomicOrdering::AcqRel);
+        debug_assert_eq!(
+            prev & (IN_HEAP | FIRED),
+            IN_HEAP,
+            "fired once, from the queue"
+        );
+        if prev & COUNTED != 0 {
+            self.counter.fetch_sub(1, AtomicOrdering::AcqRel);
+        }
         if prev & CANCELLED != 0 {
-            return;
+            return false;
         }
         if let Some(waker) = self.waker.take() {
             waker.wake();
         }
+        true
     }
 
     /// Whether the timer fired.
@@ -489,8 +519,10 @@ impl WakeTimer {
         }
     }
 
-    /// Loop thread, at `close()`: drop the sleeper's waker here.
-    pub(crate) fn clear(&self) {
+    /// Loop thread, at `close()`: the queue lets go of an entry `pop_due` or `drain` handed
+    /// over without firing it; the sleeper's waker is dropped here.
+    pub(crate) fn discard(&self) {
+        self.left_heap();
         drop(self.waker.take()); // after the lock: see `WakerCell::register`
     }
 }
@@ -503,11 +535,15 @@ mod tests {
     use std::rc::Rc;
     use std::time::Duration;
 
-    /// Runs a due item as the loop's `run_item` would: a callback runs, a sleep's timer fires.
-    fn run(item: Ready) {
+    /// Runs a due item as the loop's `run_item` would: a callback runs, a sleep's timer fires
+    /// unless its sleep was cancelled. Returns whether something ran.
+    fn run(item: Ready) -> bool {
         match item {
-            Ready::Callback(callback) => callback.run(),
-            Ready::Wake(timer) => timer.fire(),
+            Ready::Callback(callback) => {
+                callback.run();
+                true
+            }
+            Ready::Wake(timer) => timer.fire_due(),
             Ready::Task(_) => unreachable!("the timer queue holds no tasks"),
         }
     }
@@ -546,7 +582,7 @@ mod tests {
         expected.sort();
         let far = base + Duration::from_secs(1);
         while let Some(item) = timers.pop_due(far) {
-            run(item);
+            let _ = run(item);
         }
         let order: Vec<u64> = expected.iter().map(|&(_, i)| i).collect();
         assert_eq!(*fired.borrow(), order);
@@ -602,7 +638,7 @@ mod tests {
             expected.extend(due.iter().map(|&(_, id)| id));
             pending = rest;
             while let Some(item) = timers.pop_due(now) {
-                run(item);
+                let _ = run(item);
             }
             assert_eq!(*fired.borrow(), expected, "step {step}");
             for _ in 0..100 {
@@ -614,7 +650,7 @@ mod tests {
         pending.sort();
         expected.extend(pending.iter().map(|&(_, id)| id));
         while let Some(item) = timers.pop_due(base + Duration::from_secs(1)) {
-            run(item);
+            let _ = run(item);
         }
         assert_eq!(*fired.borrow(), expected);
         assert!(timers.is_empty());
@@ -648,7 +684,7 @@ mod tests {
         assert_eq!(timers.cancelled(), 0);
         kept.sort();
         while let Some(item) = timers.pop_due(base + Duration::from_secs(1)) {
-            run(item);
+            let _ = run(item);
         }
         let order: Vec<u64> = kept.iter().map(|&(_, i)| i).collect();
         assert_eq!(*fired.borrow(), order);
@@ -678,7 +714,7 @@ mod tests {
         let timer = timers.push_wake(base, &waker, Location::caller());
         let item = timers.pop_due(base).expect("the timer is due");
         assert!(matches!(&item, Ready::Wake(due) if Arc::ptr_eq(due, &timer)));
-        run(item);
+        let _ = run(item);
         assert_eq!(counter.0.load(AtomicOrdering::Relaxed), 1);
     }
 
@@ -704,10 +740,9 @@ mod tests {
         assert_eq!(timers.cancelled(), 200);
         let mut ran = 0;
         while let Some(item) = timers.pop_due(base + Duration::from_secs(1)) {
-            run(item);
-            ran += 1;
+            ran += usize::from(run(item));
         }
-        assert_eq!(ran, 400, "cancelled entries are skipped by pop_due");
+        assert_eq!(ran, 400, "cancelled entries fire nothing");
         assert_eq!(counter.0.load(AtomicOrdering::Relaxed), 400);
         assert!(timers.is_empty());
         assert_eq!(timers.cancelled(), 0);
