@@ -130,6 +130,29 @@ pub(crate) enum Ready {
     Wake(Arc<WakeTimer>),
 }
 
+/// How many items ahead of the one about to run the batch loop asks the CPU to load (see
+/// [`Ready::prefetch`]).
+const PREFETCH_AHEAD: usize = 6;
+
+impl Ready {
+    /// Starts loading the memory this item's run will touch first: a task's cell, a sleep's
+    /// timer, a callback's cell. A batch's items are often in an order unrelated to where
+    /// their memory lies (tasks woken by timers due in deadline order, after spawning in
+    /// another), and a batch of thousands leaves none of it in cache; loading a few items
+    /// ahead overlaps those misses instead of taking them one after the other. (Measured on
+    /// 100,000 shuffled sleeping tasks: see the README's timer section.)
+    fn prefetch(&self) {
+        match self {
+            Ready::Callback(callback) => crate::prefetch::prefetch_around(callback.cell_address()),
+            // The task's header sits at the start of its cell, the future right after.
+            Ready::Task(runnable) => {
+                crate::prefetch::prefetch_around((runnable.metadata() as *const TaskHeader).cast())
+            }
+            Ready::Wake(timer) => crate::prefetch::prefetch_around(Arc::as_ptr(timer).cast()),
+        }
+    }
+}
+
 /// How reports name a sleep's timer (the callback asyncio's `sleep` schedules).
 const SLEEP_TIMER_NAME: &str = "spindle_loop::sleep::Sleep";
 
@@ -443,7 +466,27 @@ impl Inner {
         // `all_tasks()` looks for unstarted tasks in both.
         loop {
             let item = match self.batch.try_borrow_mut() {
-                Ok(mut batch) => batch.pop_front(),
+                Ok(mut batch) => {
+                    if let Some(ahead) = batch.get(PREFETCH_AHEAD) {
+                        ahead.prefetch();
+                    }
+                    // Half as far ahead, what the first prefetch brought in points further: a
+                    // task's registry slot (a completing task empties it), the task a sleep's
+                    // timer wakes.
+                    match batch.get(PREFETCH_AHEAD / 2) {
+                        Some(Ready::Task(runnable)) => {
+                            let header = runnable.metadata();
+                            if header.is_registered() {
+                                if let Ok(tasks) = self.tasks.try_borrow() {
+                                    tasks.prefetch(header.slot());
+                                }
+                            }
+                        }
+                        Some(Ready::Wake(timer)) => timer.prefetch_waker(),
+                        _ => {}
+                    }
+                    batch.pop_front()
+                }
                 Err(_) => None,
             };
             let Some(item) = item else { break };

@@ -81,6 +81,8 @@ mod handle;
 pub mod io;
 #[allow(unsafe_code)] // LazyMutex: a box installed once behind an atomic pointer
 mod lazy_mutex;
+#[allow(unsafe_code)] // the prefetch intrinsic (a hint: it never faults)
+mod prefetch;
 mod registry;
 mod remote;
 #[allow(unsafe_code)] // RunnableSlot: a runnable's raw pointer in an atomic

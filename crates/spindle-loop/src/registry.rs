@@ -70,6 +70,14 @@ impl TaskRegistry {
         }
     }
 
+    /// Starts loading slot `index` (see `crate::prefetch`): a task completing in an order
+    /// unrelated to its slot's place empties it, a cache miss otherwise.
+    pub(crate) fn prefetch(&self, index: usize) {
+        if let Some(slot) = self.slots.get(index) {
+            crate::prefetch::prefetch_line((slot as *const Slot).cast());
+        }
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.len
     }

@@ -459,6 +459,14 @@ impl WakeTimer {
         true
     }
 
+    /// Starts loading what firing will touch besides the timer itself: the memory the
+    /// sleeper's waker points at (a spindle task's cell). Called on a timer already in cache.
+    pub(crate) fn prefetch_waker(&self) {
+        if let Some(data) = self.waker.peek_data() {
+            crate::prefetch::prefetch_around(data.cast());
+        }
+    }
+
     /// Whether the timer fired.
     fn fired(&self) -> bool {
         self.state.load(AtomicOrdering::Acquire) & FIRED != 0
