@@ -42,10 +42,18 @@
 //! (measured on 100,000 shuffled sleeps: a cell per due timer was a malloc and a free per
 //! timer and one more object to reach through a pointer).
 //!
+//! A due entry is handed to the ready queue without reading its `WakeTimer` (the entry holds
+//! the deadline): whether the sleep was cancelled meanwhile is read when the item runs
+//! ([`WakeTimer::fire_due`]), and a cancelled one then only leaves. So the queue's pops stay in
+//! the queue's own memory and a due timer is reached once, when it fires (with the loop's
+//! prefetch of the items ahead, see `Ready::prefetch`). Until its item runs (or `close()`
+//! discards it) such an entry still counts as in the queue for the protocol below.
+//!
 //! Counting such a cancellation towards the rebuild happens on the cancelling thread, through
 //! the heap's shared `external` counter, with three bits of the timer's state: `IN_HEAP` (set
-//! at push, cleared only by the loop thread when the queue lets go of the entry), `CANCELLED`,
-//! and `COUNTED` (this cancellation was added to the counter). The canceller increments the
+//! at push, cleared only by the loop thread when it lets go of the entry: dropped by a rebuild
+//! or as a cancelled top, fired, or discarded at `close()`), `CANCELLED`, and `COUNTED` (this
+//! cancellation was added to the counter). The canceller increments the
 //! counter *before* publishing `CANCELLED | COUNTED` with a compare-exchange that also checks
 //! `IN_HEAP`, and takes the increment back if the exchange fails; the loop thread decrements
 //! only if it finds `COUNTED` when it clears `IN_HEAP`. So every decrement follows its
@@ -528,7 +536,8 @@ impl WakeTimer {
         drop(self.waker.take()); // after the lock: see `WakerCell::register`
     }
 
-    /// Loop thread: the heap popped, rebuilt away or drained the entry.
+    /// Loop thread: the queue let go of the entry without firing it (a rebuild, a cancelled
+    /// top, `close()`).
     pub(crate) fn left_heap(&self) {
         let prev = self.state.fetch_and(!IN_HEAP, AtomicOrdering::AcqRel);
         if prev & COUNTED != 0 {
