@@ -109,6 +109,11 @@ pub(crate) struct Callback {
 }
 
 impl Callback {
+    /// Where the cell lies (the loop's prefetch before running it); not for dereferencing.
+    pub(crate) fn cell_address(&self) -> *const u8 {
+        self.cell.as_ptr().cast::<u8>().cast_const()
+    }
+
     fn new<S: CallSlot + 'static>(
         state: u8,
         created_at: &'static Location<'static>,

@@ -134,6 +134,34 @@ pub(crate) enum Ready {
     Wake(Arc<WakeTimer>),
 }
 
+/// How many items ahead of the one about to run the batch loop asks the CPU to load (see
+/// [`Ready::prefetch`]).
+const PREFETCH_AHEAD: usize = 6;
+
+/// The smallest batch the loop prefetches for: the memory of a smaller one is likely in cache
+/// already (a few hundred tasks of a few lines each fit in L2), and there the prefetch only
+/// costs its instructions (measured: ~2 ns a step, 6%, on 200 tasks yielding in turn).
+const PREFETCH_MIN_BATCH: usize = 256;
+
+impl Ready {
+    /// Starts loading the memory this item's run will touch first: a task's cell, a sleep's
+    /// timer, a callback's cell. A batch's items are often in an order unrelated to where
+    /// their memory lies (tasks woken by timers due in deadline order, after spawning in
+    /// another), and a batch of thousands leaves none of it in cache; loading a few items
+    /// ahead overlaps those misses instead of taking them one after the other. (Measured on
+    /// 100,000 shuffled sleeping tasks: see the README's timer section.)
+    fn prefetch(&self) {
+        match self {
+            Ready::Callback(callback) => crate::prefetch::prefetch_around(callback.cell_address()),
+            // The task's header sits at the start of its cell, the future right after.
+            Ready::Task(runnable) => {
+                crate::prefetch::prefetch_around((runnable.metadata() as *const TaskHeader).cast())
+            }
+            Ready::Wake(timer) => crate::prefetch::prefetch_around(Arc::as_ptr(timer).cast()),
+        }
+    }
+}
+
 /// How reports name a sleep's timer (the callback asyncio's `sleep` schedules).
 const SLEEP_TIMER_NAME: &str = "spindle_loop::sleep::Sleep";
 
@@ -450,18 +478,24 @@ impl Inner {
                 }
             }
         }
-        {
+        let prefetch = {
             let Ok(mut batch) = self.batch.try_borrow_mut() else {
                 // Unreachable: run_once does not nest (run_forever refuses to), but never panic.
                 return;
             };
             std::mem::swap(&mut *batch, &mut *self.ready.borrow_mut());
-        }
+            batch.len() >= PREFETCH_MIN_BATCH
+        };
         // Items run with no borrow of `ready` or `batch` held: they may schedule more, and
         // `all_tasks()` looks for unstarted tasks in both.
         loop {
             let item = match self.batch.try_borrow_mut() {
-                Ok(mut batch) => batch.pop_front(),
+                Ok(mut batch) => {
+                    if prefetch {
+                        self.prefetch_ahead(&batch);
+                    }
+                    batch.pop_front()
+                }
                 Err(_) => None,
             };
             let Some(item) = item else { break };
@@ -469,6 +503,28 @@ impl Inner {
         }
         if let Some(hook) = hook {
             hook.run_stealable();
+        }
+    }
+
+    /// Starts loading the memory of the items a few places ahead in `batch` (see
+    /// [`Ready::prefetch`]).
+    fn prefetch_ahead(&self, batch: &VecDeque<Ready>) {
+        if let Some(ahead) = batch.get(PREFETCH_AHEAD) {
+            ahead.prefetch();
+        }
+        // Half as far ahead, what the first prefetch brought in points further: a task's
+        // registry slot (a completing task empties it), the task a sleep's timer wakes.
+        match batch.get(PREFETCH_AHEAD / 2) {
+            Some(Ready::Task(runnable)) => {
+                let header = runnable.metadata();
+                if header.is_registered() {
+                    if let Ok(tasks) = self.tasks.try_borrow() {
+                        tasks.prefetch(header.slot());
+                    }
+                }
+            }
+            Some(Ready::Wake(timer)) => timer.prefetch_waker(),
+            _ => {}
         }
     }
 
@@ -499,14 +555,16 @@ impl Inner {
                 Ran::Callback(callback)
             }
             Ready::Wake(timer) => {
-                if timer.is_cancelled() {
-                    return;
+                // Waking runs the sleeper's waker, which may be any executor's. A cancelled
+                // sleep's timer only leaves the queue (see `WakeTimer::fire_due`).
+                match catch_unwind(AssertUnwindSafe(|| timer.fire_due())) {
+                    Ok(false) => return,
+                    Ok(true) => {}
+                    Err(payload) => {
+                        self.report_callback_panic(payload, SLEEP_TIMER_NAME, timer.created_at())
+                    }
                 }
                 self.callbacks_run.set(self.callbacks_run.get() + 1);
-                // Waking runs the sleeper's waker, which may be any executor's.
-                if let Err(payload) = catch_unwind(AssertUnwindSafe(|| timer.fire())) {
-                    self.report_callback_panic(payload, SLEEP_TIMER_NAME, timer.created_at());
-                }
                 Ran::Wake(timer.created_at())
             }
             Ready::Task(runnable) => {
@@ -648,7 +706,7 @@ impl Inner {
             Ready::Task(runnable) => {
                 self.drop_reporting("a task", || task::discard_runnable(runnable))
             }
-            Ready::Wake(timer) => self.drop_reporting("a sleep's timer", || timer.clear()),
+            Ready::Wake(timer) => self.drop_reporting("a sleep's timer", || timer.discard()),
         }
     }
 

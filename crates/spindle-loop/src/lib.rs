@@ -81,6 +81,8 @@ mod handle;
 pub mod io;
 #[allow(unsafe_code)] // LazyMutex: a box installed once behind an atomic pointer
 mod lazy_mutex;
+#[allow(unsafe_code)] // the prefetch intrinsic (a hint: it never faults)
+mod prefetch;
 mod registry;
 mod remote;
 #[allow(unsafe_code)] // RunnableSlot: a runnable's raw pointer in an atomic
@@ -154,8 +156,7 @@ pub mod __loom {
 
         /// Loop thread: the deadline passed (the heap popped the entry, then ran it).
         pub fn pop_and_fire(&self) {
-            self.timer.left_heap();
-            self.timer.fire();
+            self.timer.fire_due();
         }
 
         /// Loop thread: the heap let go of the entry without running it.

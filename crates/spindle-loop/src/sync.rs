@@ -53,6 +53,14 @@ impl WakerCell {
         self.lock().take()
     }
 
+    /// Where the current waker's data points (the loop's prefetch of what a wake will touch),
+    /// if the lock is free right now and a waker is there; only an address, never
+    /// dereferenced.
+    pub(crate) fn peek_data(&self) -> Option<*const ()> {
+        let slot = self.0.try_lock().ok()?;
+        slot.as_ref().map(std::task::Waker::data)
+    }
+
     /// Wakes the waker and keeps it, for more wake-ups to come.
     pub(crate) fn wake_by_ref(&self) {
         let waker = self.lock().clone();

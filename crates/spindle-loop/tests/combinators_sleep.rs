@@ -230,3 +230,61 @@ fn yield_now_needs_no_running_loop() {
     assert!(y.as_mut().poll(&mut cx).is_pending());
     assert!(y.as_mut().poll(&mut cx).is_ready());
 }
+
+/// A thousand sleeping tasks whose deadlines come out of order (and some tie) all fall due in
+/// one batch, large enough for the loop to prefetch ahead of it: they resume in deadline
+/// order, ties in the order they went to sleep; the quarter cancelled while asleep never
+/// resume, and once the batch ran no timer, cancelled or not, is left or counted.
+#[test]
+fn a_large_batch_of_shuffled_deadlines_resumes_in_deadline_order_ties_in_sleep_order() {
+    let lp = EventLoop::new().unwrap();
+    // Far enough ahead that every task is asleep (with a timer) before the first is due.
+    let base = Instant::now() + Duration::from_millis(300);
+    let resumed = Rc::new(RefCell::new(Vec::new()));
+    let mut expected = Vec::new();
+    let mut cancelled = Vec::new();
+    let mut x: u64 = 0x9E37_79B9;
+    for id in 0..1000u64 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        // 400 distinct deadlines for 1000 tasks: many ties, in no order.
+        let at = base + Duration::from_micros(x % 400);
+        let log = resumed.clone();
+        let task = lp
+            .create_task(async move {
+                sleep_until(at).await;
+                log.borrow_mut().push(id);
+            })
+            .unwrap();
+        if id % 4 == 3 {
+            cancelled.push(task);
+        } else {
+            expected.push((at, id));
+        }
+    }
+    one_iteration(&lp); // every task sleeps
+    assert_eq!(lp.stats().timers, 1000);
+    for task in &cancelled {
+        assert!(task.cancel());
+    }
+    one_iteration(&lp); // the cancelled tasks drop their sleeps
+    assert_eq!(lp.stats().cancelled_timers, 250);
+    lp.run_until_complete(sleep_until(base + Duration::from_millis(1)))
+        .unwrap();
+    while resumed.borrow().len() < expected.len() {
+        one_iteration(&lp);
+    }
+    expected.sort();
+    let order: Vec<u64> = expected.iter().map(|&(_, id)| id).collect();
+    assert_eq!(*resumed.borrow(), order);
+    assert_eq!(lp.stats().timers, 0);
+    assert_eq!(lp.stats().cancelled_timers, 0);
+    for task in cancelled {
+        assert_eq!(
+            lp.run_until_complete(task).unwrap(),
+            Err(TaskError::Cancelled)
+        );
+    }
+    lp.close().unwrap();
+}
