@@ -460,7 +460,18 @@ impl Inner {
             self.poll_io_now();
         }
         // I/O events before due timers (asyncio's order).
-        match &hook {
+        self.dispatch_io_events(hook.as_deref());
+        self.queue_due_timers();
+        self.run_batch();
+        if let Some(hook) = hook {
+            hook.run_stealable();
+        }
+    }
+
+    /// Hands the last wait's I/O events to their sources and watches; a worker's hook is told
+    /// of the burst (see [`WorkerHook::io_dispatch`]).
+    fn dispatch_io_events(&self, hook: Option<&dyn WorkerHook>) {
+        match hook {
             Some(hook) if self.has_io_events() => {
                 hook.io_dispatch(true);
                 self.dispatch_io();
@@ -468,16 +479,23 @@ impl Inner {
             }
             _ => self.dispatch_io(),
         }
-        {
-            let mut timers = self.timers.borrow_mut();
-            if !timers.is_empty() {
-                let now = Instant::now();
-                let mut ready = self.ready.borrow_mut();
-                while let Some(item) = timers.pop_due(now) {
-                    ready.push_back(item);
-                }
+    }
+
+    /// Moves every due timer to the ready queue, earliest first.
+    fn queue_due_timers(&self) {
+        let mut timers = self.timers.borrow_mut();
+        if !timers.is_empty() {
+            let now = Instant::now();
+            let mut ready = self.ready.borrow_mut();
+            while let Some(item) = timers.pop_due(now) {
+                ready.push_back(item);
             }
         }
+    }
+
+    /// Runs the items ready at the start of this iteration (what they schedule waits for the
+    /// next one, asyncio's rule).
+    fn run_batch(&self) {
         let prefetch = {
             let Ok(mut batch) = self.batch.try_borrow_mut() else {
                 // Unreachable: run_once does not nest (run_forever refuses to), but never panic.
@@ -500,9 +518,6 @@ impl Inner {
             };
             let Some(item) = item else { break };
             self.run_item(item);
-        }
-        if let Some(hook) = hook {
-            hook.run_stealable();
         }
     }
 
