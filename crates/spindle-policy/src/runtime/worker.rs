@@ -126,6 +126,8 @@ impl WorkerCore {
         // (and a worker stuck in a long callback must not hold them back). One task is ours to
         // run next; waking a sibling for it would only bounce it between threads (tokio's rule).
         if !self.is_searching.get() && usize::from(lifo_occupied) + self.local.len() > 1 {
+            // Our own `On` stands for our siblings': every worker installs its help before the
+            // first park after any worker has I/O, so a parked sibling is a helping one.
             if self.dispatching_io.get() && self.io_help.get() == IoHelp::On {
                 // Woken by our own poller's events: see `io_dispatch`.
                 self.notify_after_dispatch.set(true);
