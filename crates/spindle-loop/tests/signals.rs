@@ -116,16 +116,18 @@ fn a_dropped_signal_future_leaves_the_handler_that_replaced_it() {
             lp.run_until_complete(async move {
                 let first = spindle_loop::io::signal(SIGUSR1).unwrap();
                 // Replaces the future's handler: the loop's handler of SIGUSR1 is now this one.
-                l.add_signal_handler(SIGUSR1, move || c.set(c.get() + 1))
-                    .unwrap();
+                let stop = l.clone();
+                l.add_signal_handler(SIGUSR1, move || {
+                    c.set(c.get() + 1);
+                    stop.stop();
+                })
+                .unwrap();
                 drop(first);
             })
             .unwrap();
             assert_eq!(spindle_loop::io::loops_handling(SIGUSR1), 1);
             kill_process(getpid(), Signal::USR1).unwrap();
-            let l = lp.clone();
-            lp.call_later(Duration::from_millis(50), move || l.stop())
-                .unwrap();
+            // Stopped by the handler (or failed by `bound` if it was removed).
             lp.run_forever().unwrap();
             assert_eq!(calls.get(), 1, "the replacing handler still runs");
             assert!(lp.remove_signal_handler(SIGUSR1));
