@@ -138,6 +138,19 @@ impl Item {
             Item::Wake(timer) => timer.left_heap(),
         }
     }
+
+    /// The ready-queue item the loop runs (or, at `close()`, discards) for this entry. A
+    /// callback leaves the queue now; a sleep's timer stays `IN_HEAP`, unread, until
+    /// [`WakeTimer::fire_due`] or [`WakeTimer::discard`] lets go of it (module docs).
+    fn hand_over(self) -> Ready {
+        match self {
+            Item::Call(callback) => {
+                callback.set_in_heap(false);
+                Ready::Callback(callback)
+            }
+            Item::Wake(timer) => Ready::Wake(timer),
+        }
+    }
 }
 
 impl TimerEntry {
@@ -328,9 +341,7 @@ impl Timers {
             if !top.item.is_cancelled() {
                 return Some(top.when);
             }
-            if let Some(entry) = self.pop_from(side) {
-                entry.item.left_queue();
-            }
+            self.drop_top(side);
         }
     }
 
@@ -344,31 +355,24 @@ impl Timers {
     pub(crate) fn pop_due(&mut self, now: Instant) -> Option<Ready> {
         loop {
             let (side, top) = self.earliest()?;
-            if top.item.is_locally_cancelled() {
-                if let Some(entry) = self.pop_from(side) {
-                    entry.item.left_queue();
-                }
+            let not_due = top.when > now;
+            // For the first entry not due, one read of its flag per call lets a cancelled sleep
+            // at the top leave now rather than when due (or at a rebuild).
+            if top.item.is_locally_cancelled() || (not_due && top.item.is_cancelled()) {
+                self.drop_top(side);
                 continue;
             }
-            if top.when > now {
-                // The first entry not due: one read of its flag per call lets a cancelled
-                // sleep at the top leave now rather than when due (or at a rebuild).
-                if !top.item.is_cancelled() {
-                    return None;
-                }
-                if let Some(entry) = self.pop_from(side) {
-                    entry.item.left_queue();
-                }
-                continue;
+            if not_due {
+                return None;
             }
-            return self.pop_from(side).map(|entry| match entry.item {
-                Item::Call(callback) => {
-                    callback.set_in_heap(false);
-                    Ready::Callback(callback)
-                }
-                // Still `IN_HEAP`: `fire_due` or `WakeTimer::discard` lets go of it.
-                Item::Wake(timer) => Ready::Wake(timer),
-            });
+            return self.pop_from(side).map(|entry| entry.item.hand_over());
+        }
+    }
+
+    /// Pops the earliest entry of `side` and lets go of it (a cancelled top).
+    fn drop_top(&mut self, side: Side) {
+        if let Some(entry) = self.pop_from(side) {
+            entry.item.left_queue();
         }
     }
 
@@ -394,14 +398,7 @@ impl Timers {
             .drain()
             .chain(buckets.into_values().flatten())
             .chain(self.run.drain(..))
-            .map(|e| match e.item {
-                Item::Call(callback) => {
-                    callback.set_in_heap(false);
-                    Ready::Callback(callback)
-                }
-                // Still `IN_HEAP`, as `pop_due` hands it over: `WakeTimer::discard` lets go.
-                Item::Wake(timer) => Ready::Wake(timer),
-            })
+            .map(|e| e.item.hand_over())
             .collect()
     }
 }
