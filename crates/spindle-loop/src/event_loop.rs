@@ -282,18 +282,15 @@ impl Inner {
         self.tasks.borrow_mut().insert(task, |index| index);
     }
 
-    /// A local task that never went idle completed (see `unregister_task`).
+    /// A local task that never went idle completed: it is in no registry, only counted among
+    /// the unstarted (`LocalOwner::unregister` tells the two cases apart).
     #[inline]
     pub(crate) fn note_unstarted_task_done(&self) {
         self.unstarted.set(self.unstarted.get().saturating_sub(1));
     }
 
-    /// A local task completed: the registry's reference, if it was ever registered.
+    /// A local task that went idle completed: the registry's reference to it.
     pub(crate) fn unregister_task(&self, header: &TaskHeader) -> Option<TaskRef> {
-        if !header.is_registered() {
-            self.note_unstarted_task_done();
-            return None;
-        }
         self.tasks.borrow_mut().remove(header.slot(), header)
     }
 
@@ -547,13 +544,7 @@ impl Inner {
         // A task step outside debug mode needs none of the bookkeeping below (the clock, what
         // ran): the most common item of a spawn-heavy loop, taken first.
         let item = match item {
-            Ready::Task(runnable) if !self.debug.get() => {
-                self.task_steps.set(self.task_steps.get() + 1);
-                let _span = task::step_span(runnable.metadata().id());
-                // As below: the task catches its own panics; this guards the loop.
-                let _ = catch_unwind(AssertUnwindSafe(|| runnable.run()));
-                return;
-            }
+            Ready::Task(runnable) if !self.debug.get() => return self.step_task(runnable),
             item => item,
         };
         let started = self.debug.get().then(Instant::now);
@@ -583,21 +574,27 @@ impl Inner {
                 Ran::Wake(timer.created_at())
             }
             Ready::Task(runnable) => {
-                self.task_steps.set(self.task_steps.get() + 1);
                 let header = runnable.metadata();
-                let _span = task::step_span(header.id());
                 // Only debug mode's slow-step report needs the task afterwards.
                 let task = started.map(|_| TaskRef::new(runnable.waker(), header));
                 let created_at = header.created_at();
-                // Panics inside the task's future are caught by the task itself; this one only
-                // guards the loop against a panic in the task cell's own machinery.
-                let _ = catch_unwind(AssertUnwindSafe(|| runnable.run()));
+                self.step_task(runnable);
                 Ran::Task(task, created_at)
             }
         };
         if let Some(started) = started {
             self.report_if_slow(started.elapsed(), ran);
         }
+    }
+
+    /// Runs one step of a local task, inside its tracing span.
+    #[inline]
+    fn step_task(&self, runnable: TaskRunnable) {
+        self.task_steps.set(self.task_steps.get() + 1);
+        let _span = task::step_span(runnable.metadata().id());
+        // Panics inside the task's future are caught by the task itself; this one only guards
+        // the loop against a panic in the task cell's own machinery.
+        let _ = catch_unwind(AssertUnwindSafe(|| runnable.run()));
     }
 
     /// Reports a panic out of a callback (or a sleep timer's waker) to the exception handler.
