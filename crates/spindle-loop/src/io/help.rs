@@ -24,7 +24,7 @@
 //! closes with it and leaves the outer epoll's interest list on its own.
 
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -32,7 +32,7 @@ use rustix::event::epoll::{self, EventData, EventFlags};
 use rustix::io::Errno;
 
 use super::reactor::{Reactor, Scratch};
-use crate::remote::poller::{Events, Poller};
+use crate::remote::poller::{timespec, Events, Poller};
 
 /// A loop's I/O, as a sibling loop can help with it: made with
 /// [`EventLoop::io_share`](crate::EventLoop::io_share), given to
@@ -106,10 +106,7 @@ impl Helping {
             let _ = own.wait(events, timeout);
             return;
         }
-        let timeout = timeout.map(|t| rustix::time::Timespec {
-            tv_sec: t.as_secs().try_into().unwrap_or(i64::MAX),
-            tv_nsec: t.subsec_nanos().into(),
-        });
+        let timeout = timespec(timeout);
         // A few keys per wait: more wait for the next one (the own poller is level-triggered
         // here, a sibling's one-shot entry stays pending until reported).
         let mut buf = [std::mem::MaybeUninit::<epoll::Event>::uninit(); 8];
@@ -148,12 +145,6 @@ impl Helping {
         if renotify || !scratch.watches.is_empty() {
             let _ = poller.notify();
         }
-    }
-}
-
-impl AsFd for Helping {
-    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
-        self.outer.as_fd()
     }
 }
 

@@ -40,7 +40,7 @@ pub(crate) struct IoEvent {
 }
 
 #[cfg(all(not(loom), target_os = "linux"))]
-pub(crate) use epoll::{Events, Poller};
+pub(crate) use epoll::{timespec, Events, Poller};
 #[cfg(all(not(loom), not(target_os = "linux")))]
 pub(crate) use portable::{Events, Poller};
 
@@ -115,10 +115,7 @@ mod epoll {
             timeout: Option<Duration>,
         ) -> io::Result<()> {
             events.list.clear();
-            let timeout = timeout.map(|t| rustix::time::Timespec {
-                tv_sec: t.as_secs().try_into().unwrap_or(i64::MAX),
-                tv_nsec: t.subsec_nanos().into(),
-            });
+            let timeout = timespec(timeout);
             let blocking = timeout
                 .as_ref()
                 .is_none_or(|t| t.tv_sec != 0 || t.tv_nsec != 0);
@@ -196,6 +193,14 @@ mod epoll {
         fn as_fd(&self) -> BorrowedFd<'_> {
             self.epoll.as_fd()
         }
+    }
+
+    /// An epoll wait's timeout (`None`: none) as the kernel takes it.
+    pub(crate) fn timespec(timeout: Option<Duration>) -> Option<rustix::time::Timespec> {
+        timeout.map(|t| rustix::time::Timespec {
+            tv_sec: t.as_secs().try_into().unwrap_or(i64::MAX),
+            tv_nsec: t.subsec_nanos().into(),
+        })
     }
 
     fn data(key: usize) -> EventData {
