@@ -125,7 +125,7 @@ impl WorkerCore {
         // More than one task waits here: a parked sibling could take some while we are busy
         // (and a worker stuck in a long callback must not hold them back). One task is ours to
         // run next; waking a sibling for it would only bounce it between threads (tokio's rule).
-        if !self.is_searching.get() && usize::from(lifo_occupied) + self.local.len() > 1 {
+        if self.has_work_for_a_sibling(lifo_occupied) {
             // Our own `On` stands for our siblings': every worker installs its help before the
             // first park after any worker has I/O, so a parked sibling is a helping one.
             if self.dispatching_io.get() && self.io_help.get() == IoHelp::On {
@@ -135,6 +135,13 @@ impl WorkerCore {
                 self.shared.notify_one();
             }
         }
+    }
+
+    /// Whether more than one task waits here (`lifo_occupied`: the LIFO slot holds one) and
+    /// no search is on: then a parked sibling could take some (see `push`).
+    #[inline]
+    fn has_work_for_a_sibling(&self, lifo_occupied: bool) -> bool {
+        !self.is_searching.get() && usize::from(lifo_occupied) + self.local.len() > 1
     }
 
     /// Records whether this worker's loop watches I/O; returns whether any worker's does.
@@ -442,8 +449,7 @@ impl WorkerHook for WorkerCore {
         let woke_from_block = self.woke_from_block.replace(false);
         if self.notify_after_dispatch.replace(false)
             && woke_from_block
-            && !self.is_searching.get()
-            && usize::from(self.has_lifo()) + self.local.len() > 1
+            && self.has_work_for_a_sibling(self.has_lifo())
         {
             self.shared.notify_one();
         }
