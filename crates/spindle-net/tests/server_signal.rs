@@ -5,7 +5,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use rustix::process::{getpid, kill_process, Signal};
@@ -15,7 +15,7 @@ use spindle_net::{Server, TcpStream};
 use spindle_policy::Runtime;
 
 mod support;
-use support::in_child;
+use support::{in_child, wait_until};
 
 #[test]
 fn sigterm_shuts_the_server_down_gracefully() {
@@ -105,11 +105,10 @@ fn signal_shuts_a_server_built_to_down(signal: Signal, sig: i32) {
         client.write_all(b"req!").await.unwrap();
         // The request is in flight and worker 0 has its handler of `sig` (registered there
         // once `serve` started it): bounded waits.
-        let start = Instant::now();
-        while in_flight.load(Ordering::SeqCst) == 0 || loops_handling(sig) == 0 {
-            assert!(start.elapsed() < Duration::from_secs(20), "never ready");
-            spindle_loop::sleep(Duration::from_millis(2)).await;
-        }
+        wait_until("never ready", || {
+            in_flight.load(Ordering::SeqCst) > 0 && loops_handling(sig) > 0
+        })
+        .await;
         kill_process(getpid(), signal).unwrap();
         let mut buf = [0; 4];
         client.read_exact(&mut buf).await.unwrap();
@@ -120,13 +119,7 @@ fn signal_shuts_a_server_built_to_down(signal: Signal, sig: i32) {
         let refused = TcpStream::connect(addr).await.unwrap_err();
         assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
         // The watch removes its handlers once its shutdown() has returned, just after.
-        while loops_handling(sig) > 0 {
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "handlers never removed"
-            );
-            spindle_loop::sleep(Duration::from_millis(2)).await;
-        }
+        wait_until("handlers never removed", || loops_handling(sig) == 0).await;
     })
     .unwrap();
     assert!(!server.is_serving());
@@ -164,19 +157,15 @@ fn the_shutdown_on_signal_setting_lets_go_of_the_signals_when_the_server_closes_
                 .serve(&rt, |_: TcpStream| async {})
                 .unwrap();
             rt.block_on(async move {
-                let start = Instant::now();
-                while loops_handling(SIGTERM) == 0 || loops_handling(SIGINT) == 0 {
-                    assert!(
-                        start.elapsed() < Duration::from_secs(20),
-                        "never registered"
-                    );
-                    spindle_loop::sleep(Duration::from_millis(2)).await;
-                }
+                wait_until("never registered", || {
+                    loops_handling(SIGTERM) > 0 && loops_handling(SIGINT) > 0
+                })
+                .await;
                 assert!(server.shutdown().await.graceful());
-                while loops_handling(SIGTERM) + loops_handling(SIGINT) > 0 {
-                    assert!(start.elapsed() < Duration::from_secs(20), "never removed");
-                    spindle_loop::sleep(Duration::from_millis(2)).await;
-                }
+                wait_until("never removed", || {
+                    loops_handling(SIGTERM) + loops_handling(SIGINT) == 0
+                })
+                .await;
             })
             .unwrap();
         },
@@ -200,20 +189,16 @@ fn a_second_signal_during_the_graceful_shutdown_aborts_the_connections_left() {
             let handle = server.clone();
             rt.block_on(async move {
                 let _client = TcpStream::connect(addr).await.unwrap();
-                let start = Instant::now();
-                while started.load(Ordering::SeqCst) == 0 || loops_handling(SIGTERM) == 0 {
-                    assert!(start.elapsed() < Duration::from_secs(20), "never ready");
-                    spindle_loop::sleep(Duration::from_millis(2)).await;
-                }
+                wait_until("never ready", || {
+                    started.load(Ordering::SeqCst) > 0 && loops_handling(SIGTERM) > 0
+                })
+                .await;
                 kill_process(getpid(), Signal::TERM).unwrap();
                 // The shutdown began, and its watch has registered anew.
-                while !shutdown.is_triggered() || loops_handling(SIGTERM) == 0 {
-                    assert!(
-                        start.elapsed() < Duration::from_secs(20),
-                        "never shutting down"
-                    );
-                    spindle_loop::sleep(Duration::from_millis(2)).await;
-                }
+                wait_until("never shutting down", || {
+                    shutdown.is_triggered() && loops_handling(SIGTERM) > 0
+                })
+                .await;
                 kill_process(getpid(), Signal::TERM).unwrap();
                 spindle_loop::timeout(Duration::from_secs(20), handle.wait_closed())
                     .await

@@ -84,3 +84,14 @@ pub fn in_child(name: &str, body: fn()) {
     };
     assert!(status.success(), "the child {name} failed: {status}");
 }
+
+/// Polls `done` every 2 ms until it holds; fails the test with `what` after 20 s (a bound, not
+/// a timing assertion: the tests' waits take milliseconds).
+#[allow(dead_code)] // not every test binary that shares this module uses it
+pub async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !done() {
+        assert!(start.elapsed() < Duration::from_secs(20), "{what}");
+        spindle_loop::sleep(Duration::from_millis(2)).await;
+    }
+}
