@@ -591,10 +591,16 @@ impl Inner {
     #[inline]
     fn step_task(&self, runnable: TaskRunnable) {
         self.task_steps.set(self.task_steps.get() + 1);
-        let _span = task::step_span(runnable.metadata().id());
-        // Panics inside the task's future are caught by the task itself; this one only guards
-        // the loop against a panic in the task cell's own machinery.
-        let _ = catch_unwind(AssertUnwindSafe(|| runnable.run()));
+        let next = task::in_step_span(runnable.metadata().id(), || {
+            // Panics inside the task's future are caught by the task itself; this one only
+            // guards the loop against a panic in the task cell's own machinery.
+            catch_unwind(AssertUnwindSafe(|| runnable.run_handing_back()))
+        });
+        // Woken during its step (a yield): its next step is ours to queue, as `LocalSchedule`
+        // would (every task in the ready queue is this loop's), with no thread-local look-up.
+        if let Ok(Some(next)) = next {
+            self.push_ready_task(next);
+        }
     }
 
     /// Reports a panic out of a callback (or a sleep timer's waker) to the exception handler.

@@ -70,10 +70,36 @@ impl Runnable {
     /// assert!(task.done());
     /// ```
     pub fn run(self) -> bool {
-        let _span = crate::task::step_span(self.0.metadata().id());
-        // Panics in the task's future are caught by the task; this only guards the caller
-        // against a panic in the task cell's own machinery.
-        catch_unwind(AssertUnwindSafe(|| self.0.run())).unwrap_or(false)
+        crate::task::in_step_span(self.task_id(), || {
+            // Panics in the task's future are caught by the task; this only guards the caller
+            // against a panic in the task cell's own machinery.
+            catch_unwind(AssertUnwindSafe(|| self.0.run())).unwrap_or(false)
+        })
+    }
+
+    /// Runs one step of the task, as [`run`](Self::run); but if the task woke itself during
+    /// the step (a yield) or was woken meanwhile, its next step is returned instead of going
+    /// through [`Scheduler::schedule_here`]: a worker that runs steps puts a yielded one at the
+    /// back of its own queue directly, with no look-up of which worker it is on.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use spindle_loop::{spawn_stealable, yield_now, Inline};
+    ///
+    /// let scheduler = Arc::new(Inline::default());
+    /// let (runnable, task) = spawn_stealable(async { yield_now().await }, &scheduler).unwrap();
+    /// let next = runnable.run_handing_back().expect("the task yielded: its next step is ours");
+    /// assert!(next.run_handing_back().is_none());
+    /// assert!(task.done());
+    /// ```
+    pub fn run_handing_back(self) -> Option<Runnable> {
+        crate::task::in_step_span(self.task_id(), || {
+            // As in `run`: the task catches its future's panics; this guards the machinery.
+            catch_unwind(AssertUnwindSafe(|| self.0.run_handing_back()))
+                .ok()
+                .flatten()
+                .map(Runnable)
+        })
     }
 
     /// Marks the task cancelled: when this step runs, the task drops its future and completes

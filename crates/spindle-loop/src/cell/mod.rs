@@ -110,7 +110,7 @@ pub(crate) struct TaskVTable {
     pub(crate) output: unsafe fn(*const ()) -> *mut (),
     pub(crate) drop_ref: unsafe fn(*const ()),
     pub(crate) destroy: unsafe fn(*const ()),
-    pub(crate) run: unsafe fn(*const ()) -> bool,
+    pub(crate) run: unsafe fn(*const (), bool) -> bool,
     pub(crate) clone_waker: unsafe fn(*const ()) -> std::task::RawWaker,
 }
 
@@ -369,6 +369,24 @@ mod tests {
         let (first, join, _) = spawn_here(yielding(3, Waker::wake_by_ref));
         assert_eq!(run_to_completion(first), 4);
         assert_eq!(output(join), Some(4));
+    }
+
+    #[test]
+    fn a_step_run_handing_back_returns_its_yield_instead_of_scheduling_it() {
+        let (first, join, _) = spawn_here(yielding(2, Waker::wake_by_ref));
+        let mut steps = 1;
+        let mut next = first.run_handing_back();
+        while let Some(step) = next {
+            assert!(
+                queued().is_empty(),
+                "a handed-back step is not scheduled too"
+            );
+            steps += 1;
+            next = step.run_handing_back();
+        }
+        assert!(queued().is_empty());
+        assert_eq!(steps, 3);
+        assert_eq!(output(join), Some(3));
     }
 
     /// The point of the self-wake: the wake touches a thread-local, not the shared state word

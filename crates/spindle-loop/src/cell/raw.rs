@@ -331,9 +331,10 @@ where
         unsafe { release_step(ptr, state) };
     }
 
-    /// One step: polls the future, then schedules the task again if it was woken meanwhile.
-    /// Returns whether it was.
-    unsafe fn run(ptr: *const ()) -> bool {
+    /// One step: polls the future, then, if the task was woken meanwhile, schedules it again
+    /// or, with `hand_back`, leaves its next step (the SCHEDULED bit and the step's reference)
+    /// to the caller. Returns whether it was woken.
+    unsafe fn run(ptr: *const (), hand_back: bool) -> bool {
         // SAFETY: the runnable's reference keeps the cell alive for the step.
         let header = unsafe { header_at(ptr) };
         // SAFETY: data and vtable of this task's waker; ManuallyDrop: it borrows the runnable's
@@ -454,9 +455,11 @@ where
                             }
                             if state & SCHEDULED != 0 || woke_itself {
                                 // Woken during the step: the step's runnable goes back to
-                                // the scheduler, marked as a yield.
-                                // SAFETY: SCHEDULED is set, with the step's reference.
-                                unsafe { Self::schedule(ptr, true) };
+                                // the scheduler, marked as a yield, or to the caller.
+                                if !hand_back {
+                                    // SAFETY: SCHEDULED is set, with the step's reference.
+                                    unsafe { Self::schedule(ptr, true) };
+                                }
                                 return true;
                             }
                             // SAFETY: the step's reference, given up: wakers hold their own.

@@ -55,7 +55,20 @@ impl Runnable {
     pub(crate) fn run(self) -> bool {
         let ptr = self.into_raw().as_ptr() as *const ();
         // SAFETY: the step's ownership passes to `run`, which ends or reschedules it.
-        unsafe { (super::header_at(ptr).vtable.run)(ptr) }
+        unsafe { (super::header_at(ptr).vtable.run)(ptr, false) }
+    }
+
+    /// Runs the step; if the task was woken during it (a yield, most often), returns its next
+    /// step instead of scheduling it: a scheduler's own yield path, which knows where the step
+    /// goes without asking its `Schedule`.
+    #[inline]
+    pub(crate) fn run_handing_back(self) -> Option<Runnable> {
+        let ptr = self.into_raw();
+        // SAFETY: the step's ownership passes to `run`; with `hand_back`, a rescheduled task's
+        // next step (SCHEDULED and the step's reference) comes back with `true`.
+        let woken = unsafe { (super::header_at(ptr.as_ptr()).vtable.run)(ptr.as_ptr(), true) };
+        // SAFETY: see above: `ptr` comes with the next step's ownership.
+        woken.then(|| unsafe { Runnable::from_raw(ptr) })
     }
 
     /// A new waker of the task (one more reference).

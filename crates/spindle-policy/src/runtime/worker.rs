@@ -372,7 +372,11 @@ impl WorkerHook for WorkerCore {
             // Single writer: a plain load and store, no locked instruction.
             let polls = &self.counters().polls;
             polls.store(polls.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
-            runnable.run();
+            // A yielded (or meanwhile woken) task comes back here rather than through
+            // `schedule_here`: to the back of our queue, as a yield goes.
+            if let Some(next) = runnable.run_handing_back() {
+                self.push(next, true);
+            }
             ran += 1;
         }
         if let Some(lp) = &*self.event_loop.borrow() {
