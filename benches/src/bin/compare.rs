@@ -10,7 +10,8 @@
 //! measures every selected workload N times over and reports the median of the N medians with
 //! their range (min-max), and each ratio spindle/peer as the median and range of the N
 //! per-repeat ratios. `--quick` is one round, one repeat: a smoke run, not a measurement.
-//! `--side NAME` runs only the sides of that name (e.g. `spindle`), for a profiler.
+//! `--side NAME[,NAME...]` runs only the sides of those names (e.g. `spindle`, for a profiler;
+//! `spindle,tokio_multi_thread` to see whether a third side's runs disturb the other two).
 //!
 //! Every side reports wall time and CPU time (user + sys of the whole process over the timed
 //! part, every thread included) per op. The rows are listed in [`spindle_benches::rows`]
@@ -59,8 +60,8 @@ fn main() {
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "-h" | "--help" => {
-                println!("usage: compare [--repeat N] [--quick] [--side NAME] [WORKLOAD_FILTER]");
-                println!("  --side NAME: run only that side of each row (for profiling)");
+                println!("usage: compare [--repeat N] [--quick] [--side NAME[,NAME...]] [WORKLOAD_FILTER]");
+                println!("  --side NAMES: run only those sides of each row (for profiling)");
                 println!("  env COMPARE_RUNS: rounds per measurement (default 15)");
                 println!("workloads:");
                 for w in rows::all() {
@@ -98,7 +99,7 @@ fn main() {
         .filter(|w| filter.as_deref().is_none_or(|f| w.name.contains(f)))
         .map(|mut w| {
             if let Some(side) = &side {
-                w.sides.retain(|s| s.name == side);
+                w.sides.retain(|s| side.split(',').any(|n| n == s.name));
             }
             w
         })
