@@ -76,6 +76,11 @@ mod epoll {
         /// Whether the owner is blocked in a wait: siblings only offer help to a busy loop
         /// (`io::help`). A hint: a stale value costs a spurious wake-up or a missed chance.
         blocked: std::sync::atomic::AtomicBool,
+        /// How many waits the owner made (blocking or not; a helper's `take_for_sibling` is
+        /// not counted): each one took whatever wake-up edge was pending, so a helper that
+        /// raised one again knows when the owner has seen it (`io::help`). Written by the
+        /// owner only.
+        owner_waits: std::sync::atomic::AtomicU32,
     }
 
     impl Poller {
@@ -93,7 +98,13 @@ mod epoll {
                 epoll,
                 notify,
                 blocked: std::sync::atomic::AtomicBool::new(false),
+                owner_waits: std::sync::atomic::AtomicU32::new(0),
             })
+        }
+
+        /// How many waits the owner has made (see the field).
+        pub(crate) fn owner_waits(&self) -> u32 {
+            self.owner_waits.load(std::sync::atomic::Ordering::Relaxed)
         }
 
         /// Whether the owner is blocked in a wait now (see the field).
@@ -122,18 +133,42 @@ mod epoll {
             if blocking {
                 self.set_blocked(true);
             }
-            let waited = loop {
-                let spare = rustix::buffer::spare_capacity(&mut events.list);
-                match epoll::wait(&self.epoll, spare, timeout.as_ref()) {
-                    Ok(_) => break Ok(()),
-                    Err(Errno::INTR) => continue,
-                    Err(e) => break Err(e.into()),
-                }
-            };
+            let waited = self.epoll_wait(events, timeout.as_ref());
             if blocking {
                 self.set_blocked(false);
             }
+            // Relaxed, single writer (a load and a store, no locked instruction): a hint for
+            // helpers, ordered with nothing (see the field).
+            let waits = &self.owner_waits;
+            waits.store(
+                waits
+                    .load(std::sync::atomic::Ordering::Relaxed)
+                    .wrapping_add(1),
+                std::sync::atomic::Ordering::Relaxed,
+            );
             waited
+        }
+
+        /// A sibling's helper takes the queued events without blocking (`io::help`); unlike
+        /// `wait`, not counted as one of the owner's.
+        pub(crate) fn take_for_sibling(&self, events: &mut Events) -> io::Result<()> {
+            events.list.clear();
+            self.epoll_wait(events, timespec(Some(Duration::ZERO)).as_ref())
+        }
+
+        fn epoll_wait(
+            &self,
+            events: &mut Events,
+            timeout: Option<&rustix::time::Timespec>,
+        ) -> io::Result<()> {
+            loop {
+                let spare = rustix::buffer::spare_capacity(&mut events.list);
+                match epoll::wait(&self.epoll, spare, timeout) {
+                    Ok(_) => return Ok(()),
+                    Err(Errno::INTR) => continue,
+                    Err(e) => return Err(e.into()),
+                }
+            }
         }
 
         /// Wakes the current or next `wait`.

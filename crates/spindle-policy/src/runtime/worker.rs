@@ -61,6 +61,9 @@ pub(crate) struct WorkerCore {
     /// A push during the I/O dispatch found more than one task queued: after the dispatch,
     /// wake a sibling if this worker had been blocked (see `io_dispatch`).
     notify_after_dispatch: Cell<bool>,
+    /// A push found more than one task queued while this worker was parked, helping a
+    /// sibling's poller: `after_park` decides whether to wake a sibling.
+    queued_while_parked: Cell<bool>,
     rng: Cell<u64>,
     /// The worker's loop, for its counters (cleared at shutdown: the loop holds this core).
     event_loop: std::cell::RefCell<Option<spindle_loop::EventLoop>>,
@@ -84,6 +87,7 @@ impl WorkerCore {
             dispatching_io: Cell::new(false),
             woke_from_block: Cell::new(false),
             notify_after_dispatch: Cell::new(false),
+            queued_while_parked: Cell::new(false),
             // Any odd seed works for xorshift; spread the workers apart.
             rng: Cell::new(0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1).wrapping_mul(0x2545_F491)),
             event_loop: std::cell::RefCell::new(None),
@@ -126,9 +130,14 @@ impl WorkerCore {
         // (and a worker stuck in a long callback must not hold them back). One task is ours to
         // run next; waking a sibling for it would only bounce it between threads (tokio's rule).
         if self.has_work_for_a_sibling(lifo_occupied) {
+            if self.parked.get() {
+                // Woken by a sibling's poller that our park helps with (`io::help`): we are
+                // still on the sleepers list, so a notify now could pick ourselves and spend
+                // an eventfd write on a thread that is awake. See `after_park`.
+                self.queued_while_parked.set(true);
             // Our own `On` stands for our siblings': every worker installs its help before the
             // first park after any worker has I/O, so a parked sibling is a helping one.
-            if self.dispatching_io.get() && self.io_help.get() == IoHelp::On {
+            } else if self.dispatching_io.get() && self.io_help.get() == IoHelp::On {
                 // Woken by our own poller's events: see `io_dispatch`.
                 self.notify_after_dispatch.set(true);
             } else {
@@ -436,6 +445,11 @@ impl WorkerHook for WorkerCore {
             // Not on the sleepers list any more: a notifier took us off and counted us as
             // searching.
             self.is_searching.set(true);
+        }
+        // A help burst queued tasks here during the park (see `push`): off the sleepers list
+        // now, it wakes at most one sibling, as a burst of our own poller's does.
+        if self.queued_while_parked.replace(false) && self.has_work_for_a_sibling(self.has_lifo()) {
+            self.shared.notify_one();
         }
     }
 
