@@ -453,8 +453,13 @@ impl Inner {
                 hook.after_park();
             }
             self.drain_remote();
-        } else if has_io {
-            self.poll_io_now();
+        } else {
+            if has_io {
+                self.poll_io_now();
+            }
+            // Busy: a sibling that stopped polling (descheduled, or in a long step) still gets
+            // its sockets' events taken (`io::help`).
+            self.remote.help_stalled_siblings();
         }
         // I/O events before due timers (asyncio's order).
         self.dispatch_io_events(hook.as_deref());

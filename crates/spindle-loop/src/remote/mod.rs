@@ -332,6 +332,16 @@ impl Remote {
         self.parker.wait(events, timeout);
     }
 
+    /// Loop thread, in an iteration that does not park: takes the events of a sibling whose
+    /// poller has not been waited on for a while (`io::help`, "a stalled sibling").
+    #[inline]
+    pub(crate) fn help_stalled_siblings(&self) {
+        #[cfg(all(not(loom), target_os = "linux"))]
+        if let Some(helping) = self.helping.get() {
+            helping.help_stalled();
+        }
+    }
+
     /// The helping installed by `help_io_of`, if any.
     #[cfg(all(test, not(loom), target_os = "linux"))]
     pub(crate) fn helping(&self) -> Option<&crate::io::help::Helping> {
