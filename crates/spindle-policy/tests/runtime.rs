@@ -118,6 +118,55 @@ fn a_worker_stuck_in_a_long_callback_does_not_hold_back_tasks_queued_behind_it()
 }
 
 #[test]
+fn a_busy_worker_takes_the_tasks_queued_on_a_stuck_sibling() {
+    let rt = runtime(2);
+    let sibling_busy = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let busy = sibling_busy.clone();
+    // Worker 1 always has work (a local task that keeps yielding), so it never searches:
+    // only the look for a stalled sibling can make it steal.
+    let busy_thread = rt
+        .spawn_on(1, move || async move {
+            let started = Instant::now();
+            while busy.load(std::sync::atomic::Ordering::SeqCst)
+                && started.elapsed() < Duration::from_secs(30)
+            {
+                yield_once().await;
+            }
+            thread::current().id()
+        })
+        .unwrap();
+    let done_on = Arc::new(Mutex::new(Vec::new()));
+    let d = done_on.clone();
+    let stuck = rt
+        .spawn_on(0, move || async move {
+            let tasks: Vec<_> = (0..20)
+                .map(|_| {
+                    let d = d.clone();
+                    spindle_policy::spawn(async move {
+                        d.lock().unwrap().push(thread::current().id());
+                    })
+                    .unwrap()
+                })
+                .collect();
+            let started = Instant::now();
+            while d.lock().unwrap().len() < 20 && started.elapsed() < Duration::from_secs(10) {
+                thread::sleep(Duration::from_millis(1)); // a long synchronous step
+            }
+            drop(tasks);
+            d.lock().unwrap().len()
+        })
+        .unwrap();
+    let done_while_stuck = stuck.result().unwrap();
+    sibling_busy.store(false, std::sync::atomic::Ordering::SeqCst);
+    let busy_thread = busy_thread.result().unwrap();
+    assert_eq!(
+        done_while_stuck, 20,
+        "the queued tasks waited for their stuck worker"
+    );
+    assert!(done_on.lock().unwrap().iter().all(|t| *t == busy_thread));
+}
+
+#[test]
 fn spawn_local_tasks_always_run_on_their_worker() {
     let rt = runtime(2);
     for worker in 0..2 {

@@ -20,6 +20,7 @@
 use std::cell::Cell;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crossbeam_deque::{Steal, Worker};
 use spindle_loop::{Park, Runnable, WorkerHook};
@@ -42,6 +43,10 @@ pub(crate) const LIFO_CAP: usize = 3;
 pub(crate) const SEARCH_TRIES: u32 = 8;
 /// Spin-loop hints between two searches (about a microsecond in all).
 pub(crate) const SEARCH_SPIN: u32 = 64;
+/// How long a sibling may make no step, with tasks queued, before a busy worker steals them
+/// (`steal_from_stalled`): longer than an iteration of ordinary steps, shorter than an OS time
+/// slice (the same bound as a loop's help with a stalled sibling's poller, `io::help`).
+pub(crate) const STALL: Duration = Duration::from_micros(500);
 
 pub(crate) struct WorkerCore {
     index: usize,
@@ -69,13 +74,17 @@ pub(crate) struct WorkerCore {
     event_loop: std::cell::RefCell<Option<spindle_loop::EventLoop>>,
     /// Each sibling's published step count at our last look (see `steal`).
     seen_ticks: Vec<Cell<u32>>,
+    /// Each sibling's step count when `steal_from_stalled` last saw it move, and when.
+    stall_seen: Vec<Cell<(u32, Instant)>>,
+    /// When `steal_from_stalled` looks next.
+    next_stall_look: Cell<Instant>,
 }
 
 impl WorkerCore {
     pub(crate) fn new(index: usize, shared: Arc<Shared>, local: Worker<Runnable>) -> Self {
-        let seen_ticks = (0..shared.num_workers())
-            .map(|_| Cell::new(u32::MAX))
-            .collect();
+        let workers = shared.num_workers();
+        let seen_ticks = (0..workers).map(|_| Cell::new(u32::MAX)).collect();
+        let started = Instant::now();
         WorkerCore {
             index,
             shared,
@@ -92,6 +101,10 @@ impl WorkerCore {
             rng: Cell::new(0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1).wrapping_mul(0x2545_F491)),
             event_loop: std::cell::RefCell::new(None),
             seen_ticks,
+            stall_seen: (0..workers)
+                .map(|_| Cell::new((u32::MAX, started)))
+                .collect(),
+            next_stall_look: Cell::new(started),
         }
     }
 
@@ -320,6 +333,47 @@ impl WorkerCore {
         None
     }
 
+    /// A busy worker never searches, so tasks queued on a sibling that stopped making steps
+    /// (descheduled by the OS while threads outnumber cores, or in a long synchronous step)
+    /// would wait for it to come back: once it has made no step for [`STALL`], take a batch
+    /// of them (or its LIFO slot's task). Looks at most every half [`STALL`]: one clock read
+    /// per iteration otherwise.
+    fn steal_from_stalled(&self) {
+        let now = Instant::now();
+        if now < self.next_stall_look.get() {
+            return;
+        }
+        self.next_stall_look.set(now + STALL / 2);
+        for (victim, seen) in self.stall_seen.iter().enumerate() {
+            if victim == self.index {
+                continue;
+            }
+            let sibling = &self.shared.workers[victim];
+            // Relaxed: a progress hint (see `next_step`).
+            let tick = sibling.tick.load(Ordering::Relaxed);
+            let (seen_tick, since) = seen.get();
+            if tick != seen_tick {
+                seen.set((tick, now));
+                continue;
+            }
+            let stealer = &self.shared.stealers[victim];
+            if now.duration_since(since) < STALL
+                || (stealer.is_empty() && !sibling.lifo.is_occupied())
+            {
+                continue;
+            }
+            // Look again a stall from now, whatever this finds.
+            seen.set((tick, now));
+            let before = self.local.len();
+            let stolen =
+                retry(|| stealer.steal_batch_and_pop(&self.local)).or_else(|| sibling.lifo.take());
+            if let Some(runnable) = stolen {
+                self.local.push(runnable);
+                self.record_steal(before);
+            }
+        }
+    }
+
     fn record_steal(&self, before: usize) {
         let counters = self.counters();
         WorkerCounters::add(&counters.steals, 1);
@@ -387,6 +441,12 @@ impl WorkerHook for WorkerCore {
                 self.push(next, true);
             }
             ran += 1;
+        }
+        // Busy with anything (stealable steps, local tasks, callbacks): this worker will not
+        // search before its next park. Idle: its park searches anyway; the look is one
+        // clock read.
+        if self.stall_seen.len() > 1 {
+            self.steal_from_stalled();
         }
         if let Some(lp) = &*self.event_loop.borrow() {
             self.counters()
