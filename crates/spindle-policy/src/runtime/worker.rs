@@ -15,7 +15,10 @@
 //! that feeds it. A sibling's last queued task, or the task in its LIFO
 //! slot (a [`spindle_loop::RunnableSlot`], so that it can be taken), is that sibling's next step
 //! and is stolen only if the sibling made no progress since the thief's previous look: stuck
-//! in a long synchronous callback, it must not hold back what it queued.
+//! in a long synchronous callback, it must not hold back what it queued. A busy worker never
+//! searches, so it also looks, at most every half [`STALL`], for a sibling that has made no
+//! step for [`STALL`] with tasks queued (descheduled by the OS, or stuck) and steals a batch
+//! from it.
 
 use std::cell::Cell;
 use std::sync::atomic::Ordering;
