@@ -79,41 +79,49 @@ fn every_spawned_task_runs_exactly_once_under_stealing() {
     assert!(polled >= TASKS as u64);
 }
 
+/// From worker 0: queues 20 stealable tasks on worker 0's own queue (each records the thread
+/// it ran on in `done_on`), then blocks worker 0 synchronously until they are all done (at
+/// most `bound`). Gives the number done while it was stuck, and worker 0's thread.
+fn queue_twenty_then_get_stuck(
+    rt: &Runtime,
+    done_on: &Arc<Mutex<Vec<ThreadId>>>,
+    bound: Duration,
+) -> spindle_bridge::ConcurrentFuture<(usize, ThreadId)> {
+    let d = done_on.clone();
+    rt.spawn_on(0, move || async move {
+        let tasks: Vec<_> = (0..20)
+            .map(|_| {
+                let d = d.clone();
+                spindle_policy::spawn(async move {
+                    d.lock().unwrap().push(thread::current().id());
+                })
+                .unwrap()
+            })
+            .collect();
+        let started = Instant::now();
+        while d.lock().unwrap().len() < 20 && started.elapsed() < bound {
+            thread::sleep(Duration::from_millis(1)); // a long synchronous callback
+        }
+        drop(tasks);
+        let done = d.lock().unwrap().len();
+        (done, thread::current().id())
+    })
+    .unwrap()
+}
+
 #[test]
 fn a_worker_stuck_in_a_long_callback_does_not_hold_back_tasks_queued_behind_it() {
     let rt = runtime(2);
     let done_on = Arc::new(Mutex::new(Vec::new()));
-    let d = done_on.clone();
-    let stuck_thread = rt
-        .spawn_on(0, move || async move {
-            // From worker 0: queue 20 stealable tasks on worker 0's own queue, then block
-            // worker 0 synchronously. Worker 1 must steal and finish them meanwhile.
-            let tasks: Vec<_> = (0..20)
-                .map(|_| {
-                    let d = d.clone();
-                    spindle_policy::spawn(async move {
-                        d.lock().unwrap().push(thread::current().id());
-                    })
-                    .unwrap()
-                })
-                .collect();
-            let started = Instant::now();
-            while d.lock().unwrap().len() < 20 && started.elapsed() < Duration::from_secs(20) {
-                thread::sleep(Duration::from_millis(1)); // a long synchronous callback
-            }
-            drop(tasks);
-            thread::current().id()
-        })
-        .unwrap()
+    // Worker 1 is idle: its search must steal them.
+    let (done, stuck_thread) = queue_twenty_then_get_stuck(&rt, &done_on, Duration::from_secs(20))
         .result()
         .unwrap();
-    let done = done_on.lock().unwrap();
     assert_eq!(
-        done.len(),
-        20,
+        done, 20,
         "all queued tasks completed while worker 0 was stuck"
     );
-    assert!(done.iter().all(|t| *t != stuck_thread));
+    assert!(done_on.lock().unwrap().iter().all(|t| *t != stuck_thread));
     assert!(rt.metrics()[1].steals >= 1);
 }
 
@@ -136,27 +144,9 @@ fn a_busy_worker_takes_the_tasks_queued_on_a_stuck_sibling() {
         })
         .unwrap();
     let done_on = Arc::new(Mutex::new(Vec::new()));
-    let d = done_on.clone();
-    let stuck = rt
-        .spawn_on(0, move || async move {
-            let tasks: Vec<_> = (0..20)
-                .map(|_| {
-                    let d = d.clone();
-                    spindle_policy::spawn(async move {
-                        d.lock().unwrap().push(thread::current().id());
-                    })
-                    .unwrap()
-                })
-                .collect();
-            let started = Instant::now();
-            while d.lock().unwrap().len() < 20 && started.elapsed() < Duration::from_secs(10) {
-                thread::sleep(Duration::from_millis(1)); // a long synchronous step
-            }
-            drop(tasks);
-            d.lock().unwrap().len()
-        })
+    let (done_while_stuck, _) = queue_twenty_then_get_stuck(&rt, &done_on, Duration::from_secs(10))
+        .result()
         .unwrap();
-    let done_while_stuck = stuck.result().unwrap();
     sibling_busy.store(false, std::sync::atomic::Ordering::SeqCst);
     let busy_thread = busy_thread.result().unwrap();
     assert_eq!(
