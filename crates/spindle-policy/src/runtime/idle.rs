@@ -62,13 +62,21 @@ impl Idle {
     }
 
     /// Work was made visible: the parked worker to wake, if one should be.
-    #[inline]
+    #[inline(always)]
     pub fn worker_to_notify(&self) -> Option<usize> {
         // SeqCst pairs with the SeqCst updates below: a pusher that sees no searcher and all
-        // workers unparked relies on those workers finding the task.
+        // workers unparked relies on those workers finding the task. This check is inlined
+        // into every push (most find nobody to wake); the rest is out of line.
         if !self.should_notify(self.state.load(Ordering::SeqCst)) {
             return None;
         }
+        self.pop_sleeper()
+    }
+
+    /// `worker_to_notify` past its first look: under the lock, looks again and takes a sleeper.
+    #[cold]
+    #[inline(never)]
+    fn pop_sleeper(&self) -> Option<usize> {
         let mut sleepers = self.lock();
         if !self.should_notify(self.state.load(Ordering::SeqCst)) {
             return None;
@@ -79,6 +87,7 @@ impl Idle {
         Some(worker)
     }
 
+    #[inline(always)]
     fn should_notify(&self, state: usize) -> bool {
         searching(state) == 0 && unparked(state) < self.num_workers
     }

@@ -111,12 +111,18 @@ impl Shared {
     }
 
     /// Wakes one parked worker if the idle protocol says so.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn notify_one(&self) {
         if let Some(worker) = self.idle.worker_to_notify() {
-            if let Some(handle) = self.loops.get().and_then(|l| l.get(worker)) {
-                handle.wake();
-            }
+            self.wake_worker(worker);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn wake_worker(&self, worker: usize) {
+        if let Some(handle) = self.loops.get().and_then(|l| l.get(worker)) {
+            handle.wake();
         }
     }
 
