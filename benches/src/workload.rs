@@ -6,8 +6,12 @@
 //! is adding a `Workload` to one of the lists in [`crate::rows`].
 //!
 //! **Measuring.** [`measure_interleaved`] runs every side once as a warm-up, then `rounds`
-//! rounds in which each side runs once, in turn (spindle first): slow drift of a shared machine
-//! then lands on every side alike. A side's figure for that measurement is the median over its
+//! rounds in which each side runs once, in turn: slow drift of a shared machine then lands on
+//! every side alike. The order turns by one side each round (round `r` starts with side `r mod
+//! n`), so no side always runs first or always right after a given other: on this project's
+//! VM the run right after another side's (its freed heap, its threads' last cache and page
+//! state) measured up to ~1.5x apart from the same side run first (`spawn_1m_then_run`, with
+//! spindle always first: spindle 89-195 ns per task over 5 repeats). A side's figure for that measurement is the median over its
 //! rounds, for wall and CPU time separately. `compare --repeat N` repeats the whole set of
 //! measurements N times (every workload once per repeat, so drift spreads over the workloads
 //! too); [`Report`] then gives each figure as the median of the N medians with their range, and
@@ -142,7 +146,9 @@ pub fn measure_interleaved(
     let mut failed = vec![false; sides.len()];
     let started = Instant::now();
     for round in 0..=rounds {
-        for (index, side) in sides.iter().enumerate() {
+        for turn in 0..sides.len() {
+            let index = (round + turn) % sides.len();
+            let side = &sides[index];
             if failed[index] {
                 continue;
             }

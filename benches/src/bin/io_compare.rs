@@ -9,7 +9,7 @@
 //! (`spindle_benches::server_rows`) `echo_server_rt` and `http_hello_rt`, the latter always with
 //! the own keep-alive client here (`compare` drives it with wrk when wrk runs). `COMPARE_RUNS` sets the
 //! measured rounds (default 7, after one warm-up round); each round runs every side once,
-//! in turn. Per side it prints the medians over the rounds of: wall time per round trip,
+//! in turn, the first side alternating. Per side it prints the medians over the rounds of: wall time per round trip,
 //! CPU time per round trip (the whole process, load generator included), and the p50 and
 //! p99 round-trip latency; then the ratios spindle/tokio (below 1.0: spindle is better).
 //!
@@ -132,9 +132,12 @@ fn main() {
             (row.load)(addr);
         }
         let mut results: [Vec<IoRun>; 2] = [Vec::new(), Vec::new()];
-        for _ in 0..runs {
-            for (i, addr) in addrs.iter().enumerate() {
-                results[i].push((row.load)(*addr));
+        for run in 0..runs {
+            // The side that goes first alternates (as in `compare`'s rounds): the run right
+            // after the other side's is not the same as the first.
+            for turn in 0..2 {
+                let i = (run + turn) % 2;
+                results[i].push((row.load)(addrs[i]));
             }
         }
         let mut summary = Vec::new();
