@@ -598,15 +598,20 @@ impl Inner {
                 };
                 // Woken with no borrow held: the waker may be any executor's.
                 let woken = waker.map(|waker| catch_unwind(AssertUnwindSafe(|| waker.wake())));
+                let panicked = matches!(woken, Some(Err(_)));
                 let mut timers = self.timers.borrow_mut();
-                let created_at = timers.slab_ref().created_at(index);
+                // The site only for a report: read, it would be one more cache line per fire.
+                let site =
+                    (started.is_some() || panicked).then(|| timers.slab_ref().created_at(index));
+                // Freed after the wake-up, so that the site is still this sleep's.
                 timers.slab().free_fired(index);
                 drop(timers);
-                if let Some(Err(payload)) = woken {
-                    self.report_callback_panic(payload, SLEEP_TIMER_NAME, created_at);
-                }
                 self.callbacks_run.set(self.callbacks_run.get() + 1);
-                Ran::Wake(created_at)
+                let Some(site) = site else { return };
+                if let Some(Err(payload)) = woken {
+                    self.report_callback_panic(payload, SLEEP_TIMER_NAME, site);
+                }
+                Ran::Wake(site)
             }
             Ready::Task(runnable) => {
                 let header = runnable.metadata();

@@ -192,9 +192,10 @@ pub mod __loom {
     }
 
     impl Sleeper {
-        /// Any thread: the sleep was dropped.
-        pub fn cancel(&self) {
-            self.0.cancel();
+        /// Any thread: the sleep was dropped. Returns whether the cancellation is recorded
+        /// (false: the timer fired first, or it was cancelled already).
+        pub fn cancel(&self) -> bool {
+            self.0.cancel()
         }
 
         /// Any thread: polled again with `waker`; returns whether it fired.

@@ -67,7 +67,11 @@ impl WakerCell {
     /// As [`register`](Self::register), but only if `still()` holds, checked under the lock
     /// (a reused timer slot: the check and the store are one step against the loop's
     /// release, which takes the waker under the same lock). Returns whether it registered.
-    pub(crate) fn register_if(&self, waker: &std::task::Waker, still: impl FnOnce() -> bool) -> bool {
+    pub(crate) fn register_if(
+        &self,
+        waker: &std::task::Waker,
+        still: impl FnOnce() -> bool,
+    ) -> bool {
         let mut slot = self.lock();
         if !still() {
             return false;

@@ -30,35 +30,62 @@
 //!   [`REBUILD_MIN_LEN`] entries and more than half of them are cancelled (asyncio's rule: it
 //!   bounds memory held by cancelled timers while keeping cancel O(1)).
 //!
-//! # Timers cancelled from any thread ([`WakeTimer`])
+//! # Timers cancelled from any thread: the sleep slab
 //!
 //! A `Send` sleep must be cancellable wherever its future is dropped, but the queue and the
-//! callback cells are the loop thread's (`Rc`, `Cell`). So a sleep's timer is an entry holding
-//! a [`WakeTimer`] (an `Arc`) shared with the sleep: cancelling sets a flag that the queue
-//! reads as "cancelled"; when the entry leaves the queue due, the `WakeTimer` itself goes to
-//! the ready queue (`Ready::Wake`), where the loop fires it (takes the sleeper's waker and
-//! wakes it) in its turn, as it would run a callback. A sleep is one allocation, the
-//! `WakeTimer`: no callback cell is made for it, neither while it waits nor when it is due
-//! (measured on 100,000 shuffled sleeps: a cell per due timer was a malloc and a free per
-//! timer and one more object to reach through a pointer).
+//! callback cells are the loop thread's (`Rc`, `Cell`). So a sleep's timer is a *slot* of the
+//! loop's [`SleepSlab`]: an atomic state word and the sleeper's waker, in chunks of
+//! [`CHUNK_SLOTS`] that never move and that the slab and every waiting sleep share (`Arc`).
+//! The queue entry holds the slot's index; the sleep holds a [`WakeTimer`]: its chunk, the
+//! slot, and the slot's *generation* when the sleep took it. Cancelling sets a flag that the
+//! queue reads as "cancelled"; when the entry leaves the queue due, its index goes to the
+//! ready queue (`Ready::Wake`), where the loop fires it (takes the sleeper's waker and wakes
+//! it) in its turn, as it would run a callback. No allocation per sleep, neither a callback
+//! cell nor a timer object: a slot freed by one sleep is taken by the next, last freed first
+//! (measured on 100,000 shuffled sleeps: an `Arc` timer per sleep was a malloc and a free
+//! each; the slab took ~235 instructions off each timer, see the README).
 //!
-//! A due entry is handed to the ready queue without reading its `WakeTimer` (the entry holds
-//! the deadline): whether the sleep was cancelled meanwhile is read when the item runs
-//! ([`WakeTimer::fire_due`]), and a cancelled one then only leaves. So the queue's pops stay in
+//! A due entry is handed to the ready queue without reading its slot (the entry holds the
+//! deadline): whether the sleep was cancelled meanwhile is read when the item runs
+//! ([`SleepSlab::fire_due`]), and a cancelled one then only leaves. So the queue's pops stay in
 //! the queue's own memory and a due timer is reached once, when it fires (with the loop's
 //! prefetch of the items ahead, see `Ready::prefetch`). Until its item runs (or `close()`
 //! discards it) such an entry still counts as in the queue for the protocol below.
 //!
-//! Counting such a cancellation towards the rebuild happens on the cancelling thread, through
-//! the heap's shared `external` counter, with three bits of the timer's state: `IN_HEAP` (set
-//! at push, cleared only by the loop thread when it lets go of the entry: dropped by a rebuild
-//! or as a cancelled top, fired, or discarded at `close()`), `CANCELLED`, and `COUNTED` (this
-//! cancellation was added to the counter). The canceller increments the
-//! counter *before* publishing `CANCELLED | COUNTED` with a compare-exchange that also checks
-//! `IN_HEAP`, and takes the increment back if the exchange fails; the loop thread decrements
+//! **Generations.** The state word is the slot's generation above three flags. Only the loop
+//! thread moves the generation on, in the one atomic swap with which the queue lets go of the
+//! slot (fired, or dropped as cancelled): the swap clears the flags and adds one to the
+//! generation, and the slot is then free for the next sleep. A sleep whose generation is no
+//! longer the slot's is over: it fired (only its own drop cancels it). A sleep's handle
+//! writes to the slot only while the generation is still its own, checked inside the step that
+//! writes: its compare-exchange on the state carries the generation, and it registers or takes
+//! its waker under the waker's lock after reading the generation there. The fire takes the
+//! waker under that lock *after* its swap, and the slot is freed only after that; so a poll
+//! registering a new waker either did so before the fire took it (and is woken) or reads the
+//! new generation (and is over), and a stale sleep never writes to its slot's next sleep. A
+//! canceller takes its waker first, then publishes `CANCELLED`, so the loop never holds a
+//! cancelled sleep's waker to drop. At `close()` a slot leaves the queue without a new
+//! generation and is never reused: its sleep stays pending, as asyncio's does when its loop
+//! closes. (The generation has 61 bits: it never wraps.)
+//!
+//! **The second poll.** A sleep polled on the loop that holds its timer, with a deadline not
+//! later than the clock reading of the last due-timers pass whose batch has run
+//! (`Inner::timer_fired_by`), is over without reading its slot: that pass popped every entry
+//! due at that reading and the batch fired each one. So the common case (woken by its timer,
+//! the task polled in the next iteration) does not reach the slot again, a cache miss the
+//! loop's prefetch of the task could not hide; the slot is then already another sleep's.
+//!
+//! **Counting** a cancellation towards the rebuild happens on the cancelling thread, through
+//! the queue's shared `external` counter, with the three flags: `IN_HEAP` (set at push,
+//! cleared only by the loop thread when it lets go of the slot: dropped by a rebuild or as a
+//! cancelled top, fired, or discarded at `close()`), `CANCELLED`, and `COUNTED` (this
+//! cancellation was added to the counter). The canceller increments the counter *before*
+//! publishing `CANCELLED | COUNTED` with a compare-exchange that also checks `IN_HEAP` and the
+//! generation, and takes the increment back if the exchange fails; the loop thread decrements
 //! only if it finds `COUNTED` when it clears `IN_HEAP`. So every decrement follows its
 //! increment (the counter never wraps), and an entry is counted at most once and only while
-//! it is in the heap.
+//! it is in the queue. The loom models in `loom-tests/tests/timers.rs` check these protocols,
+//! the reuse of a slot included.
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BinaryHeap, VecDeque};
@@ -548,10 +575,9 @@ impl SleepSlab {
         let generation = generation(slot.state.load(AtomicOrdering::Relaxed));
         // AcqRel: pairs with the canceller's exchange (its count comes before), and with the
         // sleeper's Acquire load of the generation (the fire's wake-up comes after).
-        let prev = slot.state.swap(
-            (generation + 1) << GENERATION_SHIFT,
-            AtomicOrdering::AcqRel,
-        );
+        let prev = slot
+            .state
+            .swap((generation + 1) << GENERATION_SHIFT, AtomicOrdering::AcqRel);
         if prev & COUNTED != 0 {
             self.counter.fetch_sub(1, AtomicOrdering::AcqRel);
         }
@@ -648,8 +674,9 @@ impl WakeTimer {
 
     /// Any thread: the sleep was dropped early. Lets go of the sleeper's waker (while the
     /// slot is still this sleep's: checked under the lock), then counts the entry as
-    /// cancelled if the queue still holds it.
-    pub(crate) fn cancel(&self) {
+    /// cancelled if the queue still holds it. Returns whether the cancellation is recorded
+    /// (false: the timer fired first, or it was cancelled already).
+    pub(crate) fn cancel(&self) -> bool {
         // First the waker, so that the loop never has one to drop for a cancelled slot; a
         // fire in between wakes nobody, and the exchange below then sees its generation.
         drop(self.slot().waker.take_if(|| self.is_current())); // after the lock
@@ -657,7 +684,7 @@ impl WakeTimer {
         let mut state = slot.state.load(AtomicOrdering::Acquire);
         loop {
             if generation(state) != self.generation || state & CANCELLED != 0 {
-                return;
+                return false;
             }
             let in_heap = state & IN_HEAP != 0;
             if in_heap {
@@ -672,7 +699,7 @@ impl WakeTimer {
                 AtomicOrdering::AcqRel,
                 AtomicOrdering::Acquire,
             ) {
-                Ok(_) => return,
+                Ok(_) => return true,
                 Err(actual) => {
                     if in_heap {
                         self.chunk.counter.fetch_sub(1, AtomicOrdering::AcqRel);
@@ -893,10 +920,7 @@ mod tests {
         let Ready::Wake(index) = item else {
             panic!("a sleep's timer became a callback");
         };
-        assert!(std::ptr::eq(
-            timers.slab_ref().slot(index),
-            timer.slot()
-        ));
+        assert!(std::ptr::eq(timers.slab_ref().slot(index), timer.slot()));
         let _ = run(&mut timers, item);
         assert_eq!(counter.0.load(AtomicOrdering::Relaxed), 1);
     }
@@ -920,7 +944,7 @@ mod tests {
         let (new, _) = timers.push_wake(base, &second, Location::caller());
         assert!(std::ptr::eq(old.slot(), new.slot()), "the slot is reused");
         assert!(old.poll_fired(&stray), "the first sleep is over");
-        old.cancel();
+        assert!(!old.cancel(), "a stale handle cancels nothing");
         assert_eq!(timers.cancelled(), 0, "the new sleep is not cancelled");
         assert!(!new.poll_fired(&second), "the new sleep waits");
         let Some(item) = timers.pop_due(base) else {
@@ -949,7 +973,7 @@ mod tests {
             })
             .collect();
         std::thread::scope(|s| {
-            s.spawn(|| handles.iter().step_by(3).for_each(|t| t.cancel()));
+            s.spawn(|| handles.iter().step_by(3).for_each(|t| assert!(t.cancel())));
         });
         assert_eq!(timers.cancelled(), 200);
         let mut ran = 0;

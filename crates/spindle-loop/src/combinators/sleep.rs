@@ -168,7 +168,12 @@ impl Future for Sleep {
                     return Pin::new(this).poll(cx);
                 }
                 let timer = context::with_running(|lp| {
-                    lp.map(|lp| (lp.push_wake_timer(deadline, cx.waker(), created_at), lp.id()))
+                    lp.map(|lp| {
+                        (
+                            lp.push_wake_timer(deadline, cx.waker(), created_at),
+                            lp.id(),
+                        )
+                    })
                 });
                 let Some((timer, loop_id)) = timer else {
                     panic!("{NO_RUNNING_LOOP}");
@@ -197,7 +202,7 @@ impl Future for Sleep {
 impl Drop for Sleep {
     fn drop(&mut self) {
         if let State::Waiting(timer, _) = &self.state {
-            timer.cancel();
+            let _ = timer.cancel();
         }
     }
 }
