@@ -843,7 +843,7 @@ impl EventLoop {
             batch: RefCell::new(VecDeque::new()),
             inbox_calls: RefCell::new(VecDeque::new()),
             inbox_marker: crate::callback::new_inbox_marker(me.clone()),
-            timers: RefCell::new(Timers::default()),
+            timers: RefCell::new(Timers::new(id)),
             timers_fired_through: Cell::new(None),
             running: Cell::new(false),
             stopping: Cell::new(false),

@@ -143,7 +143,7 @@ pub mod __loom {
         pub fn new() -> Self {
             let counter = Arc::new(AtomicUsize::new(0));
             SleepSlots {
-                slab: SleepSlab::new(counter.clone()),
+                slab: SleepSlab::new(counter.clone(), 1),
                 counter,
             }
         }

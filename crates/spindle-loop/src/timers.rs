@@ -239,7 +239,15 @@ pub(crate) struct Timers {
 }
 
 impl Default for Timers {
+    /// A queue for no loop in particular (loop id 0, which no loop has): tests.
     fn default() -> Self {
+        Timers::new(0)
+    }
+}
+
+impl Timers {
+    /// The queue of the loop `loop_id` (its sleeps' handles name it, see [`WakeTimer`]).
+    pub(crate) fn new(loop_id: u64) -> Self {
         let now = Instant::now();
         let external = Arc::<AtomicUsize>::default();
         Timers {
@@ -251,7 +259,7 @@ impl Default for Timers {
             origin: now.checked_sub(ORIGIN_BEFORE).unwrap_or(now),
             run: VecDeque::new(),
             cancelled: 0,
-            slab: SleepSlab::new(external.clone()),
+            slab: SleepSlab::new(external.clone(), loop_id),
             external,
             next_seq: 0,
         }
@@ -451,9 +459,10 @@ impl Timers {
 /// How many slots a chunk of the sleep slab holds. Under loom, two: the models reach a second
 /// chunk and reuse a slot within a few steps.
 #[cfg(not(loom))]
-const CHUNK_SLOTS: usize = 1024;
+const INDEX_BITS: u32 = 10;
 #[cfg(loom)]
-const CHUNK_SLOTS: usize = 2;
+const INDEX_BITS: u32 = 1;
+const CHUNK_SLOTS: usize = 1 << INDEX_BITS;
 
 /// Slot state: the queue holds the slot's entry (set at push; cleared only by the loop thread,
 /// when the entry leaves: fired, dropped cancelled, or discarded at `close()`).
@@ -470,6 +479,12 @@ fn generation(state: u64) -> u64 {
     state >> GENERATION_SHIFT
 }
 
+/// A sleep's ticket: the generation of its slot (as many low bits as fit) above the slot's
+/// index in its chunk, one word in the `Sleep` (a task's future holds it).
+fn ticket(generation: u64, index: usize) -> u64 {
+    (generation << INDEX_BITS) | index as u64
+}
+
 /// One sleep's timer, in the loop's slab (see the module docs).
 struct SleepSlot {
     /// The generation and the flags.
@@ -484,6 +499,8 @@ pub(crate) struct SlotChunk {
     slots: Box<[SleepSlot]>,
     /// The queue's count of cancelled sleeps still inside it (`Timers::external`).
     counter: Arc<AtomicUsize>,
+    /// The loop whose queue holds the slots' timers.
+    loop_id: u64,
 }
 
 /// The loop's timer slots for `Send` sleeps (see the module docs): chunks that never move,
@@ -495,15 +512,18 @@ pub(crate) struct SleepSlab {
     /// when a report needs it, so a fire does not touch it.
     sites: Vec<&'static Location<'static>>,
     counter: Arc<AtomicUsize>,
+    loop_id: u64,
 }
 
 impl SleepSlab {
-    pub(crate) fn new(counter: Arc<AtomicUsize>) -> Self {
+    /// The slots of the loop `loop_id`, counting cancellations into `counter`.
+    pub(crate) fn new(counter: Arc<AtomicUsize>, loop_id: u64) -> Self {
         SleepSlab {
             chunks: Vec::new(),
             free: Vec::new(),
             sites: Vec::new(),
             counter,
+            loop_id,
         }
     }
 
@@ -532,6 +552,7 @@ impl SleepSlab {
                 self.chunks.push(Arc::new(SlotChunk {
                     slots,
                     counter: self.counter.clone(),
+                    loop_id: self.loop_id,
                 }));
                 self.sites.resize(base + CHUNK_SLOTS, created_at);
                 // Popped lowest first, so a fresh chunk fills in address order.
@@ -553,8 +574,7 @@ impl SleepSlab {
         );
         let timer = WakeTimer {
             chunk: self.chunks[index / CHUNK_SLOTS].clone(),
-            index: index % CHUNK_SLOTS,
-            generation,
+            ticket: ticket(generation, index % CHUNK_SLOTS),
         };
         (index, timer, old)
     }
@@ -643,17 +663,28 @@ impl SleepSlab {
     }
 }
 
-/// A `Send` sleep's handle on its slot: the chunk (kept alive by it), the slot, and the
-/// generation the slot had when the sleep took it. See the module docs for the protocol.
+/// A `Send` sleep's handle on its slot: the chunk (kept alive by it) and the sleep's ticket,
+/// the slot's index and the generation it had when the sleep took it. See the module docs for
+/// the protocol.
 pub(crate) struct WakeTimer {
     chunk: Arc<SlotChunk>,
-    index: usize,
-    generation: u64,
+    ticket: u64,
 }
 
 impl WakeTimer {
     fn slot(&self) -> &SleepSlot {
-        &self.chunk.slots[self.index]
+        &self.chunk.slots[(self.ticket % CHUNK_SLOTS as u64) as usize]
+    }
+
+    /// The loop whose queue holds the timer.
+    pub(crate) fn loop_id(&self) -> u64 {
+        self.chunk.loop_id
+    }
+
+    /// Whether a slot state is of this sleep's generation (compared on the bits the ticket
+    /// keeps: 64 - [`INDEX_BITS`], too many to wrap).
+    fn is_mine(&self, state: u64) -> bool {
+        ticket(generation(state), 0) == self.ticket & !(CHUNK_SLOTS as u64 - 1)
     }
 
     /// Whether the slot still belongs to this sleep (its timer has not left the queue, or
@@ -661,7 +692,7 @@ impl WakeTimer {
     fn is_current(&self) -> bool {
         // Acquire: pairs with the release's swap, so a sleeper that sees the new generation
         // sees everything the loop did before its fire.
-        generation(self.slot().state.load(AtomicOrdering::Acquire)) == self.generation
+        self.is_mine(self.slot().state.load(AtomicOrdering::Acquire))
     }
 
     /// Any thread, the sleeper's poll: whether the timer fired; if not, `waker` is the one it
@@ -683,7 +714,7 @@ impl WakeTimer {
         let slot = self.slot();
         let mut state = slot.state.load(AtomicOrdering::Acquire);
         loop {
-            if generation(state) != self.generation || state & CANCELLED != 0 {
+            if !self.is_mine(state) || state & CANCELLED != 0 {
                 return false;
             }
             let in_heap = state & IN_HEAP != 0;
@@ -714,7 +745,7 @@ impl WakeTimer {
     #[cfg(loom)]
     pub(crate) fn is_cancelled(&self) -> bool {
         let state = self.slot().state.load(AtomicOrdering::Acquire);
-        generation(state) == self.generation && state & CANCELLED != 0
+        self.is_mine(state) && state & CANCELLED != 0
     }
 }
 

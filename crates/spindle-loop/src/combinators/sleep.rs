@@ -55,8 +55,8 @@ enum State {
     Yield(YieldNow),
     /// Not polled yet.
     Unpolled,
-    /// The timer is in the queue of the loop where it was first polled (that loop's id).
-    Waiting(WakeTimer, u64),
+    /// The timer is in the queue of the loop where it was first polled.
+    Waiting(WakeTimer),
     Done,
 }
 
@@ -168,25 +168,20 @@ impl Future for Sleep {
                     return Pin::new(this).poll(cx);
                 }
                 let timer = context::with_running(|lp| {
-                    lp.map(|lp| {
-                        (
-                            lp.push_wake_timer(deadline, cx.waker(), created_at),
-                            lp.id(),
-                        )
-                    })
+                    lp.map(|lp| lp.push_wake_timer(deadline, cx.waker(), created_at))
                 });
-                let Some((timer, loop_id)) = timer else {
+                let Some(timer) = timer else {
                     panic!("{NO_RUNNING_LOOP}");
                 };
-                this.state = State::Waiting(timer, loop_id);
+                this.state = State::Waiting(timer);
                 Poll::Pending
             }
-            State::Waiting(timer, loop_id) => {
+            State::Waiting(timer) => {
                 // On its own loop, past the deadline the last pass fired through: over, with
                 // no read of the slot (see the module docs). Otherwise the slot says.
                 let deadline = this.deadline;
                 let fired_here = context::with_running(|lp| {
-                    lp.is_some_and(|lp| lp.id() == *loop_id && lp.timer_fired_by(deadline))
+                    lp.is_some_and(|lp| lp.id() == timer.loop_id() && lp.timer_fired_by(deadline))
                 });
                 if !fired_here && !timer.poll_fired(cx.waker()) {
                     return Poll::Pending;
@@ -201,7 +196,7 @@ impl Future for Sleep {
 
 impl Drop for Sleep {
     fn drop(&mut self) {
-        if let State::Waiting(timer, _) = &self.state {
+        if let State::Waiting(timer) = &self.state {
             let _ = timer.cancel();
         }
     }
