@@ -222,10 +222,6 @@ pub(crate) struct Inner {
     /// polled on this loop with a deadline not later is over without reading its slot (see
     /// [`crate::timers`]).
     timers_fired_through: Cell<Option<Instant>>,
-    /// The clock reading of this iteration's due-timers pass (none before it, or if no timer
-    /// was pending): a sleep first polled with a deadline not later is due without a clock
-    /// read of its own (see [`Inner::is_due`]).
-    timers_pass_now: Cell<Option<Instant>>,
     pub(crate) remote: Arc<Remote>,
     running: Cell<bool>,
     stopping: Cell<bool>,
@@ -439,7 +435,6 @@ impl Inner {
 
     fn run_once(&self) {
         self.iterations.set(self.iterations.get() + 1);
-        self.timers_pass_now.set(None);
         self.timers.borrow_mut().maybe_rebuild();
         self.drain_remote();
         let hook = self.worker_hook.borrow().clone();
@@ -476,7 +471,6 @@ impl Inner {
         // I/O events before due timers (asyncio's order).
         self.dispatch_io_events(hook.as_deref());
         let timers_now = self.queue_due_timers();
-        self.timers_pass_now.set(timers_now);
         self.run_batch();
         if timers_now.is_some() {
             self.timers_fired_through.set(timers_now);
@@ -512,16 +506,6 @@ impl Inner {
             ready.push_back(item);
         }
         Some(now)
-    }
-
-    /// Whether a sleep first polled now with this deadline is due: by this iteration's
-    /// due-timers pass if there was one (no clock read: a sleep due since then goes through
-    /// the queue, and its pass fires it in the next iteration), by the clock otherwise.
-    pub(crate) fn is_due(&self, deadline: Instant) -> bool {
-        match self.timers_pass_now.get() {
-            Some(now) => deadline <= now,
-            None => deadline <= Instant::now(),
-        }
     }
 
     /// Whether a sleep's timer on this loop with this deadline has fired for sure: every
@@ -861,7 +845,6 @@ impl EventLoop {
             inbox_marker: crate::callback::new_inbox_marker(me.clone()),
             timers: RefCell::new(Timers::new(id)),
             timers_fired_through: Cell::new(None),
-            timers_pass_now: Cell::new(None),
             running: Cell::new(false),
             stopping: Cell::new(false),
             closed: Cell::new(false),

@@ -16,11 +16,6 @@
 //! whose deadline has already passed when it is first polled does the same (asyncio's `sleep`
 //! of a delay <= 0; tokio completes such a sleep without its timer wheel too): it costs no
 //! timer, and a batch of such sleepers resumes in the order they slept, not in deadline order.
-//! "Already passed" is read from the clock reading of the iteration's due-timers pass when
-//! there was one (timers were pending), without a clock read per sleep (measured on 100,000
-//! shuffled sleeps: the read was ~5% of the CPU); a deadline that passed since then goes
-//! through the queue as asyncio's `sleep` of a positive delay does, and the next pass fires
-//! it (the task resumes an iteration later). With no timer pending, the clock is read.
 
 use std::fmt;
 use std::future::Future;
@@ -104,9 +99,6 @@ pub fn sleep(delay: Duration) -> Sleep {
 /// ([`EventLoop::time`](crate::EventLoop::time)). A deadline already past when the sleep is
 /// first polled suspends the task for one iteration, as `sleep(Duration::ZERO)` (asyncio's
 /// `sleep` of a delay <= 0): it resumes after the callbacks already scheduled, without a timer.
-/// (One that passed only during the loop's current iteration, after its due-timers pass,
-/// goes through the timer queue, as asyncio's `sleep` of a positive delay, and resumes an
-/// iteration later.)
 ///
 /// # Panics
 ///
@@ -170,25 +162,19 @@ impl Future for Sleep {
             }
             State::Unpolled => {
                 let (deadline, created_at) = (this.deadline, this.created_at);
-                // `None`: no running loop; `Some(None)`: already due (see the module docs).
-                let timer = context::with_running(|lp| {
-                    lp.map(|lp| {
-                        (!lp.is_due(deadline))
-                            .then(|| lp.push_wake_timer(deadline, cx.waker(), created_at))
-                    })
-                });
-                match timer {
-                    None => panic!("{NO_RUNNING_LOOP}"),
-                    Some(None) => {
-                        // Already due: one yield, no timer.
-                        this.state = State::Yield(YieldNow::default());
-                        Pin::new(this).poll(cx)
-                    }
-                    Some(Some(timer)) => {
-                        this.state = State::Waiting(timer);
-                        Poll::Pending
-                    }
+                if deadline <= Instant::now() && context::with_running(|lp| lp.is_some()) {
+                    // Already due: one yield, no timer (see the module docs).
+                    this.state = State::Yield(YieldNow::default());
+                    return Pin::new(this).poll(cx);
                 }
+                let timer = context::with_running(|lp| {
+                    lp.map(|lp| lp.push_wake_timer(deadline, cx.waker(), created_at))
+                });
+                let Some(timer) = timer else {
+                    panic!("{NO_RUNNING_LOOP}");
+                };
+                this.state = State::Waiting(timer);
+                Poll::Pending
             }
             State::Waiting(timer) => {
                 // On its own loop, past the deadline the last pass fired through: over, with
