@@ -14,8 +14,8 @@
 //! and `call_soon` of a million such callbacks ran ~20% slower (memory traffic: the cells of a
 //! big batch do not fit in cache).
 //!
-//! A `Send` sleep's timer is no cell: the timer queue and then the ready queue hold its
-//! [`WakeTimer`](crate::timers::WakeTimer) itself (see [`crate::timers`]).
+//! A `Send` sleep's timer is no cell: the timer queue and then the ready queue hold the index
+//! of its slot in the loop's [`SleepSlab`](crate::timers::SleepSlab) (see [`crate::timers`]).
 
 use std::cell::Cell;
 use std::marker::PhantomData;

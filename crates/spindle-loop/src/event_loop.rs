@@ -129,9 +129,9 @@ pub enum Park {
 pub(crate) enum Ready {
     Callback(Callback),
     Task(TaskRunnable),
-    /// A due `Send` sleep's timer: it runs in a callback's place, with no callback cell (see
-    /// [`crate::timers`]).
-    Wake(Arc<WakeTimer>),
+    /// A due `Send` sleep's timer, by its slot in the loop's `SleepSlab`: it runs in a
+    /// callback's place, with no callback cell (see [`crate::timers`]).
+    Wake(usize),
 }
 
 /// How many items ahead of the one about to run the batch loop asks the CPU to load (see
@@ -150,14 +150,18 @@ impl Ready {
     /// another), and a batch of thousands leaves none of it in cache; loading a few items
     /// ahead overlaps those misses instead of taking them one after the other. (Measured on
     /// 100,000 shuffled sleeping tasks: see the README's timer section.)
-    fn prefetch(&self) {
+    fn prefetch(&self, timers: &RefCell<Timers>) {
         match self {
             Ready::Callback(callback) => crate::prefetch::prefetch_around(callback.cell_address()),
             // The task's header sits at the start of its cell, the future right after.
             Ready::Task(runnable) => {
                 crate::prefetch::prefetch_around((runnable.metadata() as *const TaskHeader).cast())
             }
-            Ready::Wake(timer) => crate::prefetch::prefetch_around(Arc::as_ptr(timer).cast()),
+            Ready::Wake(index) => {
+                if let Ok(timers) = timers.try_borrow() {
+                    timers.slab_ref().prefetch(*index);
+                }
+            }
         }
     }
 }
@@ -213,6 +217,11 @@ pub(crate) struct Inner {
     /// The callback queued in the ready queue for each threadsafe callback (see `Ready`).
     inbox_marker: Callback,
     timers: RefCell<Timers>,
+    /// Every timer with a deadline up to this instant has fired (or was cancelled): the
+    /// clock reading of the last due-timers pass whose batch has run all its items. A sleep
+    /// polled on this loop with a deadline not later is over without reading its slot (see
+    /// [`crate::timers`]).
+    timers_fired_through: Cell<Option<Instant>>,
     pub(crate) remote: Arc<Remote>,
     running: Cell<bool>,
     stopping: Cell<bool>,
@@ -340,8 +349,11 @@ impl Inner {
         when: Instant,
         waker: &std::task::Waker,
         created_at: &'static Location<'static>,
-    ) -> Arc<crate::timers::WakeTimer> {
-        self.timers.borrow_mut().push_wake(when, waker, created_at)
+    ) -> WakeTimer {
+        let (timer, old) = self.timers.borrow_mut().push_wake(when, waker, created_at);
+        // After the borrow: a waker's drop may run a task's destructor.
+        drop(old);
+        timer
     }
 
     pub(crate) fn call_soon_internal<F: FnOnce() + 'static>(
@@ -463,8 +475,11 @@ impl Inner {
         }
         // I/O events before due timers (asyncio's order).
         self.dispatch_io_events(hook.as_deref());
-        self.queue_due_timers();
+        let timers_now = self.queue_due_timers();
         self.run_batch();
+        if timers_now.is_some() {
+            self.timers_fired_through.set(timers_now);
+        }
         if let Some(hook) = hook {
             hook.run_stealable();
         }
@@ -483,16 +498,28 @@ impl Inner {
         }
     }
 
-    /// Moves every due timer to the ready queue, earliest first.
-    fn queue_due_timers(&self) {
+    /// Moves every due timer to the ready queue, earliest first; returns the clock reading
+    /// they were due at (none if there were no timers).
+    fn queue_due_timers(&self) -> Option<Instant> {
         let mut timers = self.timers.borrow_mut();
-        if !timers.is_empty() {
-            let now = Instant::now();
-            let mut ready = self.ready.borrow_mut();
-            while let Some(item) = timers.pop_due(now) {
-                ready.push_back(item);
-            }
+        if timers.is_empty() {
+            return None;
         }
+        let now = Instant::now();
+        let mut ready = self.ready.borrow_mut();
+        while let Some(item) = timers.pop_due(now) {
+            ready.push_back(item);
+        }
+        Some(now)
+    }
+
+    /// Whether a sleep's timer on this loop with this deadline has fired for sure: every
+    /// timer due at the last due-timers pass was run in that iteration's batch, which is
+    /// over (see `timers_fired_through`).
+    pub(crate) fn timer_fired_by(&self, deadline: Instant) -> bool {
+        self.timers_fired_through
+            .get()
+            .is_some_and(|through| deadline <= through)
     }
 
     /// Runs the items ready at the start of this iteration (what they schedule waits for the
@@ -527,7 +554,7 @@ impl Inner {
     /// [`Ready::prefetch`]).
     fn prefetch_ahead(&self, batch: &VecDeque<Ready>) {
         if let Some(ahead) = batch.get(PREFETCH_AHEAD) {
-            ahead.prefetch();
+            ahead.prefetch(&self.timers);
         }
         // Half as far ahead, what the first prefetch brought in points further: a task's
         // registry slot (a completing task empties it), the task a sleep's timer wakes.
@@ -540,7 +567,11 @@ impl Inner {
                     }
                 }
             }
-            Some(Ready::Wake(timer)) => timer.prefetch_waker(),
+            Some(Ready::Wake(index)) => {
+                if let Ok(timers) = self.timers.try_borrow() {
+                    timers.slab_ref().prefetch_waker(*index);
+                }
+            }
             _ => {}
         }
     }
@@ -565,18 +596,27 @@ impl Inner {
                 }
                 Ran::Callback(callback)
             }
-            Ready::Wake(timer) => {
-                // Waking runs the sleeper's waker, which may be any executor's. A cancelled
-                // sleep's timer only leaves the queue (see `WakeTimer::fire_due`).
-                match catch_unwind(AssertUnwindSafe(|| timer.fire_due())) {
-                    Ok(false) => return,
-                    Ok(true) => {}
-                    Err(payload) => {
-                        self.report_callback_panic(payload, SLEEP_TIMER_NAME, timer.created_at())
-                    }
-                }
+            Ready::Wake(index) => {
+                // A cancelled sleep's slot only leaves the queue (see `SleepSlab::fire_due`).
+                let Some(waker) = self.timers.borrow_mut().slab().fire_due(index) else {
+                    return;
+                };
+                // Woken with no borrow held: the waker may be any executor's.
+                let woken = waker.map(|waker| catch_unwind(AssertUnwindSafe(|| waker.wake())));
+                let panicked = matches!(woken, Some(Err(_)));
+                let mut timers = self.timers.borrow_mut();
+                // The site only for a report: read, it would be one more cache line per fire.
+                let site =
+                    (started.is_some() || panicked).then(|| timers.slab_ref().created_at(index));
+                // Freed after the wake-up, so that the site is still this sleep's.
+                timers.slab().free_fired(index);
+                drop(timers);
                 self.callbacks_run.set(self.callbacks_run.get() + 1);
-                Ran::Wake(timer.created_at())
+                let Some(site) = site else { return };
+                if let Some(Err(payload)) = woken {
+                    self.report_callback_panic(payload, SLEEP_TIMER_NAME, site);
+                }
+                Ran::Wake(site)
             }
             Ready::Task(runnable) => {
                 let header = runnable.metadata();
@@ -729,7 +769,10 @@ impl Inner {
             Ready::Task(runnable) => {
                 self.drop_reporting("a task", || task::discard_runnable(runnable))
             }
-            Ready::Wake(timer) => self.drop_reporting("a sleep's timer", || timer.discard()),
+            Ready::Wake(index) => {
+                let waker = self.timers.borrow_mut().slab().discard(index);
+                self.drop_reporting("a sleep's timer", || drop(waker));
+            }
         }
     }
 
@@ -811,7 +854,8 @@ impl EventLoop {
             batch: RefCell::new(VecDeque::new()),
             inbox_calls: RefCell::new(VecDeque::new()),
             inbox_marker: crate::callback::new_inbox_marker(me.clone()),
-            timers: RefCell::new(Timers::default()),
+            timers: RefCell::new(Timers::new(id)),
+            timers_fired_through: Cell::new(None),
             running: Cell::new(false),
             stopping: Cell::new(false),
             closed: Cell::new(false),

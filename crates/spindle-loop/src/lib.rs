@@ -125,53 +125,87 @@ pub mod __loom {
 
     use crate::remote::{Remote, RemoteItem};
     use crate::sync::{AtomicUsize, Ordering};
-    use crate::timers::WakeTimer;
+    use crate::timers::{SleepSlab, WakeTimer};
 
-    /// A `Send` sleep's timer (see `timers`): the sleeper's side and the loop's side, and the
-    /// heap's count of cancelled external entries.
-    pub struct SleepTimer {
-        timer: WakeTimer,
+    /// A loop's timer slots for `Send` sleeps (see `timers`), as the loop thread sees them,
+    /// and the queue's count of cancelled sleeps still inside it.
+    pub struct SleepSlots {
+        slab: SleepSlab,
         counter: Arc<AtomicUsize>,
     }
 
-    impl SleepTimer {
-        /// A timer in the heap, registered with `waker`.
-        pub fn new(waker: &Waker) -> Self {
+    /// A sleep's handle on its slot, as the sleeper (any thread) sees it.
+    pub struct Sleeper(WakeTimer);
+
+    impl SleepSlots {
+        /// No slot taken yet.
+        #[allow(clippy::new_without_default)]
+        pub fn new() -> Self {
             let counter = Arc::new(AtomicUsize::new(0));
-            SleepTimer {
-                timer: WakeTimer::new(waker, counter.clone(), std::panic::Location::caller()),
+            SleepSlots {
+                slab: SleepSlab::new(counter.clone(), 1),
                 counter,
             }
         }
 
-        /// Sleeper, any thread: the sleep was dropped.
-        pub fn cancel(&self) {
-            self.timer.cancel();
+        /// Loop thread: a sleep woken by `waker` takes a slot (its timer is pushed); returns
+        /// the slot's index (the queue entry's) and the sleeper's handle.
+        pub fn push(&mut self, waker: &Waker) -> (usize, Sleeper) {
+            let (index, timer, old) = self.slab.push(waker, std::panic::Location::caller());
+            drop(old);
+            (index, Sleeper(timer))
         }
 
-        /// Sleeper, any thread: polled again with `waker`; returns whether it fired.
-        pub fn poll(&self, waker: &Waker) -> bool {
-            self.timer.poll_fired(waker)
+        /// Loop thread: the deadline passed (the queue popped the entry, then the ready queue
+        /// ran it): wakes the sleeper unless it was cancelled, and frees the slot. Returns
+        /// whether it fired.
+        pub fn pop_and_fire(&mut self, index: usize) -> bool {
+            let Some(waker) = self.slab.fire_due(index) else {
+                return false;
+            };
+            if let Some(waker) = waker {
+                waker.wake();
+            }
+            self.slab.free_fired(index);
+            true
         }
 
-        /// Loop thread: the deadline passed (the heap popped the entry, then ran it).
-        pub fn pop_and_fire(&self) {
-            self.timer.fire_due();
+        /// Loop thread: the queue's top is this slot and not due; if it reads cancelled, the
+        /// queue drops it (and frees the slot). Returns whether it did.
+        pub fn drop_if_cancelled(&mut self, index: usize) -> bool {
+            let cancelled = self.slab.is_cancelled(index);
+            if cancelled {
+                self.slab.drop_cancelled(index);
+            }
+            cancelled
         }
 
-        /// Loop thread: the heap let go of the entry without running it.
-        pub fn leave_heap(&self) {
-            self.timer.left_heap();
+        /// Loop thread, at `close()`: the queue lets go of the slot without firing it.
+        pub fn discard(&mut self, index: usize) {
+            drop(self.slab.discard(index));
         }
 
-        /// Whether the cancellation won.
-        pub fn is_cancelled(&self) -> bool {
-            self.timer.is_cancelled()
-        }
-
-        /// The heap's count of cancelled external entries still inside it.
+        /// The queue's count of cancelled sleeps still inside it.
         pub fn counted(&self) -> usize {
             self.counter.load(Ordering::SeqCst)
+        }
+    }
+
+    impl Sleeper {
+        /// Any thread: the sleep was dropped. Returns whether the cancellation is recorded
+        /// (false: the timer fired first, or it was cancelled already).
+        pub fn cancel(&self) -> bool {
+            self.0.cancel()
+        }
+
+        /// Any thread: polled again with `waker`; returns whether it fired.
+        pub fn poll(&self, waker: &Waker) -> bool {
+            self.0.poll_fired(waker)
+        }
+
+        /// Whether this sleep's cancellation is recorded in its slot.
+        pub fn is_cancelled(&self) -> bool {
+            self.0.is_cancelled()
         }
     }
 

@@ -53,6 +53,52 @@ impl WakerCell {
         self.lock().take()
     }
 
+    /// A cell with no waker yet (a timer slot of the loop's slab before its first sleep).
+    pub(crate) fn empty() -> Self {
+        WakerCell(Mutex::new(None))
+    }
+
+    /// Makes `waker` the one to wake, whatever was there; returns the old one for the caller
+    /// to drop after the lock.
+    pub(crate) fn replace(&self, waker: &std::task::Waker) -> Option<std::task::Waker> {
+        self.lock().replace(waker.clone())
+    }
+
+    /// As [`register`](Self::register), but only if `still()` holds, checked under the lock
+    /// (a reused timer slot: the check and the store are one step against the loop's
+    /// release, which takes the waker under the same lock). Returns whether it registered.
+    pub(crate) fn register_if(
+        &self,
+        waker: &std::task::Waker,
+        still: impl FnOnce() -> bool,
+    ) -> bool {
+        let mut slot = self.lock();
+        if !still() {
+            return false;
+        }
+        if slot
+            .as_ref()
+            .is_some_and(|current| current.will_wake(waker))
+        {
+            return true;
+        }
+        let old = slot.replace(waker.clone());
+        drop(slot);
+        // Dropped after the lock, as in `register`.
+        drop(old);
+        true
+    }
+
+    /// As [`take`](Self::take), but only if `still()` holds, checked under the lock.
+    pub(crate) fn take_if(&self, still: impl FnOnce() -> bool) -> Option<std::task::Waker> {
+        let mut slot = self.lock();
+        if still() {
+            slot.take()
+        } else {
+            None
+        }
+    }
+
     /// Where the current waker's data points (the loop's prefetch of what a wake will touch),
     /// if the lock is free right now and a waker is there; only an address, never
     /// dereferenced.

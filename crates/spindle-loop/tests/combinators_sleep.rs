@@ -288,3 +288,32 @@ fn a_large_batch_of_shuffled_deadlines_resumes_in_deadline_order_ties_in_sleep_o
     }
     lp.close().unwrap();
 }
+
+/// Polls `sleep` once with the running task's waker; gives it back with whether it is
+/// still pending.
+async fn poll_once(mut sleep: Sleep) -> (Sleep, bool) {
+    let pending =
+        std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut sleep).poll(cx).is_pending())).await;
+    (sleep, pending)
+}
+
+/// A sleep whose timer is on loop `a`, polled on loop `b` once `b` has fired its own timers
+/// past the deadline, is still pending: only `a` fires it (a sleep is over without reading its
+/// timer only on the loop that holds it).
+#[test]
+fn a_sleep_is_not_over_by_the_timers_of_a_loop_that_does_not_hold_it() {
+    let a = EventLoop::new().unwrap();
+    let b = EventLoop::new().unwrap();
+    let deadline = Instant::now() + Duration::from_millis(20);
+    let (sleep, pending) = a
+        .run_until_complete(poll_once(sleep_until(deadline)))
+        .unwrap();
+    assert!(pending, "the timer is on loop a");
+    b.run_until_complete(sleep_until(deadline + Duration::from_millis(5)))
+        .unwrap();
+    let (sleep, pending) = b.run_until_complete(poll_once(sleep)).unwrap();
+    assert!(pending, "loop a has not fired it");
+    a.run_until_complete(sleep).unwrap();
+    a.close().unwrap();
+    b.close().unwrap();
+}

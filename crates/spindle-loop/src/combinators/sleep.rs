@@ -1,11 +1,15 @@
 //! [`sleep`], [`sleep_until`] and [`yield_now`]: suspending the current task.
 //!
 //! A sleep registers its timer on the loop where it is **first polled** (found with the
-//! thread's running loop) and keeps only a [`WakeTimer`] (an `Arc`): so a [`Sleep`] is
-//! `Send + Sync`, may be polled again from another thread (the timer wakes whatever waker it
-//! was last polled with), and may be dropped anywhere: dropping it before the deadline cancels
-//! the timer through an atomic flag, and the heap counts it towards its lazy-removal rebuild
-//! (see [`crate::timers`]).
+//! thread's running loop) and keeps only a [`WakeTimer`] (its slot in that loop's slab, see
+//! [`crate::timers`]): so a [`Sleep`] is `Send + Sync`, may be polled again from another
+//! thread (the timer wakes whatever waker it was last polled with), and may be dropped
+//! anywhere: dropping it before the deadline cancels the timer through an atomic flag, and the
+//! queue counts it towards its lazy-removal rebuild.
+//!
+//! Polled again on its own loop with a deadline the loop's last due-timers pass covered (the
+//! common case: woken by its timer), a sleep is over without reading its slot: that pass's
+//! batch fired every timer due then, and the slot is already another sleep's to take.
 //!
 //! `sleep(Duration::ZERO)` is asyncio's `sleep(0)`: no timer; the task yields once, so it
 //! resumes in the next iteration, after the callbacks that were already scheduled. A sleep
@@ -17,7 +21,6 @@ use std::fmt;
 use std::future::Future;
 use std::panic::Location;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -52,8 +55,8 @@ enum State {
     Yield(YieldNow),
     /// Not polled yet.
     Unpolled,
-    /// The timer is in the heap of the loop where it was first polled.
-    Waiting(Arc<WakeTimer>),
+    /// The timer is in the queue of the loop where it was first polled.
+    Waiting(WakeTimer),
     Done,
 }
 
@@ -174,7 +177,13 @@ impl Future for Sleep {
                 Poll::Pending
             }
             State::Waiting(timer) => {
-                if !timer.poll_fired(cx.waker()) {
+                // On its own loop, past the deadline the last pass fired through: over, with
+                // no read of the slot (see the module docs). Otherwise the slot says.
+                let deadline = this.deadline;
+                let fired_here = context::with_running(|lp| {
+                    lp.is_some_and(|lp| lp.id() == timer.loop_id() && lp.timer_fired_by(deadline))
+                });
+                if !fired_here && !timer.poll_fired(cx.waker()) {
                     return Poll::Pending;
                 }
                 this.state = State::Done;
@@ -188,7 +197,7 @@ impl Future for Sleep {
 impl Drop for Sleep {
     fn drop(&mut self) {
         if let State::Waiting(timer) = &self.state {
-            timer.cancel();
+            let _ = timer.cancel();
         }
     }
 }
@@ -198,7 +207,7 @@ impl fmt::Debug for Sleep {
         let state = match &self.state {
             State::Yield(YieldNow { yielded: false }) | State::Unpolled => "unpolled",
             State::Yield(YieldNow { yielded: true }) => "yielded",
-            State::Waiting(_) => "waiting",
+            State::Waiting(..) => "waiting",
             State::Done => "done",
         };
         f.debug_struct("Sleep")
