@@ -38,7 +38,8 @@
 //! take every socket's events). So in each iteration that does not park, a helping loop looks
 //! at each sibling's count of its own waits: one that has not moved for [`STALL`] while the
 //! sibling is not blocked in a wait has its events taken, as above, at most once per
-//! [`STALL`]. One clock read and one load per sibling per such iteration.
+//! [`STALL`]. One clock read per such iteration; every half [`STALL`], a look at each
+//! sibling's count.
 //!
 //! Siblings are held weakly (their reactor holds their poller): a closed sibling's poller
 //! closes with it and leaves the outer epoll's interest list on its own.
@@ -96,6 +97,10 @@ pub(crate) struct Helping {
     /// Same thread only, as above.
     seen_waits: Vec<AtomicU32>,
     seen_at: Vec<AtomicU64>,
+    /// When (nanoseconds since `epoch`) `help_stalled` looks at the siblings next: every half
+    /// [`STALL`], so a busy iteration costs one clock read (a look costs an upgrade and a
+    /// load of each sibling's poller line).
+    next_look: AtomicU64,
     epoch: Instant,
 }
 
@@ -133,6 +138,7 @@ impl Helping {
             armed: siblings.iter().map(|_| AtomicBool::new(false)).collect(),
             seen_waits: siblings.iter().map(|_| AtomicU32::new(0)).collect(),
             seen_at: siblings.iter().map(|_| AtomicU64::new(0)).collect(),
+            next_look: AtomicU64::new(0),
             epoch: Instant::now(),
         })
     }
@@ -201,15 +207,21 @@ impl Helping {
     /// not been waited on by its owner for [`STALL`] (module docs).
     pub(crate) fn help_stalled(&self) {
         let now = self.epoch.elapsed().as_nanos() as u64;
+        // Relaxed, here and below: this thread's own bookkeeping (see the fields).
+        if now < self.next_look.load(Ordering::Relaxed) {
+            return;
+        }
+        self.next_look
+            .store(now + STALL.as_nanos() as u64 / 2, Ordering::Relaxed);
         for (i, sibling) in self.siblings.iter().enumerate() {
             let Some(sibling) = sibling.upgrade() else {
                 continue;
             };
             let poller = sibling.remote().poller();
             let waits = poller.owner_waits();
-            // Relaxed: this thread's own bookkeeping (see the fields).
             let (seen_waits, seen_at) = (&self.seen_waits[i], &self.seen_at[i]);
-            if seen_waits.swap(waits, Ordering::Relaxed) != waits {
+            if seen_waits.load(Ordering::Relaxed) != waits {
+                seen_waits.store(waits, Ordering::Relaxed);
                 seen_at.store(now, Ordering::Relaxed);
                 continue;
             }
