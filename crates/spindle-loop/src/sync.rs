@@ -34,17 +34,7 @@ impl WakerCell {
 
     /// Makes `waker` the one to wake, unless the current one already wakes the same task.
     pub(crate) fn register(&self, waker: &std::task::Waker) {
-        let mut slot = self.lock();
-        if slot
-            .as_ref()
-            .is_some_and(|current| current.will_wake(waker))
-        {
-            return;
-        }
-        let old = slot.replace(waker.clone());
-        drop(slot);
-        // Dropped after the lock: a waker's drop may run arbitrary code (a task's destructor).
-        drop(old);
+        self.register_if(waker, || true);
     }
 
     /// Takes the waker out (to wake it once, or to drop it here); the caller uses it after the
@@ -64,7 +54,7 @@ impl WakerCell {
         self.lock().replace(waker.clone())
     }
 
-    /// As [`register`](Self::register), but only if `still()` holds, checked under the lock
+    /// [`register`](Self::register), but only if `still()` holds, checked under the lock
     /// (a reused timer slot: the check and the store are one step against the loop's
     /// release, which takes the waker under the same lock). Returns whether it registered.
     pub(crate) fn register_if(
@@ -84,7 +74,7 @@ impl WakerCell {
         }
         let old = slot.replace(waker.clone());
         drop(slot);
-        // Dropped after the lock, as in `register`.
+        // Dropped after the lock: a waker's drop may run arbitrary code (a task's destructor).
         drop(old);
         true
     }
