@@ -377,8 +377,8 @@ impl Timers {
         }
     }
 
-    /// The earliest entry, cancelled or not, and the side that holds it (after `refill_front`; decided once, so
-    /// popping it does not compare the two sides again).
+    /// The earliest entry, cancelled or not, and the side that holds it (call `refill_front`
+    /// first; decided once, so popping it does not compare the two sides again).
     fn peek_earliest(&self) -> Option<(Side, &TimerEntry)> {
         match (self.front.peek(), self.run.front()) {
             (Some(front), Some(run)) if front.key() < run.key() => Some((Side::Front, front)),
