@@ -2,7 +2,7 @@
 //! `LocalSet`), bare `async-task`, and plain-std floors.
 //!
 //! Every function performs one complete repetition of a workload and returns
-//! the time to charge for it (see [`crate::measure`]); runtime construction and
+//! the time to charge for it (see [`crate::workload::measure_interleaved`]); runtime construction and
 //! teardown stay outside the clock. Each mirrors the function of the same
 //! workload in [`crate::spindle_side`].
 

@@ -1,7 +1,7 @@
 //! The rows `compare` runs, in order: one list per concern, [`all`] concatenates them.
 //!
 //! To add rows, write the sides as functions returning a [`Sample`] (spindle's in one module,
-//! the peers' in another, each keeping setup outside its [`Clock`](crate::clock::Clock)), then
+//! the peers' in another, each keeping setup outside its [`Clock`]), then
 //! a list here (or in your own module) that makes them [`Workload`]s, and append that list in
 //! [`all`]:
 //!

@@ -1,5 +1,5 @@
 //! The second peer of [`crate::runtime_spindle`]: `async-executor`'s work-stealing
-//! [`Executor`](async_executor::Executor), run by `workers` threads (each in
+//! [`Executor`], run by `workers` threads (each in
 //! `futures_lite::future::block_on(executor.run(..))`, the crate's documented way to run it on
 //! several threads). The bodies are those of [`crate::runtime_peers`]; async-executor has no
 //! ambient spawn, so a task that spawns captures the executor.

@@ -1,7 +1,7 @@
 //! Spindle's side of every workload.
 //!
 //! Every function performs one complete repetition and returns the time to
-//! charge for it (see [`crate::measure`]); building and closing the loop stay
+//! charge for it (see [`crate::workload::measure_interleaved`]); building and closing the loop stay
 //! outside the clock. Each mirrors the function of the same workload in
 //! [`crate::peers`].
 //!

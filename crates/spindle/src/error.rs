@@ -16,8 +16,12 @@ use spindle_bridge::BridgeError;
 use spindle_loop::{LoopError, Rejected, TaskError};
 use spindle_policy::PolicyError;
 
-/// Any spindle error, with the situations several crates report under one variant each (see
-/// the [module docs](self)).
+/// Any spindle error, with the situations several crates report under one variant each: the
+/// loop is closed ([`Error::Closed`]), no loop runs on this thread ([`Error::NoRunningLoop`]),
+/// the work was cancelled, panicked or timed out. What has no shared meaning keeps its crate's
+/// error ([`Error::Loop`], [`Error::Task`], [`Error::Bridge`], [`Error::Policy`]), unchanged.
+/// Every crate's error, and the refusals that carry back what was submitted ([`Rejected`],
+/// [`SubmitError`](crate::SubmitError), [`SpawnError`](crate::SpawnError)), converts into it.
 ///
 /// ```
 /// use spindle::{EventLoop, EventLoopExt, Error};

@@ -2,7 +2,7 @@
 //!
 //! An async runtime with asyncio's loop semantics and Rust's speed: one event loop per thread.
 //! This facade re-exports [`spindle_loop`], [`spindle_bridge`], [`spindle_policy`], the
-//! sockets of [`spindle::net`](net), asyncio's synchronization primitives as
+//! sockets of [`spindle::net`], asyncio's synchronization primitives as
 //! [`spindle::sync`] (with [`TaskGroup`]), and the [`#[spindle::main]`](main) and
 //! [`#[spindle::test]`](test) entry points; and adds [`Error`], into which every error of
 //! those crates converts (match that one).

@@ -53,9 +53,9 @@ impl<T> IntoTask for Task<T> {
 /// A future that a combinator will run as a task on the running loop (what [`gather`],
 /// [`wait_for`] and [`gather!`] make of the futures they are given).
 ///
-/// [`gather`]: fn@crate::combinators::gather
-/// [`wait_for`]: crate::combinators::wait_for
-/// [`gather!`]: crate::combinators::gather!
+/// [`gather`]: fn@crate::gather
+/// [`wait_for`]: fn@crate::wait_for
+/// [`gather!`]: macro@crate::gather
 ///
 /// ```
 /// use spindle_loop::Spawn;

@@ -19,7 +19,7 @@ mod sealed {
 /// [`gather_tasks`]) or a tuple of them, of up to 12 different types (from [`gather!`]).
 /// Sealed.
 ///
-/// [`gather!`]: crate::combinators::gather!
+/// [`gather!`]: macro@crate::gather
 ///
 /// ```
 /// use spindle_loop::{EventLoop, Gather, Spawn};
@@ -293,7 +293,7 @@ impl Engine {
 /// per pending child plus the work of the children that finished; children that finish in the
 /// same iteration wake the gather once.
 ///
-/// [`gather!`]: crate::combinators::gather!
+/// [`gather!`]: macro@crate::gather
 ///
 /// ```
 /// use spindle_loop::{gather, EventLoop};
@@ -418,7 +418,7 @@ impl<L: Children> fmt::Debug for GatherSettled<L> {
 /// another task and its errors would become values); [`gather!`] takes any mix, of different
 /// output types.
 ///
-/// [`gather!`]: crate::combinators::gather!
+/// [`gather!`]: macro@crate::gather
 ///
 /// # Panics
 ///
