@@ -8,6 +8,8 @@
 #   benches/run.sh http_hello_rt   # hyper hello on both runtimes, driven by wrk when it runs
 #                                  # (HTTP_LOAD=own: the project's own keep-alive client)
 #   benches/run.sh echo_server_rt  # spindle's Server against tokio's accept loop, 256 conns
+#   COMPARE_FEATURES=mimalloc benches/run.sh timers_shuffled_1m
+#                                  # both sides on mimalloc instead of the system allocator
 #
 # Other arguments go to compare as they are. The tables go to stdout, progress to stderr.
 set -euo pipefail
@@ -17,5 +19,7 @@ repeat=(--repeat "${REPEAT:-5}")
 for arg in "$@"; do
   if [[ "$arg" == "--quick" ]]; then repeat=(); fi
 done
-cargo build --release -q -p spindle-benches --bin compare
+features=()
+if [[ -n "${COMPARE_FEATURES:-}" ]]; then features=(--features "$COMPARE_FEATURES"); fi
+cargo build --release -q -p spindle-benches --bin compare "${features[@]}"
 exec target/release/compare "${repeat[@]}" "$@"

@@ -23,6 +23,11 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+/// `--features mimalloc`: every side allocates through mimalloc (see `benches/Cargo.toml`).
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use spindle_benches::workload::{measure_interleaved, Metric, Report, Workload};
 use spindle_benches::{rows, runs};
 
