@@ -117,13 +117,7 @@ fn main() {
             let addr = (row.sides[side].1)();
             (row.load)(addr);
             let runs: Vec<IoRun> = (0..runs).map(|_| (row.load)(addr)).collect();
-            let wall = median(runs.iter().map(|r| r.elapsed / row.ops as u32).collect());
-            println!(
-                "{:<20} {:<22} {:>10.2}us",
-                row.name,
-                row.sides[side].0,
-                wall.as_secs_f64() * 1e6
-            );
+            print_side(row.name, row.sides[side].0, summarize(&runs, row.ops));
             continue;
         }
         let addrs = row.sides.map(|(_, start)| start());
@@ -142,21 +136,9 @@ fn main() {
         }
         let mut summary = Vec::new();
         for (i, (side, _)) in row.sides.iter().enumerate() {
-            let per_op = |d: Duration| d / row.ops as u32;
-            let wall = median(results[i].iter().map(|r| per_op(r.elapsed)).collect());
-            let cpu = median(results[i].iter().map(|r| per_op(r.cpu)).collect());
-            let p50 = median(results[i].iter().map(|r| r.quantile(0.5)).collect());
-            let p99 = median(results[i].iter().map(|r| r.quantile(0.99)).collect());
-            println!(
-                "{:<20} {:<22} {:>10.2}us {:>10.2}us {:>8.1}us {:>8.1}us",
-                row.name,
-                side,
-                wall.as_secs_f64() * 1e6,
-                cpu.as_secs_f64() * 1e6,
-                p50.as_secs_f64() * 1e6,
-                p99.as_secs_f64() * 1e6
-            );
-            summary.push((wall, cpu, p50, p99));
+            let medians = summarize(&results[i], row.ops);
+            print_side(row.name, side, medians);
+            summary.push(medians);
         }
         let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64().max(1e-12);
         let (s, t) = (summary[0], summary[1]);
@@ -170,4 +152,32 @@ fn main() {
             ratio(s.3, t.3)
         );
     }
+}
+
+/// A side's medians over its runs: wall and CPU time per op, p50 and p99 latency.
+fn summarize(runs: &[IoRun], ops: usize) -> (Duration, Duration, Duration, Duration) {
+    let per_op = |d: Duration| d / ops as u32;
+    (
+        median(runs.iter().map(|r| per_op(r.elapsed)).collect()),
+        median(runs.iter().map(|r| per_op(r.cpu)).collect()),
+        median(runs.iter().map(|r| r.quantile(0.5)).collect()),
+        median(runs.iter().map(|r| r.quantile(0.99)).collect()),
+    )
+}
+
+/// One side's line of the table.
+fn print_side(
+    row: &str,
+    side: &str,
+    (wall, cpu, p50, p99): (Duration, Duration, Duration, Duration),
+) {
+    println!(
+        "{:<20} {:<22} {:>10.2}us {:>10.2}us {:>8.1}us {:>8.1}us",
+        row,
+        side,
+        wall.as_secs_f64() * 1e6,
+        cpu.as_secs_f64() * 1e6,
+        p50.as_secs_f64() * 1e6,
+        p99.as_secs_f64() * 1e6
+    );
 }
