@@ -10,6 +10,8 @@
 //! measures every selected workload N times over and reports the median of the N medians with
 //! their range (min-max), and each ratio spindle/peer as the median and range of the N
 //! per-repeat ratios. `--quick` is one round, one repeat: a smoke run, not a measurement.
+//! Built with `--features mimalloc` (`COMPARE_FEATURES=mimalloc benches/run.sh`), every side
+//! allocates through mimalloc instead of the system allocator.
 //! `--side NAME[,NAME...]` runs only the sides of those names (e.g. `spindle`, for a profiler;
 //! `spindle,tokio_multi_thread` to see whether a third side's runs disturb the other two).
 //!
@@ -23,13 +25,13 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use spindle_benches::workload::{measure_interleaved, Metric, Report, Workload};
+use spindle_benches::{rows, runs};
+
 /// `--features mimalloc`: every side allocates through mimalloc (see `benches/Cargo.toml`).
 #[cfg(feature = "mimalloc")]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-use spindle_benches::workload::{measure_interleaved, Metric, Report, Workload};
-use spindle_benches::{rows, runs};
 
 /// How long one run of one side of a workload may take before the watchdog
 /// gives up: the machine is shared, a hung loop must not spin forever.
