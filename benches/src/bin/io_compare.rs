@@ -13,6 +13,10 @@
 //! CPU time per round trip (the whole process, load generator included), and the p50 and
 //! p99 round-trip latency; then the ratios spindle/tokio (below 1.0: spindle is better).
 //!
+//! `IO_CONNS=N` runs the `tcp_echo_*` rows over N connections instead of 64 (about the same
+//! number of round trips in all): below the load where the load generator and the server are
+//! both saturated and pace each other, the servers' own costs show (README, I/O rows).
+//!
 //! `IO_SIDE=0` (spindle) or `IO_SIDE=1` (tokio) runs one side only, for profiling it alone
 //! (`strace -c -f`, `perf stat`): it prints that side's line and no ratio. `IO_HELP=0` builds
 //! spindle's 2-worker runtimes with `io_help(false)` (idle workers do not help their siblings'
@@ -40,8 +44,28 @@ struct Row {
     ops: usize,
 }
 
+/// The echo rows' connections and round trips per connection: `ECHO_CONNS` x `ECHO_ROUNDS`, or
+/// with `IO_CONNS=N` N connections sharing about as many round trips (at least one each).
+fn echo_shape() -> (usize, usize) {
+    static SHAPE: std::sync::OnceLock<(usize, usize)> = std::sync::OnceLock::new();
+    *SHAPE.get_or_init(|| {
+        let conns = match std::env::var("IO_CONNS") {
+            Ok(v) => match v.parse::<usize>() {
+                Ok(n) if n > 0 => n,
+                _ => {
+                    eprintln!("io_compare: IO_CONNS must be a number of connections above 0, not {v:?}");
+                    std::process::exit(2);
+                }
+            },
+            Err(_) => ECHO_CONNS,
+        };
+        (conns, (ECHO_CONNS * ECHO_ROUNDS / conns).max(1))
+    })
+}
+
 fn echo(addr: SocketAddr) -> IoRun {
-    echo_load(addr, ECHO_CONNS, ECHO_ROUNDS, ECHO_MSG)
+    let (conns, rounds) = echo_shape();
+    echo_load(addr, conns, rounds, ECHO_MSG)
 }
 
 fn connect(addr: SocketAddr) -> IoRun {
@@ -68,7 +92,7 @@ fn main() {
                 ("tokio_current_thread", tokio_current_thread_server),
             ],
             load: echo,
-            ops: ECHO_CONNS * ECHO_ROUNDS,
+            ops: echo_shape().0 * echo_shape().1,
         },
         Row {
             name: "tcp_echo_rt",
@@ -77,7 +101,7 @@ fn main() {
                 ("tokio_multi_thread2", tokio_rt_server),
             ],
             load: echo,
-            ops: ECHO_CONNS * ECHO_ROUNDS,
+            ops: echo_shape().0 * echo_shape().1,
         },
         Row {
             name: "tcp_connect_accept",
