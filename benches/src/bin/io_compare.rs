@@ -84,6 +84,10 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(7)
         .max(1);
+    let echo_ops = {
+        let (conns, rounds) = echo_shape();
+        conns * rounds
+    };
     let rows = [
         Row {
             name: "tcp_echo_1loop",
@@ -92,7 +96,7 @@ fn main() {
                 ("tokio_current_thread", tokio_current_thread_server),
             ],
             load: echo,
-            ops: echo_shape().0 * echo_shape().1,
+            ops: echo_ops,
         },
         Row {
             name: "tcp_echo_rt",
@@ -101,7 +105,7 @@ fn main() {
                 ("tokio_multi_thread2", tokio_rt_server),
             ],
             load: echo,
-            ops: echo_shape().0 * echo_shape().1,
+            ops: echo_ops,
         },
         Row {
             name: "tcp_connect_accept",
