@@ -12,32 +12,17 @@
 //! workload's shared counters move between the cores; in the fast ones it comes late and runs
 //! a few hundred to a couple of thousand.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use spindle::Runtime;
-use spindle_benches::{Countdown, RT_SPAWN_N, WARM_UP_TASKS};
+use spindle_benches::{runtime_spindle, Countdown, RT_SPAWN_N};
 
 fn main() {
     let runs: usize = std::env::args()
         .nth(1)
         .map_or(20, |arg| arg.parse().expect("RUNS: a number"));
     for _ in 0..runs {
-        let rt = Runtime::builder()
-            .worker_threads(2)
-            .build()
-            .expect("a runtime");
-        // Warmed and settled as the row is (`runtime_spindle::runtime`).
-        let warm: Vec<_> = (0..WARM_UP_TASKS)
-            .map(|_| rt.spawn(spindle::yield_now()).expect("spawn"))
-            .collect();
-        rt.block_on(async move {
-            for task in warm {
-                task.await.expect("a warm-up task");
-            }
-        })
-        .expect("block_on");
-        std::thread::sleep(Duration::from_millis(10));
-
+        // Built, warmed up and settled as the row's runtime is.
+        let rt = runtime_spindle::runtime(2);
         let before = rt.metrics();
         let (countdown, done) = Countdown::new(RT_SPAWN_N);
         let start = Instant::now();

@@ -13,8 +13,9 @@ use spindle::Runtime;
 use crate::clock::{Clock, Sample};
 use crate::{expect_ok, settle, yield_once, Countdown, WARM_UP_TASKS};
 
-/// A runtime with `workers` workers, warmed up and settled.
-pub(crate) fn runtime(workers: usize) -> Runtime {
+/// A runtime with `workers` workers, warmed up and settled, as every `rt_*` row's spindle
+/// side starts (also the `steal_probe` example's).
+pub fn runtime(workers: usize) -> Runtime {
     let rt = expect_ok(
         Runtime::builder().worker_threads(workers).build(),
         "Runtime::build",

@@ -11,8 +11,8 @@
 //! n`), so no side always runs first or always right after a given other: on this project's
 //! VM the run right after another side's (its freed heap, its threads' last cache and page
 //! state) measured up to ~1.5x apart from the same side run first (`spawn_1m_then_run`, with
-//! spindle always first: spindle 89-195 ns per task over 5 repeats). A side's figure for that measurement is the median over its
-//! rounds, for wall and CPU time separately. `compare --repeat N` repeats the whole set of
+//! spindle always first: spindle 89-195 ns per task over 5 repeats). A side's figure for that
+//! measurement is the median over its rounds, for wall and CPU time separately. `compare --repeat N` repeats the whole set of
 //! measurements N times (every workload once per repeat, so drift spreads over the workloads
 //! too); [`Report`] then gives each figure as the median of the N medians with their range, and
 //! each ratio spindle/peer as the median of the N per-repeat ratios with their range.
